@@ -1,0 +1,19 @@
+// Subcommands of the `mmkt` binary. Each register_* adds one CLI11 subcommand whose callback
+// parses nothing more and calls one library function; main.cpp owns the shared options.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "core/runtime.h"
+
+namespace mmkt::app {
+
+// Options every subcommand accepts (--threads, --device, --seed, --log-level).
+struct CommonOptions {
+  RuntimeOptions runtime;
+};
+
+void register_info(CLI::App& root, CommonOptions& common);
+void register_tokenizer(CLI::App& root, CommonOptions& common);
+
+}  // namespace mmkt::app

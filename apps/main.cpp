@@ -1,0 +1,50 @@
+// mmkt: one binary, one subcommand per job. Errors end as one line on stderr and a non-zero
+// exit: 2 for bad input (files, config, arguments), 1 for anything else.
+#include <cstdio>
+#include <exception>
+
+#include <c10/util/Exception.h>
+
+#include "commands.h"
+#include "core/build_info.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  using namespace mmkt;
+  CLI::App root{"mmkt: Bayesian multimodal knowledge transfer (JMVAE, retrieval, zero-shot, "
+                "distillation) on LibTorch"};
+  root.set_version_flag("--version", std::string("mmkt ") + MMKT_VERSION);
+  root.require_subcommand(1);
+  root.fallthrough();
+  app::CommonOptions common;
+  root.add_option("--threads", common.runtime.threads,
+                  "intra-op threads (default: all cores; libtorch's own default here is 1)");
+  root.add_option("--device", common.runtime.device, "cpu, cuda or cuda:N")
+      ->capture_default_str();
+  root.add_option("--seed", common.runtime.seed, "seed for every random generator")
+      ->capture_default_str();
+  root.add_option("--log-level", common.runtime.log_level, "debug, info, warn, error or off")
+      ->capture_default_str();
+
+  app::register_info(root, common);
+  app::register_tokenizer(root, common);
+
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return root.exit(e);
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "mmkt: error: %s\n", e.what());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "mmkt: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "mmkt: error (libtorch): %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mmkt: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
