@@ -1,0 +1,109 @@
+#include "image/convert.h"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "io/files.h"
+
+namespace mmkt::image {
+
+cv::Mat load_image(const std::string& path, int channels) {
+  MMKT_CHECK_INPUT(channels == 1 || channels == 3, "channels must be 1 or 3, got ", channels);
+  if (!io::file_exists(path)) fail_input(path, ": image file does not exist");
+  // imdecode on bytes we read ourselves: a clear error for unreadable files, and no OpenCV
+  // warnings printed for undecodable ones.
+  const std::string bytes = io::read_file(path);
+  MMKT_CHECK_INPUT(!bytes.empty(), path, ": image file is empty");
+  const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
+                       const_cast<char*>(bytes.data()));
+  cv::Mat decoded;
+  try {
+    decoded = cv::imdecode(buffer, channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
+  } catch (const cv::Exception& e) {
+    fail_input(path, ": OpenCV cannot decode this image: ", e.what());
+  }
+  MMKT_CHECK_INPUT(!decoded.empty(), path,
+                   ": OpenCV cannot decode this image (corrupt or unsupported format)");
+  if (decoded.depth() != CV_8U) decoded.convertTo(decoded, CV_8U);
+  return decoded;
+}
+
+cv::Mat resize_center_crop(const cv::Mat& image, int size) {
+  MMKT_CHECK(size > 0 && !image.empty(), "resize_center_crop: empty image or size ", size);
+  const int shorter = std::min(image.rows, image.cols);
+  const double scale = static_cast<double>(size) / shorter;
+  cv::Mat resized;
+  if (scale != 1.0) {
+    const int w = std::max(size, static_cast<int>(std::lround(image.cols * scale)));
+    const int h = std::max(size, static_cast<int>(std::lround(image.rows * scale)));
+    cv::resize(image, resized, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
+  } else {
+    resized = image;
+  }
+  const int x = (resized.cols - size) / 2;
+  const int y = (resized.rows - size) / 2;
+  return resized(cv::Rect(x, y, size, size)).clone();
+}
+
+torch::Tensor mat_to_tensor(const cv::Mat& image) {
+  MMKT_CHECK(image.depth() == CV_8U, "mat_to_tensor expects 8-bit images");
+  cv::Mat rgb;
+  if (image.channels() == 3) {
+    cv::cvtColor(image, rgb, cv::COLOR_BGR2RGB);
+  } else {
+    rgb = image.isContinuous() ? image : image.clone();
+  }
+  if (!rgb.isContinuous()) rgb = rgb.clone();
+  // from_blob does not own the memory: clone before the Mat goes away.
+  return torch::from_blob(rgb.data, {rgb.rows, rgb.cols, rgb.channels()}, torch::kUInt8)
+      .permute({2, 0, 1})
+      .contiguous()
+      .clone();
+}
+
+cv::Mat tensor_to_mat(const torch::Tensor& image) {
+  MMKT_CHECK(image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3),
+             "tensor_to_mat expects [C,H,W] with C = 1 or 3, got ", image.sizes());
+  torch::Tensor t = image.detach().to(torch::kCPU);
+  if (t.scalar_type() != torch::kUInt8) {
+    t = t.to(torch::kFloat32).clamp(0, 1).mul(255).round().to(torch::kUInt8);
+  }
+  t = t.permute({1, 2, 0}).contiguous();
+  const int c = static_cast<int>(t.size(2));
+  cv::Mat mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC(c), t.data_ptr());
+  cv::Mat out;
+  if (c == 3) {
+    cv::cvtColor(mat, out, cv::COLOR_RGB2BGR);
+  } else {
+    out = mat.clone();
+  }
+  return out;
+}
+
+torch::Tensor make_grid(const torch::Tensor& images, int columns, int padding, float pad_value) {
+  MMKT_CHECK(images.dim() == 4 && images.size(0) > 0, "make_grid expects [N,C,H,W], got ",
+             images.sizes());
+  const auto n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  const auto cols = std::min<std::int64_t>(columns, n);
+  const auto rows = (n + cols - 1) / cols;
+  auto grid = torch::full({c, rows * (h + padding) + padding, cols * (w + padding) + padding},
+                          pad_value, images.options().dtype(torch::kFloat32));
+  const auto src = images.to(torch::kFloat32);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto r = i / cols, col = i % cols;
+    grid.narrow(1, padding + r * (h + padding), h)
+        .narrow(2, padding + col * (w + padding), w)
+        .copy_(src[i]);
+  }
+  return grid;
+}
+
+void write_png(const std::string& path, const torch::Tensor& image) {
+  std::vector<unsigned char> bytes;
+  MMKT_CHECK(cv::imencode(".png", tensor_to_mat(image), bytes), path, ": PNG encoding failed");
+  io::write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+}
+
+}  // namespace mmkt::image
