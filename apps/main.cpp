@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
 
   app::register_info(root, common);
   app::register_tokenizer(root, common);
+  app::register_data(root, common);
+  app::register_train(root, common);
 
   try {
     root.parse(argc, argv);

@@ -1,0 +1,55 @@
+// Your own data: a JSONL manifest, one object per line:
+//   {"image": "imgs/001.jpg", "text": "a red heart", "label": 3, "attributes": [0, 1, 0]}
+// "image" (absolute or relative to the manifest's folder) and "text" are required; "label"
+// (an integer, or a class name when a class-attribute file names the classes), "class" (a
+// class name) and "attributes" (0/1 numbers, the same count on every line) are optional; "id"
+// is carried along. Any other key is an error. Images are decoded by OpenCV (any format it
+// reads), converted to RGB or grey, resized and centre-cropped to image_size, kept as uint8
+// and normalised to [0,1] on access. Every line is checked when the dataset is loaded.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/class_attributes.h"
+#include "data/dataset.h"
+
+namespace mmkt::data {
+
+struct ManifestOptions {
+  std::string path;             // the .jsonl manifest
+  int channels = 3;             // 3 = RGB, 1 = grey
+  int image_size = 64;          // square side after resize + centre crop
+  std::string attributes_file;  // optional class-attribute JSON (data/README.md): class names,
+                                // per-class attributes, zero-shot split
+  int threads = 2;              // image decoding threads
+};
+
+class ManifestDataset : public Dataset {
+ public:
+  explicit ManifestDataset(const ManifestOptions& options);
+
+  std::int64_t size() const override { return images_.size(0); }
+  Sample get(std::int64_t index) const override;
+  const DatasetInfo& info() const override { return info_; }
+  torch::Tensor images(const std::vector<std::int64_t>& indices) const override;
+  std::vector<std::string> captions(const std::vector<std::int64_t>& indices) const override;
+  torch::Tensor labels(const std::vector<std::int64_t>& indices) const override;
+  torch::Tensor attributes(const std::vector<std::int64_t>& indices) const override;
+
+  const std::optional<ClassAttributes>& class_attributes() const { return attrs_; }
+  const std::vector<std::string>& image_paths() const { return paths_; }
+
+ private:
+  torch::Tensor images_;      // [N,C,S,S] uint8
+  std::vector<std::string> captions_;
+  std::vector<std::string> paths_;
+  torch::Tensor labels_;      // [N] int64
+  torch::Tensor attributes_;  // [N,A] float32 or undefined
+  std::optional<ClassAttributes> attrs_;
+  DatasetInfo info_;
+};
+
+}  // namespace mmkt::data

@@ -1,0 +1,536 @@
+#include "models/networks.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "text/tokenizer.h"
+
+namespace mmkt::models {
+namespace {
+
+constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
+constexpr std::int64_t kPad = text::Tokenizer::kPadId;
+constexpr std::int64_t kBos = text::Tokenizer::kBosId;
+constexpr std::int64_t kEos = text::Tokenizer::kEosId;
+
+std::string where(const std::string& name) { return "modality '" + name + "'"; }
+
+void check_hidden(const ModalityConfig& config) {
+  MMKT_CHECK_INPUT(!config.hidden.empty(), where(config.name), ": 'hidden' must list at least one width");
+  for (auto w : config.hidden) {
+    MMKT_CHECK_INPUT(w > 0, where(config.name), ": hidden widths must be positive, got ", w);
+  }
+}
+
+void check_image_shape(const ModalityConfig& config) {
+  MMKT_CHECK_INPUT(config.shape.size() == 3, where(config.name),
+                   ": image 'shape' must be {C,H,W}, got ", config.shape.size(), " values");
+  for (auto s : config.shape) {
+    MMKT_CHECK_INPUT(s > 0, where(config.name), ": image shape entries must be positive, got ", s);
+  }
+}
+
+void check_conv_shape(const ModalityConfig& config) {
+  check_image_shape(config);
+  MMKT_CHECK_INPUT(config.shape[1] % 16 == 0 && config.shape[2] % 16 == 0, where(config.name),
+                   ": conv networks need H and W divisible by 16 (4 stride-2 layers), got ",
+                   config.shape[1], "x", config.shape[2], "; use the mlp encoder/decoder");
+  MMKT_CHECK_INPUT(config.channels > 0, where(config.name), ": 'channels' must be positive, got ",
+                   config.channels);
+}
+
+void check_latent(const ModalityConfig& config, std::int64_t latent_dim) {
+  MMKT_CHECK_INPUT(latent_dim > 0, where(config.name), ": latent dimension must be positive, got ",
+                   latent_dim);
+}
+
+std::int64_t product(const std::vector<std::int64_t>& v) {
+  std::int64_t p = 1;
+  for (auto x : v) p *= x;
+  return p;
+}
+
+// Shape check of an image batch against {C,H,W}.
+void check_image_batch(const std::string& name, const torch::Tensor& data,
+                       const std::vector<std::int64_t>& shape) {
+  MMKT_CHECK_INPUT(data.defined() && data.dim() == 4 && data.size(1) == shape[0] &&
+                       data.size(2) == shape[1] && data.size(3) == shape[2],
+                   where(name), ": expected images [B,", shape[0], ",", shape[1], ",", shape[2],
+                   "], got ", data.defined() ? data.sizes() : torch::IntArrayRef{});
+}
+
+void check_batch(const std::string& name, const torch::Tensor& z, const torch::Tensor& data) {
+  MMKT_CHECK_INPUT(z.dim() == 2, where(name), ": z must be [B,D], got ", z.sizes());
+  MMKT_CHECK_INPUT(z.size(0) == data.size(0), where(name), ": z has ", z.size(0),
+                   " rows but the target has ", data.size(0));
+}
+
+// Range check of integer ids in [0, limit).
+void check_ids(const std::string& name, const torch::Tensor& ids, std::int64_t limit,
+               const char* what) {
+  if (ids.numel() == 0) return;
+  const auto lo = ids.min().item<std::int64_t>();
+  const auto hi = ids.max().item<std::int64_t>();
+  MMKT_CHECK_INPUT(lo >= 0 && hi < limit, where(name), ": ", what, " must lie in [0, ", limit,
+                   "), got values in [", lo, ", ", hi, "]");
+}
+
+torch::Dtype param_dtype(torch::nn::Module& module) {
+  for (const auto& p : module.parameters()) return p.scalar_type();
+  return torch::kFloat32;
+}
+
+// log_softmax rows with the ids that may never be generated (pad, BOS) set to -inf.
+torch::Tensor mask_unreachable(torch::Tensor logp) {
+  logp = logp.clone();
+  const auto inf = std::numeric_limits<double>::infinity();
+  logp.select(-1, kPad).fill_(-inf);
+  logp.select(-1, kBos).fill_(-inf);
+  return logp;
+}
+
+// Drops trailing columns that are pad in every row.
+torch::Tensor trim_padding(const torch::Tensor& ids) {
+  if (ids.size(0) == 0) return ids;
+  const auto longest = (ids != kPad).sum(1).max().item<std::int64_t>();
+  return ids.slice(1, 0, std::max<std::int64_t>(longest, 1));
+}
+
+}  // namespace
+
+ImageLikelihood parse_image_likelihood(const std::string& name, const std::string& modality) {
+  if (name == "bernoulli") return ImageLikelihood::kBernoulli;
+  if (name == "gaussian") return ImageLikelihood::kGaussian;
+  if (name == "laplace") return ImageLikelihood::kLaplace;
+  fail_input(where(modality), ": unknown likelihood '", name,
+             "' for kind image (expected bernoulli, gaussian or laplace)");
+}
+
+torch::Tensor image_log_likelihood(const torch::Tensor& output, const torch::Tensor& target,
+                                   ImageLikelihood likelihood, double scale) {
+  const auto x = target.to(output.scalar_type());
+  torch::Tensor per_pixel;
+  switch (likelihood) {
+    case ImageLikelihood::kBernoulli:
+      per_pixel = -torch::binary_cross_entropy_with_logits(output, x, {}, {},
+                                                           at::Reduction::None);
+      break;
+    case ImageLikelihood::kGaussian: {
+      const auto diff = x - torch::sigmoid(output);
+      per_pixel = -0.5 * diff * diff / (scale * scale) - (std::log(scale) + 0.5 * kLog2Pi);
+      break;
+    }
+    case ImageLikelihood::kLaplace:
+      per_pixel = -(x - torch::sigmoid(output)).abs() / scale - std::log(2.0 * scale);
+      break;
+  }
+  return per_pixel.flatten(1).sum(1);
+}
+
+torch::nn::Sequential make_relu_mlp(std::int64_t in_features,
+                                    const std::vector<std::int64_t>& widths) {
+  torch::nn::Sequential seq;
+  for (auto w : widths) {
+    seq->push_back(torch::nn::Linear(in_features, w));
+    seq->push_back(torch::nn::ReLU());
+    in_features = w;
+  }
+  return seq;
+}
+
+// ---- Images -----------------------------------------------------------------------------
+
+ImageMlpEncoderImpl::ImageMlpEncoderImpl(const ModalityConfig& config)
+    : name_(config.name), shape_(config.shape) {
+  check_image_shape(config);
+  check_hidden(config);
+  out_features_ = config.hidden.back();
+  layers_ = register_module("layers", make_relu_mlp(product(shape_), config.hidden));
+}
+
+torch::Tensor ImageMlpEncoderImpl::forward(const ModalityInput& input) {
+  check_image_batch(name_, input.data, shape_);
+  return layers_->forward(input.data.to(param_dtype(*this)).flatten(1));
+}
+
+ImageConvEncoderImpl::ImageConvEncoderImpl(const ModalityConfig& config)
+    : name_(config.name), shape_(config.shape) {
+  check_conv_shape(config);
+  check_hidden(config);
+  out_features_ = config.hidden.back();
+  const auto c = config.channels;
+  torch::nn::Sequential conv;
+  std::int64_t in = shape_[0];
+  for (auto out : {c, 2 * c, 4 * c, 8 * c}) {
+    conv->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 4).stride(2).padding(1)));
+    conv->push_back(torch::nn::ReLU());
+    in = out;
+  }
+  conv_ = register_module("conv", conv);
+  fc_ = register_module(
+      "fc", torch::nn::Linear(8 * c * (shape_[1] / 16) * (shape_[2] / 16), out_features_));
+}
+
+torch::Tensor ImageConvEncoderImpl::forward(const ModalityInput& input) {
+  check_image_batch(name_, input.data, shape_);
+  const auto h = conv_->forward(input.data.to(fc_->weight.scalar_type()));
+  return torch::relu(fc_->forward(h.flatten(1)));
+}
+
+ImageDecoderImpl::ImageDecoderImpl(const ModalityConfig& config, ImageLikelihood likelihood)
+    : name_(config.name), shape_(config.shape), likelihood_(likelihood),
+      scale_(config.likelihood_scale) {
+  check_image_shape(config);
+  check_hidden(config);
+  if (likelihood != ImageLikelihood::kBernoulli) {
+    MMKT_CHECK_INPUT(scale_ > 0.0 && std::isfinite(scale_), where(name_),
+                     ": 'likelihood_scale' must be positive, got ", scale_);
+  }
+}
+
+torch::Tensor ImageDecoderImpl::log_likelihood(const torch::Tensor& z,
+                                               const ModalityInput& target) {
+  check_image_batch(name_, target.data, shape_);
+  check_batch(name_, z, target.data);
+  return image_log_likelihood(output(z), target.data, likelihood_, scale_);
+}
+
+torch::Tensor ImageDecoderImpl::mean(const torch::Tensor& z) { return torch::sigmoid(output(z)); }
+
+ImageMlpDecoderImpl::ImageMlpDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim,
+                                         ImageLikelihood likelihood)
+    : ImageDecoderImpl(config, likelihood) {
+  check_latent(config, latent_dim);
+  const std::vector<std::int64_t> widths(config.hidden.rbegin(), config.hidden.rend());
+  layers_ = register_module("layers", make_relu_mlp(latent_dim, widths));
+  out_ = register_module("out", torch::nn::Linear(widths.back(), product(shape_)));
+}
+
+torch::Tensor ImageMlpDecoderImpl::output(const torch::Tensor& z) {
+  const auto flat = out_->forward(layers_->forward(z));
+  return flat.view({z.size(0), shape_[0], shape_[1], shape_[2]});
+}
+
+ImageConvDecoderImpl::ImageConvDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim,
+                                           ImageLikelihood likelihood)
+    : ImageDecoderImpl(config, likelihood) {
+  check_conv_shape(config);
+  check_latent(config, latent_dim);
+  const auto c = config.channels;
+  base_channels_ = 8 * c;
+  base_h_ = shape_[1] / 16;
+  base_w_ = shape_[2] / 16;
+  torch::nn::Sequential fc;
+  fc->push_back(torch::nn::Linear(latent_dim, config.hidden.back()));
+  fc->push_back(torch::nn::ReLU());
+  fc->push_back(torch::nn::Linear(config.hidden.back(), base_channels_ * base_h_ * base_w_));
+  fc->push_back(torch::nn::ReLU());
+  fc_ = register_module("fc", fc);
+  torch::nn::Sequential deconv;
+  std::int64_t in = base_channels_;
+  const std::vector<std::int64_t> outs = {4 * c, 2 * c, c, shape_[0]};
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    deconv->push_back(torch::nn::ConvTranspose2d(
+        torch::nn::ConvTranspose2dOptions(in, outs[i], 4).stride(2).padding(1)));
+    if (i + 1 < outs.size()) deconv->push_back(torch::nn::ReLU());
+    in = outs[i];
+  }
+  deconv_ = register_module("deconv", deconv);
+}
+
+torch::Tensor ImageConvDecoderImpl::output(const torch::Tensor& z) {
+  const auto h = fc_->forward(z).view({z.size(0), base_channels_, base_h_, base_w_});
+  return deconv_->forward(h);
+}
+
+// ---- Text -------------------------------------------------------------------------------
+
+torch::Tensor sequence_lengths(const ModalityInput& input) {
+  if (input.lengths.defined()) return input.lengths.to(torch::kLong);
+  return (input.data != kPad).sum(1);
+}
+
+namespace {
+// Validates ids [B,L] and lengths; returns lengths (int64, on the ids' device).
+torch::Tensor checked_text(const std::string& name, const ModalityInput& input,
+                           std::int64_t vocab_size, std::int64_t min_length) {
+  const auto& ids = input.data;
+  MMKT_CHECK_INPUT(ids.defined() && ids.dim() == 2, where(name), ": expected token ids [B,L], got ",
+                   ids.defined() ? ids.sizes() : torch::IntArrayRef{});
+  MMKT_CHECK_INPUT(!ids.is_floating_point(), where(name), ": token ids must be integers, got ",
+                   ids.scalar_type());
+  check_ids(name, ids, vocab_size, "token ids");
+  auto lengths = sequence_lengths(input).to(ids.device());
+  MMKT_CHECK_INPUT(lengths.dim() == 1 && lengths.size(0) == ids.size(0), where(name),
+                   ": lengths must be [", ids.size(0), "], got ", lengths.sizes());
+  if (lengths.numel() > 0) {
+    const auto lo = lengths.min().item<std::int64_t>();
+    const auto hi = lengths.max().item<std::int64_t>();
+    MMKT_CHECK_INPUT(lo >= min_length && hi <= ids.size(1), where(name), ": lengths must lie in [",
+                     min_length, ", ", ids.size(1), "], got values in [", lo, ", ", hi, "]");
+  }
+  return lengths;
+}
+}  // namespace
+
+TextGruEncoderImpl::TextGruEncoderImpl(const ModalityConfig& config)
+    : name_(config.name), vocab_size_(config.vocab_size) {
+  check_hidden(config);
+  MMKT_CHECK_INPUT(vocab_size_ >= 5, where(name_), ": 'vocab_size' must be at least 5, got ",
+                   vocab_size_);
+  MMKT_CHECK_INPUT(config.embedding_dim > 0 && config.rnn_hidden > 0, where(name_),
+                   ": 'embedding_dim' and 'rnn_hidden' must be positive");
+  out_features_ = config.hidden.back();
+  embedding_ = register_module(
+      "embedding", torch::nn::Embedding(
+                       torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
+  gru_ = register_module(
+      "gru", torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim, config.rnn_hidden)
+                                .batch_first(true)
+                                .bidirectional(true)));
+  fc_ = register_module("fc", torch::nn::Linear(2 * config.rnn_hidden, out_features_));
+}
+
+torch::Tensor TextGruEncoderImpl::forward(const ModalityInput& input) {
+  const auto lengths = checked_text(name_, input, vocab_size_, 1);
+  const auto embedded = embedding_->forward(input.data.to(torch::kLong));
+  // pack_padded_sequence wants lengths on the CPU whatever the device of the data.
+  const auto packed = torch::nn::utils::rnn::pack_padded_sequence(
+      embedded, lengths.to(torch::kCPU), /*batch_first=*/true, /*enforce_sorted=*/false);
+  // h: [2,B,H] in the input's row order: forward state after the last real token and
+  // backward state after the first.
+  const auto h = std::get<1>(gru_->forward_with_packed_input(packed));
+  return torch::relu(fc_->forward(torch::cat({h[0], h[1]}, 1)));
+}
+
+TextGruDecoderImpl::TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)
+    : name_(config.name), vocab_size_(config.vocab_size), max_length_(config.max_length) {
+  check_latent(config, latent_dim);
+  MMKT_CHECK_INPUT(vocab_size_ >= 5, where(name_), ": 'vocab_size' must be at least 5, got ",
+                   vocab_size_);
+  MMKT_CHECK_INPUT(config.embedding_dim > 0 && config.rnn_hidden > 0, where(name_),
+                   ": 'embedding_dim' and 'rnn_hidden' must be positive");
+  MMKT_CHECK_INPUT(max_length_ >= 2, where(name_), ": 'max_length' must be at least 2, got ",
+                   max_length_);
+  embedding_ = register_module(
+      "embedding", torch::nn::Embedding(
+                       torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
+  init_ = register_module("init", torch::nn::Linear(latent_dim, config.rnn_hidden));
+  gru_ = register_module(
+      "gru", torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim + latent_dim, config.rnn_hidden)
+                                .batch_first(true)));
+  out_ = register_module("out", torch::nn::Linear(config.rnn_hidden, vocab_size_));
+}
+
+torch::Tensor TextGruDecoderImpl::initial_state(const torch::Tensor& z) {
+  return torch::tanh(init_->forward(z)).unsqueeze(0);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> TextGruDecoderImpl::step(const torch::Tensor& prev,
+                                                                  const torch::Tensor& z,
+                                                                  const torch::Tensor& h) {
+  const auto x = torch::cat({embedding_->forward(prev), z}, 1).unsqueeze(1);
+  auto [out, h_next] = gru_->forward(x, h);
+  return {torch::log_softmax(out_->forward(out.squeeze(1)), -1), h_next};
+}
+
+torch::Tensor TextGruDecoderImpl::log_likelihood(const torch::Tensor& z,
+                                                 const ModalityInput& target) {
+  const auto lengths = checked_text(name_, target, vocab_size_, 1);
+  const auto ids = target.data.to(torch::kLong);
+  check_batch(name_, z, ids);
+  const auto batch = ids.size(0);
+  const auto longest = batch == 0 ? 0 : lengths.max().item<std::int64_t>();
+  const auto steps = longest - 1;  // predictions of ids 1..longest-1
+  if (steps <= 0) return torch::zeros({batch}, z.options());
+  const auto inputs = ids.slice(1, 0, steps);
+  const auto targets = ids.slice(1, 1, steps + 1);
+  const auto x = torch::cat(
+      {embedding_->forward(inputs), z.unsqueeze(1).expand({batch, steps, z.size(1)})}, 2);
+  const auto out = std::get<0>(gru_->forward(x, initial_state(z)));
+  const auto logp = torch::log_softmax(out_->forward(out), -1);         // [B,T,V]
+  const auto picked = logp.gather(2, targets.unsqueeze(2)).squeeze(2);  // [B,T]
+  // Position t predicts id t+1, which is real when t + 1 < length.
+  const auto mask = torch::arange(steps, lengths.options()).unsqueeze(0) < (lengths - 1).unsqueeze(1);
+  return picked.masked_fill(~mask, 0.0).sum(1);
+}
+
+torch::Tensor TextGruDecoderImpl::mean(const torch::Tensor& z) {
+  MMKT_CHECK_INPUT(z.dim() == 2, where(name_), ": z must be [B,D], got ", z.sizes());
+  torch::NoGradGuard no_grad;
+  const auto n = z.size(0);
+  const auto id_options = z.options().dtype(torch::kLong);
+  auto prev = torch::full({n}, kBos, id_options);
+  std::vector<torch::Tensor> tokens = {prev};
+  if (n == 0) return torch::stack(tokens, 1);
+  auto finished = torch::zeros({n}, id_options.dtype(torch::kBool));
+  auto h = initial_state(z);
+  for (std::int64_t t = 1; t < max_length_; ++t) {
+    auto [logp, h_next] = step(prev, z, h);
+    h = h_next;
+    auto next = mask_unreachable(logp).argmax(1);
+    next = next.masked_fill(finished, kPad);
+    tokens.push_back(next);
+    finished = finished | (next == kEos);
+    prev = next;
+    if (finished.all().item<bool>()) break;
+  }
+  return trim_padding(torch::stack(tokens, 1));
+}
+
+torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64_t beam_width,
+                                              double length_penalty) {
+  MMKT_CHECK_INPUT(z.dim() == 2, where(name_), ": z must be [B,D], got ", z.sizes());
+  MMKT_CHECK_INPUT(beam_width >= 1, where(name_), ": beam width must be at least 1, got ",
+                   beam_width);
+  torch::NoGradGuard no_grad;
+  const auto batch = z.size(0);
+  const auto width = beam_width;
+  const auto vocab = vocab_size_;
+  const auto id_options = z.options().dtype(torch::kLong);
+  const auto inf = std::numeric_limits<double>::infinity();
+  if (batch == 0) return torch::zeros({0, 1}, id_options);
+
+  const auto zr = z.repeat_interleave(width, 0);  // row b*W + w
+  auto h = initial_state(zr);
+  // Only beam 0 is alive at the start, so the first expansion does not repeat hypotheses.
+  auto scores = torch::full({batch, width}, -inf, z.options());
+  scores.select(1, 0).fill_(0.0);
+  auto finished = torch::zeros({batch, width}, id_options.dtype(torch::kBool));
+  auto generated = torch::zeros({batch, width}, id_options);  // tokens after BOS, EOS included
+  auto history = torch::full({batch, width, 1}, kBos, id_options);
+  auto prev = torch::full({batch * width}, kBos, id_options);
+  // A finished hypothesis extends only by pad, at no cost.
+  auto finished_row = torch::full({vocab}, -inf, z.options());
+  finished_row[kPad] = 0.0;
+  const auto row_offset = (torch::arange(batch, id_options) * width).unsqueeze(1);
+
+  for (std::int64_t t = 1; t < max_length_; ++t) {
+    auto [logp, h_next] = step(prev, zr, h);
+    auto candidates = mask_unreachable(logp).view({batch, width, vocab});
+    candidates = torch::where(finished.unsqueeze(2), finished_row.view({1, 1, vocab}), candidates);
+    const auto total = (scores.unsqueeze(2) + candidates).view({batch, width * vocab});
+    auto [top, index] = total.topk(width, 1);
+    const auto beam = index.div(vocab, "floor");
+    const auto token = index.remainder(vocab);
+    scores = top;
+    const auto was_finished = finished.gather(1, beam);
+    generated = generated.gather(1, beam) + (~was_finished).to(torch::kLong);
+    history = torch::cat(
+        {history.gather(1, beam.unsqueeze(2).expand({batch, width, history.size(2)})),
+         token.unsqueeze(2)},
+        2);
+    finished = was_finished | (token == kEos);
+    h = h_next.index_select(1, (row_offset + beam).view(-1));
+    prev = token.view(-1);
+    // Dead hypotheses (score -inf, when fewer than W continuations exist) count as done.
+    if ((finished | torch::isinf(scores)).all().item<bool>()) break;
+  }
+
+  auto ranked = scores;
+  if (length_penalty != 0.0) {
+    const auto lp = ((generated.to(scores.scalar_type()) + 5.0) / 6.0).pow(length_penalty);
+    ranked = scores / lp;
+  }
+  const auto best = ranked.argmax(1);  // [B]
+  const auto chosen =
+      history.gather(1, best.view({batch, 1, 1}).expand({batch, 1, history.size(2)})).squeeze(1);
+  return trim_padding(chosen);
+}
+
+// ---- Labels and attributes ------------------------------------------------------------
+
+LabelEncoderImpl::LabelEncoderImpl(const ModalityConfig& config)
+    : name_(config.name), classes_(config.classes) {
+  check_hidden(config);
+  MMKT_CHECK_INPUT(classes_ > 0, where(name_), ": 'classes' must be positive, got ", classes_);
+  out_features_ = config.hidden.back();
+  layers_ = register_module("layers", make_relu_mlp(classes_, config.hidden));
+}
+
+torch::Tensor LabelEncoderImpl::forward(const ModalityInput& input) {
+  MMKT_CHECK_INPUT(input.data.defined() && input.data.dim() == 1 && !input.data.is_floating_point(),
+                   where(name_), ": expected integer class indices [B]");
+  check_ids(name_, input.data, classes_, "class indices");
+  const auto onehot = torch::one_hot(input.data.to(torch::kLong), classes_).to(param_dtype(*this));
+  return layers_->forward(onehot);
+}
+
+LabelDecoderImpl::LabelDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)
+    : name_(config.name), classes_(config.classes) {
+  check_hidden(config);
+  check_latent(config, latent_dim);
+  MMKT_CHECK_INPUT(classes_ > 0, where(name_), ": 'classes' must be positive, got ", classes_);
+  const std::vector<std::int64_t> widths(config.hidden.rbegin(), config.hidden.rend());
+  layers_ = register_module("layers", make_relu_mlp(latent_dim, widths));
+  out_ = register_module("out", torch::nn::Linear(widths.back(), classes_));
+}
+
+torch::Tensor LabelDecoderImpl::logits(const torch::Tensor& z) {
+  return out_->forward(layers_->forward(z));
+}
+
+torch::Tensor LabelDecoderImpl::log_likelihood(const torch::Tensor& z,
+                                               const ModalityInput& target) {
+  MMKT_CHECK_INPUT(target.data.defined() && target.data.dim() == 1 &&
+                       !target.data.is_floating_point(),
+                   where(name_), ": expected integer class indices [B]");
+  check_batch(name_, z, target.data);
+  check_ids(name_, target.data, classes_, "class indices");
+  const auto logp = torch::log_softmax(logits(z), -1);
+  return logp.gather(1, target.data.to(torch::kLong).unsqueeze(1)).squeeze(1);
+}
+
+torch::Tensor LabelDecoderImpl::mean(const torch::Tensor& z) {
+  return torch::softmax(logits(z), -1);
+}
+
+AttributeEncoderImpl::AttributeEncoderImpl(const ModalityConfig& config)
+    : name_(config.name), count_(config.classes) {
+  check_hidden(config);
+  MMKT_CHECK_INPUT(count_ > 0, where(name_), ": 'classes' (the attribute count) must be positive, got ",
+                   count_);
+  out_features_ = config.hidden.back();
+  layers_ = register_module("layers", make_relu_mlp(count_, config.hidden));
+}
+
+torch::Tensor AttributeEncoderImpl::forward(const ModalityInput& input) {
+  MMKT_CHECK_INPUT(input.data.defined() && input.data.dim() == 2 && input.data.size(1) == count_,
+                   where(name_), ": expected attributes [B,", count_, "], got ",
+                   input.data.defined() ? input.data.sizes() : torch::IntArrayRef{});
+  return layers_->forward(input.data.to(param_dtype(*this)));
+}
+
+AttributeDecoderImpl::AttributeDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)
+    : name_(config.name), count_(config.classes) {
+  check_hidden(config);
+  check_latent(config, latent_dim);
+  MMKT_CHECK_INPUT(count_ > 0, where(name_), ": 'classes' (the attribute count) must be positive, got ",
+                   count_);
+  const std::vector<std::int64_t> widths(config.hidden.rbegin(), config.hidden.rend());
+  layers_ = register_module("layers", make_relu_mlp(latent_dim, widths));
+  out_ = register_module("out", torch::nn::Linear(widths.back(), count_));
+}
+
+torch::Tensor AttributeDecoderImpl::logits(const torch::Tensor& z) {
+  return out_->forward(layers_->forward(z));
+}
+
+torch::Tensor AttributeDecoderImpl::log_likelihood(const torch::Tensor& z,
+                                                   const ModalityInput& target) {
+  MMKT_CHECK_INPUT(target.data.defined() && target.data.dim() == 2 && target.data.size(1) == count_,
+                   where(name_), ": expected attributes [B,", count_, "], got ",
+                   target.data.defined() ? target.data.sizes() : torch::IntArrayRef{});
+  check_batch(name_, z, target.data);
+  const auto out = logits(z);
+  return -torch::binary_cross_entropy_with_logits(out, target.data.to(out.scalar_type()), {}, {},
+                                                  at::Reduction::None)
+              .sum(1);
+}
+
+torch::Tensor AttributeDecoderImpl::mean(const torch::Tensor& z) {
+  return torch::sigmoid(logits(z));
+}
+
+}  // namespace mmkt::models

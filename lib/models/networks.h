@@ -1,0 +1,241 @@
+// The concrete encoders and decoders behind make_feature_encoder / make_decoder (modality.h):
+// image MLP and conv networks with Bernoulli, Gaussian or Laplace pixel likelihoods, a masked
+// bidirectional GRU text encoder, an autoregressive GRU text decoder with greedy and beam
+// decoding, and MLPs for labels and attribute vectors.
+//
+// Every network is device-agnostic: new tensors take their options from inputs or parameters.
+// Submodule names ("layers", "conv", "fc", "embedding", "gru", "init", "out") are checkpoint
+// keys; renaming one breaks old checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "models/modality.h"
+
+namespace mmkt::models {
+
+// Pixel likelihood of an image decoder. The decoder emits one real per pixel, `o`.
+//   bernoulli: o are logits; log p = -BCEWithLogits(o, x) (x may be continuous in [0,1]).
+//   gaussian:  mean m = sigmoid(o), fixed sigma s; log p = -log(s) - 0.5 log(2 pi) - (x-m)^2/2s^2.
+//   laplace:   mean m = sigmoid(o), fixed scale b; log p = -log(2b) - |x-m|/b.
+// All normalising constants are included, so sums are log-likelihoods in nats.
+enum class ImageLikelihood { kBernoulli, kGaussian, kLaplace };
+
+// Parses "bernoulli" | "gaussian" | "laplace"; throws InputError naming `modality` otherwise.
+ImageLikelihood parse_image_likelihood(const std::string& name, const std::string& modality);
+
+// log p(target | output) per item, summed over every dimension but the first: [B].
+torch::Tensor image_log_likelihood(const torch::Tensor& output, const torch::Tensor& target,
+                                   ImageLikelihood likelihood, double scale);
+
+// Linear+ReLU for each width in `widths`, starting from `in_features`. Empty `widths` gives
+// an identity. Shared by the MLP encoders and decoders.
+torch::nn::Sequential make_relu_mlp(std::int64_t in_features,
+                                    const std::vector<std::int64_t>& widths);
+
+// ---- Images -----------------------------------------------------------------------------
+
+// [B,C,H,W] -> flatten -> Linear+ReLU per config.hidden (JMVAE: 784-512-512).
+class ImageMlpEncoderImpl : public FeatureEncoderImpl {
+ public:
+  explicit ImageMlpEncoderImpl(const ModalityConfig& config);
+  torch::Tensor forward(const ModalityInput& input) override;
+  std::int64_t out_features() const override { return out_features_; }
+
+ private:
+  std::string name_;
+  std::vector<std::int64_t> shape_;
+  std::int64_t out_features_ = 0;
+  torch::nn::Sequential layers_{nullptr};
+};
+
+// [B,C,H,W] -> 4 x (Conv2d k4 s2 p1 + ReLU), channels c,2c,4c,8c -> flatten -> Linear+ReLU to
+// hidden.back(). H and W must be divisible by 16.
+class ImageConvEncoderImpl : public FeatureEncoderImpl {
+ public:
+  explicit ImageConvEncoderImpl(const ModalityConfig& config);
+  torch::Tensor forward(const ModalityInput& input) override;
+  std::int64_t out_features() const override { return out_features_; }
+
+ private:
+  std::string name_;
+  std::vector<std::int64_t> shape_;
+  std::int64_t out_features_ = 0;
+  torch::nn::Sequential conv_{nullptr};
+  torch::nn::Linear fc_{nullptr};
+};
+
+// Common part of image decoders: a network emitting `output(z)` [B,C,H,W] and the pixel
+// likelihood on top of it.
+class ImageDecoderImpl : public DecoderImpl {
+ public:
+  ImageDecoderImpl(const ModalityConfig& config, ImageLikelihood likelihood);
+  // Raw per-pixel outputs (logits for Bernoulli, pre-sigmoid means otherwise), [B,C,H,W].
+  virtual torch::Tensor output(const torch::Tensor& z) = 0;
+  torch::Tensor log_likelihood(const torch::Tensor& z, const ModalityInput& target) override;
+  // Pixel means in [0,1]: sigmoid(output(z)) for every likelihood.
+  torch::Tensor mean(const torch::Tensor& z) override;
+  ImageLikelihood likelihood() const { return likelihood_; }
+
+ protected:
+  std::string name_;
+  std::vector<std::int64_t> shape_;  // {C,H,W}
+  ImageLikelihood likelihood_;
+  double scale_;
+};
+
+// z -> Linear+ReLU per reversed config.hidden -> Linear to C*H*W -> [B,C,H,W].
+class ImageMlpDecoderImpl : public ImageDecoderImpl {
+ public:
+  ImageMlpDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim,
+                      ImageLikelihood likelihood);
+  torch::Tensor output(const torch::Tensor& z) override;
+
+ private:
+  torch::nn::Sequential layers_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+// Mirror of ImageConvEncoder: z -> Linear+ReLU to hidden.back() -> Linear+ReLU to 8c*(H/16)*(W/16)
+// -> 3 x (ConvTranspose2d k4 s2 p1 + ReLU) with 4c,2c,c channels -> ConvTranspose2d to C.
+class ImageConvDecoderImpl : public ImageDecoderImpl {
+ public:
+  ImageConvDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim,
+                       ImageLikelihood likelihood);
+  torch::Tensor output(const torch::Tensor& z) override;
+
+ private:
+  std::int64_t base_channels_ = 0;  // 8c
+  std::int64_t base_h_ = 0, base_w_ = 0;
+  torch::nn::Sequential fc_{nullptr};
+  torch::nn::Sequential deconv_{nullptr};
+};
+
+// ---- Text -------------------------------------------------------------------------------
+
+// Lengths of right-padded id rows: `lengths` when defined, else the count of non-pad ids.
+torch::Tensor sequence_lengths(const ModalityInput& input);
+
+// ids [B,L] -> Embedding(V,E,padding_idx 0) -> bidirectional GRU over the packed sequence
+// (padding masked) -> [h_forward_last, h_backward_first] -> Linear+ReLU to hidden.back().
+class TextGruEncoderImpl : public FeatureEncoderImpl {
+ public:
+  explicit TextGruEncoderImpl(const ModalityConfig& config);
+  torch::Tensor forward(const ModalityInput& input) override;
+  std::int64_t out_features() const override { return out_features_; }
+
+ private:
+  std::string name_;
+  std::int64_t vocab_size_ = 0;
+  std::int64_t out_features_ = 0;
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::GRU gru_{nullptr};
+  torch::nn::Linear fc_{nullptr};
+};
+
+// Autoregressive categorical decoder p(w|z) = prod_t p(w_t | w_<t, z).
+// h_0 = tanh(Linear(z)); input at step t = [embedding(w_{t-1}), z]; logits = Linear(h_t).
+// Sequences are BOS ... EOS right-padded with 0; generated sequences have the same format,
+// are at most max_length ids long (BOS and EOS included), and never contain pad or BOS after
+// position 0.
+class TextGruDecoderImpl : public DecoderImpl {
+ public:
+  TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim);
+
+  // Teacher forcing: sum over t in [1, length) of log p(w_t | w_<t, z); [B].
+  torch::Tensor log_likelihood(const torch::Tensor& z, const ModalityInput& target) override;
+  // Greedy decoding, [B,L'] int64.
+  torch::Tensor mean(const torch::Tensor& z) override;
+  torch::Tensor greedy(const torch::Tensor& z) { return mean(z); }
+  // Beam search; returns the best hypothesis per row, [B,L'] int64. Hypotheses are ranked by
+  // sum of log-probs / lp(n) with the GNMT penalty lp(n) = ((5 + n) / 6)^length_penalty,
+  // n = generated tokens (EOS included, BOS not); 0 ranks by raw log-probability.
+  // beam_width 1 equals greedy decoding.
+  torch::Tensor beam_search(const torch::Tensor& z, std::int64_t beam_width,
+                            double length_penalty = 0.0);
+
+  std::int64_t vocab_size() const { return vocab_size_; }
+  std::int64_t max_length() const { return max_length_; }
+
+ private:
+  // One GRU step: prev ids [N], z [N,D], h [1,N,H] -> (log-probs [N,V], new h).
+  std::tuple<torch::Tensor, torch::Tensor> step(const torch::Tensor& prev, const torch::Tensor& z,
+                                                const torch::Tensor& h);
+  torch::Tensor initial_state(const torch::Tensor& z);  // [1,N,H]
+
+  std::string name_;
+  std::int64_t vocab_size_ = 0;
+  std::int64_t max_length_ = 0;
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::Linear init_{nullptr};
+  torch::nn::GRU gru_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+// ---- Labels and attributes ------------------------------------------------------------
+
+// Class index [B] -> one-hot(classes) -> Linear+ReLU per hidden.
+class LabelEncoderImpl : public FeatureEncoderImpl {
+ public:
+  explicit LabelEncoderImpl(const ModalityConfig& config);
+  torch::Tensor forward(const ModalityInput& input) override;
+  std::int64_t out_features() const override { return out_features_; }
+
+ private:
+  std::string name_;
+  std::int64_t classes_ = 0;
+  std::int64_t out_features_ = 0;
+  torch::nn::Sequential layers_{nullptr};
+};
+
+// z -> Linear+ReLU per reversed hidden -> Linear to classes logits; categorical likelihood;
+// mean = softmax probabilities [B,classes].
+class LabelDecoderImpl : public DecoderImpl {
+ public:
+  LabelDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim);
+  torch::Tensor logits(const torch::Tensor& z);
+  torch::Tensor log_likelihood(const torch::Tensor& z, const ModalityInput& target) override;
+  torch::Tensor mean(const torch::Tensor& z) override;
+
+ private:
+  std::string name_;
+  std::int64_t classes_ = 0;
+  torch::nn::Sequential layers_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+// 0/1 vector [B,A] -> Linear+ReLU per hidden.
+class AttributeEncoderImpl : public FeatureEncoderImpl {
+ public:
+  explicit AttributeEncoderImpl(const ModalityConfig& config);
+  torch::Tensor forward(const ModalityInput& input) override;
+  std::int64_t out_features() const override { return out_features_; }
+
+ private:
+  std::string name_;
+  std::int64_t count_ = 0;
+  std::int64_t out_features_ = 0;
+  torch::nn::Sequential layers_{nullptr};
+};
+
+// z -> Linear+ReLU per reversed hidden -> Linear to A logits; Bernoulli likelihood summed over
+// attributes; mean = sigmoid probabilities [B,A].
+class AttributeDecoderImpl : public DecoderImpl {
+ public:
+  AttributeDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim);
+  torch::Tensor logits(const torch::Tensor& z);
+  torch::Tensor log_likelihood(const torch::Tensor& z, const ModalityInput& target) override;
+  torch::Tensor mean(const torch::Tensor& z) override;
+
+ private:
+  std::string name_;
+  std::int64_t count_ = 0;
+  torch::nn::Sequential layers_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+}  // namespace mmkt::models

@@ -1,0 +1,85 @@
+// The run configuration: every key, its default and its meaning in one place
+// (default_config_json() in config.cpp). A user file is merged over the defaults strictly
+// (unknown or mistyped keys are errors naming them); `--set key.path=value` overrides.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/modality.h"
+
+namespace mmkt::train {
+
+struct DataConfig {
+  std::string dataset = "fashion-mnist";  // mnist | fashion-mnist | shapes | manifest
+  std::string root;                // IDX folder ("" = default location)
+  std::string manifest;            // manifest: training JSONL
+  std::string test_manifest;       // manifest: test JSONL ("" = carve from training)
+  std::string attributes_file;     // class-attribute JSON ("" = data/<dataset>.json)
+  std::int64_t validation = 5000;  // items carved from training for validation (0 = none)
+  std::string binarize = "dynamic";  // dynamic | none (images for Bernoulli likelihoods)
+  bool zero_shot_split = true;     // hold the unseen classes out of training entirely
+  int shapes_level = 3;            // shapes: difficulty 1..5
+  std::int64_t shapes_train = 50000, shapes_test = 5000;
+  int image_size = 64, channels = 3;  // manifest images
+  int workers = 1;                 // batcher threads
+  std::int64_t max_tokens = 48;    // longest caption in tokens (BOS/EOS included)
+};
+
+struct TokenizerConfig {
+  std::string type = "unigram";
+  int vocab_size = 256;
+};
+
+struct ModelConfig {
+  std::string type = "jmvae";  // jmvae | mvae | mmvae
+  std::int64_t latent_dim = 64;
+  std::vector<std::int64_t> joint_hidden = {512};  // joint encoder MLP after concatenation
+  double alpha = 0.1;          // JMVAE-kl weight of the unimodal KL terms (0 = JMVAE-zero)
+  std::vector<models::ModalityConfig> modalities;  // empty = the dataset's default pair
+};
+
+struct TripletConfig {
+  double weight = 0.0;             // 0 = off
+  std::string kind = "soft";       // soft: softplus(D(a,p) - D(a,n)) on symmetric KL;
+                                   // hinge: max(0, margin + |mu_a-mu_p| - |mu_a-mu_n|)
+  double margin = 1.0;
+  std::string negatives = "random";  // random | hard (in-batch, other class)
+  double warmup_epochs = 0.0;      // weight ramps linearly from 0
+  std::vector<std::pair<std::string, std::string>> pairs;  // empty = first two modalities
+};
+
+struct TrainConfig {
+  std::int64_t epochs = 10;
+  std::int64_t batch_size = 100;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999;
+  double warmup_epochs = 0.0;      // KL(q(z|x,w)||p(z)) weight 0 -> 1 linearly over these epochs
+  double grad_clip = 0.0;          // max global gradient norm (0 = off)
+  std::int64_t early_stopping = 0; // patience in epochs on validation loss (0 = off)
+  std::int64_t max_steps_per_epoch = 0;  // 0 = the whole epoch (for quick runs)
+  double progress_seconds = 5.0;   // progress line period
+  std::int64_t eval_batch_size = 500;
+};
+
+struct RunConfig {
+  std::uint64_t seed = 0;
+  DataConfig data;
+  TokenizerConfig tokenizer;
+  ModelConfig model;
+  TripletConfig triplet;
+  TrainConfig train;
+};
+
+// Defaults as JSON: the one documented place (see config.cpp).
+nlohmann::json default_config_json();
+// Resolves a configuration: defaults <- file (if non-empty) <- overrides ("a.b=v").
+nlohmann::json resolve_config_json(const std::string& file, const std::vector<std::string>& overrides);
+// Converts resolved JSON to structs, validating values (ranges, enum names, modalities).
+RunConfig config_from_json(const nlohmann::json& resolved, const std::string& source);
+nlohmann::json modality_to_json(const models::ModalityConfig& m);
+models::ModalityConfig modality_from_json(const nlohmann::json& j, const std::string& where);
+
+}  // namespace mmkt::train

@@ -1,0 +1,203 @@
+#include "train/run_data.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "data/labelled_images.h"
+#include "data/manifest.h"
+#include "data/shapes.h"
+#include "io/files.h"
+
+namespace mmkt::train {
+namespace {
+
+bool needs_text(const RunConfig& config) {
+  if (config.model.modalities.empty()) return config.data.dataset != "mnist";
+  return std::any_of(config.model.modalities.begin(), config.model.modalities.end(),
+                     [](const models::ModalityConfig& m) { return m.kind == "text"; });
+}
+
+std::vector<std::int64_t> iota(std::int64_t n) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+}  // namespace
+
+RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path) {
+  const auto& d = config.data;
+  RunData out;
+  data::DatasetPtr train_full;
+  if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
+    data::LabelledImagesOptions o;
+    o.dataset = d.dataset;
+    o.root = d.root;
+    o.attributes_file = d.attributes_file;
+    o.seed = config.seed;
+    o.split = "train";
+    auto train = std::make_shared<data::LabelledImageDataset>(o);
+    o.split = "test";
+    auto test = std::make_shared<data::LabelledImageDataset>(o);
+    out.class_attributes = train->class_attributes();
+    train_full = train;
+    out.test = test;
+  } else if (d.dataset == "shapes") {
+    data::ShapesOptions o;
+    o.level = d.shapes_level;
+    o.seed = config.seed;
+    o.holdout = data::default_shapes_holdout(d.shapes_level);
+    o.size = d.shapes_train;
+    o.split = d.zero_shot_split && !o.holdout.empty() ? data::ShapesSplit::kTrain
+                                                      : data::ShapesSplit::kAll;
+    train_full = std::make_shared<data::ShapesDataset>(o);
+    o.size = d.shapes_test;
+    o.seed = derive_seed(config.seed, "shapes-test");
+    o.split = data::ShapesSplit::kAll;
+    out.test = std::make_shared<data::ShapesDataset>(o);
+  } else {
+    data::ManifestOptions o;
+    o.path = d.manifest;
+    o.channels = d.channels;
+    o.image_size = d.image_size;
+    o.attributes_file = d.attributes_file;
+    auto train = std::make_shared<data::ManifestDataset>(o);
+    out.class_attributes = train->class_attributes();
+    train_full = train;
+    if (!d.test_manifest.empty()) {
+      o.path = d.test_manifest;
+      out.test = std::make_shared<data::ManifestDataset>(o);
+    }
+  }
+
+  // Zero-shot: unseen classes never reach training, in any modality.
+  if (d.zero_shot_split && out.class_attributes && !out.class_attributes->unseen.empty()) {
+    out.unseen_classes = out.class_attributes->unseen;
+    train_full = data::subset(train_full,
+                              data::indices_by_class(*train_full, out.unseen_classes, false),
+                              train_full->info().name + "-seen");
+  }
+  const auto n = train_full->size();
+  MMKT_CHECK_INPUT(n > 0, train_full->info().name, ": no training items");
+  std::int64_t validation = std::min<std::int64_t>(d.validation, n / 5);
+  if (!out.test) {  // a manifest without a test file: carve 10% for testing too
+    auto [rest, test_idx] = data::split_train_validation(n, std::max<std::int64_t>(1, n / 10),
+                                                         derive_seed(config.seed, "test-split"));
+    out.test = data::subset(train_full, test_idx, train_full->info().name + "-test");
+    train_full = data::subset(train_full, rest, train_full->info().name);
+  }
+  if (validation > 0) {
+    auto [train_idx, val_idx] =
+        data::split_train_validation(train_full->size(), validation, config.seed);
+    out.validation = data::subset(train_full, val_idx, train_full->info().name + "-validation");
+    out.train = data::subset(train_full, train_idx, train_full->info().name + "-train");
+  } else {
+    out.train = train_full;
+  }
+  if (d.binarize == "dynamic") {
+    // The fixed binarized test (and validation) sets of the JMVAE/IWAE evaluations.
+    out.test = data::fixed_binarized(out.test, derive_seed(config.seed, "test-binarization"));
+    if (out.validation) {
+      out.validation = data::fixed_binarized(out.validation, derive_seed(config.seed, "val-binarization"));
+    }
+  }
+
+  if (needs_text(config)) {
+    MMKT_CHECK_INPUT(out.train->info().has_captions, out.train->info().name,
+                     ": a text modality is configured but the dataset has no captions");
+    if (!tokenizer_path.empty() && io::file_exists(tokenizer_path)) {
+      out.tokenizer = std::make_shared<text::Tokenizer>(text::Tokenizer::load(tokenizer_path));
+    } else {
+      const auto captions = out.train->captions(iota(std::min<std::int64_t>(out.train->size(), 50000)));
+      text::TokenizerTrainOptions t;
+      t.model_type = config.tokenizer.type;
+      t.vocab_size = config.tokenizer.vocab_size;
+      t.extra["hard_vocab_limit"] = "false";  // small caption grammars have few pieces
+      out.tokenizer = std::make_shared<text::Tokenizer>(text::Tokenizer::train(captions, t));
+      log::info("tokenizer: ", t.model_type, ", ", out.tokenizer->vocab_size(),
+                " pieces, trained on ", captions.size(), " training captions");
+      if (!tokenizer_path.empty()) out.tokenizer->save(tokenizer_path);
+    }
+  }
+  log::info("data: train ", out.train->size(), ", validation ",
+            out.validation ? out.validation->size() : 0, ", test ", out.test->size(),
+            out.unseen_classes.empty() ? "" : ", unseen classes held out of training: " +
+                                                  std::to_string(out.unseen_classes.size()));
+  return out;
+}
+
+std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
+                                                       const RunData& data) {
+  auto mods = config.model.modalities;
+  const auto& info = data.train->info();
+  if (mods.empty()) {
+    models::ModalityConfig image;
+    image.name = "image";
+    image.kind = "image";
+    const bool small = info.image_shape.size() == 3 && info.image_shape[1] % 16 != 0;
+    image.encoder = image.decoder = small ? "mlp" : "conv";
+    image.likelihood = "bernoulli";
+    mods.push_back(image);
+    models::ModalityConfig second;
+    if (config.data.dataset == "mnist") {
+      second.name = second.kind = "label";
+      second.encoder = second.decoder = "mlp";
+      second.likelihood = "categorical";
+    } else {
+      second.name = second.kind = "text";
+      second.encoder = second.decoder = "gru";
+      second.likelihood = "categorical";
+      second.hidden = {256};
+    }
+    mods.push_back(second);
+  }
+  for (auto& m : mods) {
+    if (m.kind == "image") {
+      if (m.shape.empty()) m.shape = info.image_shape;
+      MMKT_CHECK_INPUT(m.shape == info.image_shape, "modality '", m.name, "': shape ",
+                       c10::IntArrayRef(m.shape), " but the data are ",
+                       c10::IntArrayRef(info.image_shape));
+    } else if (m.kind == "label") {
+      if (m.classes == 0) m.classes = static_cast<std::int64_t>(info.class_names.size());
+      MMKT_CHECK_INPUT(m.classes > 0, "modality '", m.name, "': the dataset has no labels");
+    } else if (m.kind == "attributes") {
+      if (m.classes == 0) m.classes = static_cast<std::int64_t>(info.attribute_names.size());
+      MMKT_CHECK_INPUT(m.classes > 0, "modality '", m.name, "': the dataset has no attributes");
+    } else if (m.kind == "text") {
+      MMKT_CHECK_INPUT(data.tokenizer != nullptr, "modality '", m.name, "': no tokenizer");
+      m.vocab_size = data.tokenizer->vocab_size();
+      m.max_length = std::min<std::int64_t>(m.max_length, config.data.max_tokens);
+    }
+  }
+  return mods;
+}
+
+models::Inputs inputs_from_batch(const data::Batch& batch,
+                                 const std::vector<models::ModalityConfig>& modalities,
+                                 const torch::Device& device) {
+  models::Inputs inputs;
+  for (const auto& m : modalities) {
+    models::ModalityInput in;
+    if (m.kind == "image") {
+      in.data = batch.images;
+    } else if (m.kind == "text") {
+      MMKT_CHECK(batch.tokens.defined(), "batch has no tokens for modality '", m.name, "'");
+      in.data = batch.tokens;
+      in.lengths = batch.lengths;
+    } else if (m.kind == "label") {
+      in.data = batch.labels;
+    } else {
+      MMKT_CHECK(batch.attributes.defined(), "batch has no attributes for modality '", m.name, "'");
+      in.data = batch.attributes;
+    }
+    inputs[m.name] = in.to(device);
+  }
+  return inputs;
+}
+
+}  // namespace mmkt::train

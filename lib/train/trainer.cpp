@@ -1,0 +1,276 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "data/batcher.h"
+#include "io/files.h"
+#include "io/json_config.h"
+#include "train/checkpoint.h"
+
+namespace mmkt::train {
+namespace {
+using Clock = std::chrono::steady_clock;
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long>(seconds + 0.5);
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h";
+  out << std::setfill('0');
+  if (s >= 60) out << (s >= 3600 ? std::setw(2) : std::setw(1)) << (s / 60) % 60 << "m";
+  out << std::setw(s >= 60 ? 2 : 1) << s % 60 << "s";
+  return out.str();
+}
+
+std::string format_terms(const std::map<std::string, double>& terms) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3);
+  const char* sep = "";
+  for (const auto& [k, v] : terms) {
+    out << sep << k << " " << v;
+    sep = ", ";
+  }
+  return out.str();
+}
+
+data::BatcherOptions batcher_options(const RunConfig& config, const RunData& data, bool training,
+                                     std::int64_t batch_size) {
+  data::BatcherOptions o;
+  o.batch_size = batch_size;
+  o.shuffle = training;
+  o.seed = config.seed;
+  o.binarize = training && config.data.binarize == "dynamic" ? data::Binarize::kDynamic
+                                                             : data::Binarize::kNone;
+  o.tokenizer = data.tokenizer;
+  o.max_tokens = config.data.max_tokens;
+  o.workers = config.data.workers;
+  return o;
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app);
+  MMKT_CHECK(static_cast<bool>(out), path, ": cannot append");
+  out << line << "\n";
+}
+
+}  // namespace
+
+std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
+                                             const data::DatasetPtr& dataset,
+                                             const RunConfig& config, const RunData& data,
+                                             const std::vector<models::ModalityConfig>& modalities,
+                                             const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  auto generator = at::detail::getDefaultCPUGenerator();
+  const auto saved = generator.get_state();
+  torch::manual_seed(derive_seed(config.seed, "evaluation"));
+  data::Batcher batcher(dataset, batcher_options(config, data, false, config.train.eval_batch_size));
+  models::ObjectiveOptions options;
+  std::map<std::string, double> sums;
+  std::int64_t count = 0;
+  batcher.start_epoch(0);
+  while (auto batch = batcher.next()) {
+    const auto out = model->objective(inputs_from_batch(*batch, modalities, device), options);
+    const auto n = batch->size();
+    for (const auto& [k, v] : out.terms) sums[k] += v.item<double>() * static_cast<double>(n);
+    count += n;
+  }
+  for (auto& [k, v] : sums) v /= static_cast<double>(count);
+  generator.set_state(saved);
+  if (was_training) model->train();
+  return sums;
+}
+
+nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
+                         const std::string& run_dir, bool resume, const Runtime& runtime) {
+  const RunPaths paths{run_dir};
+  std::filesystem::create_directories(run_dir);
+  if (!resume) {
+    MMKT_CHECK_INPUT(!io::file_exists(paths.checkpoint()), run_dir,
+                     ": already holds a run (checkpoint.pt); use --resume to continue it or "
+                     "choose another --run directory");
+    io::write_json_file(paths.config(), resolved);
+  }
+  const auto device = runtime.device;
+  RunData data = load_run_data(config, paths.tokenizer());
+  const auto modalities = resolve_modalities(config, data);
+  auto model_config = config.model;
+  model_config.modalities = modalities;
+  models::MultimodalVae model(model_config);
+  model->to(device);
+  torch::optim::Adam optimizer(
+      model->parameters(),
+      torch::optim::AdamOptions(config.train.lr).betas({config.train.beta1, config.train.beta2}));
+  std::int64_t parameters = 0;
+  for (const auto& p : model->parameters()) parameters += p.numel();
+  log::info("model: ", config.model.type, ", latent ", config.model.latent_dim, ", ",
+            parameters, " parameters, modalities:", [&] {
+              std::string s;
+              for (const auto& m : modalities) s += " " + m.name + "(" + m.encoder + "/" + m.likelihood + ")";
+              return s;
+            }());
+
+  TrainingState state;
+  if (resume) {
+    state = load_checkpoint(paths.checkpoint(), *model, &optimizer, /*restore_rng=*/true);
+    log::info("resuming ", run_dir, " after epoch ", state.epochs_done, " (step ", state.step, ")");
+  }
+
+  data::Batcher batcher(data.train, batcher_options(config, data, true, config.train.batch_size));
+  std::int64_t steps_per_epoch = batcher.batches_per_epoch();
+  if (config.train.max_steps_per_epoch > 0) {
+    steps_per_epoch = std::min(steps_per_epoch, config.train.max_steps_per_epoch);
+  }
+  const auto total_epochs = config.train.epochs;
+  double seconds_in_epochs = 0;
+  std::int64_t epochs_timed = 0;
+  bool stopped_early = false;
+
+  for (std::int64_t epoch = state.epochs_done; epoch < total_epochs; ++epoch) {
+    model->train();
+    batcher.start_epoch(epoch);
+    const auto epoch_start = Clock::now();
+    auto last_progress = epoch_start;
+    std::map<std::string, double> sums;
+    std::int64_t seen = 0;
+    for (std::int64_t k = 0; k < steps_per_epoch; ++k) {
+      auto batch = batcher.next();
+      if (!batch) break;
+      // Warm-ups are linear in fractional epochs (Sonderby et al. 2016 for the KL term).
+      const double progress = static_cast<double>(epoch) + static_cast<double>(k) / steps_per_epoch;
+      models::ObjectiveOptions options;
+      options.kl_weight = config.train.warmup_epochs > 0
+                              ? std::min(1.0, progress / config.train.warmup_epochs)
+                              : 1.0;
+      options.triplet = config.triplet;
+      options.triplet_weight = config.triplet.weight *
+          (config.triplet.warmup_epochs > 0 ? std::min(1.0, progress / config.triplet.warmup_epochs) : 1.0);
+      options.labels = batch->labels.to(device);
+      const auto inputs = inputs_from_batch(*batch, modalities, device);
+      optimizer.zero_grad();
+      auto out = model->objective(inputs, options);
+      const double loss = out.loss.item<double>();
+      if (!std::isfinite(loss)) {
+        std::string terms;
+        for (const auto& [name, v] : out.terms) terms += " " + name + "=" + std::to_string(v.item<double>());
+        fail("epoch ", epoch + 1, " step ", k + 1, ": the loss is ", loss, " (terms:", terms,
+             "); training stopped. ",
+             io::file_exists(paths.checkpoint())
+                 ? "The last good checkpoint is " + paths.checkpoint() + " (after epoch " +
+                       std::to_string(state.epochs_done) + ")"
+                 : std::string("No checkpoint was written yet"),
+             ". Lower train.lr or set train.grad_clip.");
+      }
+      out.loss.backward();
+      if (config.train.grad_clip > 0) {
+        torch::nn::utils::clip_grad_norm_(model->parameters(), config.train.grad_clip);
+      }
+      optimizer.step();
+      ++state.step;
+      const auto n = batch->size();
+      seen += n;
+      for (const auto& [name, v] : out.terms) sums[name] += v.item<double>() * static_cast<double>(n);
+
+      const auto now = Clock::now();
+      const double since = std::chrono::duration<double>(now - last_progress).count();
+      if (since >= config.train.progress_seconds || k + 1 == steps_per_epoch) {
+        last_progress = now;
+        const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
+        const double rate = static_cast<double>(seen) / std::max(elapsed, 1e-9);
+        const double epoch_left = elapsed / (k + 1) * static_cast<double>(steps_per_epoch - k - 1);
+        const double per_epoch = elapsed / (k + 1) * static_cast<double>(steps_per_epoch);
+        const double total_left = epoch_left + per_epoch * static_cast<double>(total_epochs - epoch - 1);
+        std::ostringstream line;
+        line << "epoch " << epoch + 1 << "/" << total_epochs << " step " << k + 1 << "/"
+             << steps_per_epoch << " | loss " << std::fixed << std::setprecision(2)
+             << sums["loss"] / seen << " elbo " << sums["elbo"] / seen << " | "
+             << std::setprecision(0) << rate << " samples/s | ETA epoch "
+             << format_duration(epoch_left) << ", run " << format_duration(total_left);
+        log::info(line.str());
+      }
+    }
+    const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    seconds_in_epochs += epoch_seconds;
+    ++epochs_timed;
+    for (auto& [name, v] : sums) v /= static_cast<double>(std::max<std::int64_t>(seen, 1));
+
+    nlohmann::json record{{"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds},
+                          {"train", sums}};
+    std::string val_text;
+    state.epochs_done = epoch + 1;
+    if (data.validation) {
+      const auto val = evaluate_terms(model, data.validation, config, data, modalities, device);
+      record["validation"] = val;
+      val_text = " | validation " + format_terms(val);
+      const double val_loss = val.at("loss");
+      if (val_loss < state.best_validation) {
+        state.best_validation = val_loss;
+        state.epochs_without_improvement = 0;
+        save_checkpoint(paths.best(), *model, nullptr, state);
+      } else {
+        ++state.epochs_without_improvement;
+      }
+    }
+    save_checkpoint(paths.checkpoint(), *model, &optimizer, state);
+    append_line(paths.log(), record.dump());
+    log::info("epoch ", epoch + 1, "/", total_epochs, " done in ", format_duration(epoch_seconds),
+              " | train loss ", sums["loss"], ", elbo ", sums["elbo"], val_text);
+    if (config.train.early_stopping > 0 &&
+        state.epochs_without_improvement >= config.train.early_stopping) {
+      log::info("early stopping: no validation improvement for ", state.epochs_without_improvement,
+                " epochs");
+      stopped_early = true;
+      break;
+    }
+  }
+
+  // Final figures on the test set (fixed binarization), with the best model when validating.
+  if (io::file_exists(paths.best())) load_checkpoint(paths.best(), *model, nullptr, false);
+  const auto test = evaluate_terms(model, data.test, config, data, modalities, device);
+  nlohmann::json summary{{"mmkt_version", MMKT_VERSION},
+                         {"epochs_done", state.epochs_done},
+                         {"steps", state.step},
+                         {"stopped_early", stopped_early},
+                         {"seconds_per_epoch", epochs_timed ? seconds_in_epochs / epochs_timed : 0.0},
+                         {"threads", runtime.threads},
+                         {"device", device.str()},
+                         {"test", test},
+                         {"test_elbo", test.count("elbo") ? test.at("elbo") : 0.0},
+                         {"test_items", data.test->size()}};
+  io::write_json_file(paths.summary(), summary);
+  log::info("test (", data.test->size(), " items, single-sample bound): ", format_terms(test));
+  log::info("run written to ", run_dir);
+  return summary;
+}
+
+LoadedRun load_run(const std::string& run_dir, const torch::Device& device) {
+  const RunPaths paths{run_dir};
+  MMKT_CHECK_INPUT(std::filesystem::is_directory(run_dir), run_dir, ": run directory does not exist");
+  LoadedRun run;
+  run.resolved = io::load_json_file(paths.config());
+  run.resolved = io::merge_strict(default_config_json(), run.resolved, paths.config(),
+                                  {"model.modalities", "triplet.pairs", "model.joint_hidden"});
+  run.config = config_from_json(run.resolved, paths.config());
+  run.data = load_run_data(run.config, paths.tokenizer());
+  run.modalities = resolve_modalities(run.config, run.data);
+  auto model_config = run.config.model;
+  model_config.modalities = run.modalities;
+  run.model = models::MultimodalVae(model_config);
+  const std::string checkpoint = io::file_exists(paths.best()) ? paths.best() : paths.checkpoint();
+  load_checkpoint(checkpoint, *run.model, nullptr, false);
+  run.model->to(device);
+  run.model->eval();
+  return run;
+}
+
+}  // namespace mmkt::train

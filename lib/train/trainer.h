@@ -1,0 +1,59 @@
+// Training a multimodal VAE run: Adam, KL warm-up, triplet warm-up, gradient clipping,
+// validation every epoch, early stopping, progress lines, a JSONL log per epoch, atomic
+// checkpoints after every epoch, exact resume, and a stop with a clear message on NaN/Inf.
+//
+// Run directory:
+//   config.json      the resolved configuration (every key)
+//   tokenizer.model  SentencePiece model (text runs)
+//   checkpoint.pt    model + optimizer + counters + RNG (latest epoch)
+//   best.pt          model at the best validation loss (when validating)
+//   log.jsonl        one line per epoch: train and validation terms, seconds
+//   summary.json     final figures (test ELBO, time per epoch)
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/runtime.h"
+#include "models/multimodal_vae.h"
+#include "train/config.h"
+#include "train/run_data.h"
+
+namespace mmkt::train {
+
+struct RunPaths {
+  std::string dir;
+  std::string config() const { return dir + "/config.json"; }
+  std::string tokenizer() const { return dir + "/tokenizer.model"; }
+  std::string checkpoint() const { return dir + "/checkpoint.pt"; }
+  std::string best() const { return dir + "/best.pt"; }
+  std::string log() const { return dir + "/log.jsonl"; }
+  std::string summary() const { return dir + "/summary.json"; }
+};
+
+// Mean of every objective term over a dataset (eval mode, no gradients, full KL weight).
+// The sampling noise is seeded, so the figures repeat; training's RNG stream is untouched.
+std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
+                                             const data::DatasetPtr& dataset,
+                                             const RunConfig& config, const RunData& data,
+                                             const std::vector<models::ModalityConfig>& modalities,
+                                             const torch::Device& device);
+
+// Trains (or, with resume, continues) the run in `run_dir` with `config` (`resolved` is its
+// JSON, written to config.json). Returns the summary written to summary.json.
+nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
+                         const std::string& run_dir, bool resume, const Runtime& runtime);
+
+// A model built from a run directory's config and best (else latest) checkpoint, in eval mode.
+struct LoadedRun {
+  RunConfig config;
+  nlohmann::json resolved;
+  RunData data;
+  std::vector<models::ModalityConfig> modalities;
+  models::MultimodalVae model{nullptr};
+};
+LoadedRun load_run(const std::string& run_dir, const torch::Device& device);
+
+}  // namespace mmkt::train
