@@ -260,8 +260,8 @@ TEST(NetworksLikelihood, BernoulliContinuousTargetByHand) {
     const double s = 1.0 / (1.0 + std::exp(-logits[i]));
     expected += x[i] * std::log(s) + (1 - x[i]) * std::log(1 - s);
   }
-  const auto ll = image_log_likelihood(torch::tensor(logits).view({1, 1, 2, 2}),
-                                       torch::tensor(x).view({1, 1, 2, 2}),
+  const auto ll = image_log_likelihood(torch::tensor(logits, torch::kFloat64).view({1, 1, 2, 2}),
+                                       torch::tensor(x, torch::kFloat64).view({1, 1, 2, 2}),
                                        ImageLikelihood::kBernoulli, 0.1);
   EXPECT_NEAR(ll.item<double>(), expected, 1e-9);
 }
@@ -276,8 +276,8 @@ TEST(NetworksLikelihood, GaussianAndLaplaceClosedForms) {
     gauss += -std::log(s) - 0.5 * kLog2Pi - (x[i] - m) * (x[i] - m) / (2 * s * s);
     laplace += -std::log(2 * s) - std::abs(x[i] - m) / s;
   }
-  const auto o = torch::tensor(out).view({1, 1, 2, 2});
-  const auto t = torch::tensor(x).view({1, 1, 2, 2});
+  const auto o = torch::tensor(out, torch::kFloat64).view({1, 1, 2, 2});
+  const auto t = torch::tensor(x, torch::kFloat64).view({1, 1, 2, 2});
   EXPECT_NEAR(image_log_likelihood(o, t, ImageLikelihood::kGaussian, s).item<double>(), gauss, 1e-9);
   EXPECT_NEAR(image_log_likelihood(o, t, ImageLikelihood::kLaplace, s).item<double>(), laplace,
               1e-9);

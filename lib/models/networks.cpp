@@ -285,23 +285,30 @@ TextGruEncoderImpl::TextGruEncoderImpl(const ModalityConfig& config)
   embedding_ = register_module(
       "embedding", torch::nn::Embedding(
                        torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
-  gru_ = register_module(
-      "gru", torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim, config.rnn_hidden)
-                                .batch_first(true)
-                                .bidirectional(true)));
+  const auto gru_options =
+      torch::nn::GRUOptions(config.embedding_dim, config.rnn_hidden).batch_first(true);
+  gru_forward_ = register_module("gru_forward", torch::nn::GRU(gru_options));
+  gru_backward_ = register_module("gru_backward", torch::nn::GRU(gru_options));
   fc_ = register_module("fc", torch::nn::Linear(2 * config.rnn_hidden, out_features_));
 }
 
 torch::Tensor TextGruEncoderImpl::forward(const ModalityInput& input) {
   const auto lengths = checked_text(name_, input, vocab_size_, 1);
-  const auto embedded = embedding_->forward(input.data.to(torch::kLong));
-  // pack_padded_sequence wants lengths on the CPU whatever the device of the data.
-  const auto packed = torch::nn::utils::rnn::pack_padded_sequence(
-      embedded, lengths.to(torch::kCPU), /*batch_first=*/true, /*enforce_sorted=*/false);
-  // h: [2,B,H] in the input's row order: forward state after the last real token and
-  // backward state after the first.
-  const auto h = std::get<1>(gru_->forward_with_packed_input(packed));
-  return torch::relu(fc_->forward(torch::cat({h[0], h[1]}, 1)));
+  const auto ids = input.data.to(torch::kLong);
+  const auto batch = ids.size(0);
+  const auto steps = ids.size(1);
+  // Each sequence reversed within its length (position t reads id len-1-t), padding after.
+  const auto pos = torch::arange(steps, lengths.options()).unsqueeze(0);  // [1,L]
+  const auto len = lengths.unsqueeze(1);                                 // [B,1]
+  const auto reversed =
+      ids.gather(1, (len - 1 - pos).clamp_min(0)).masked_fill(pos >= len, kPad);
+  const auto out_f = std::get<0>(gru_forward_->forward(embedding_->forward(ids)));
+  const auto out_b = std::get<0>(gru_backward_->forward(embedding_->forward(reversed)));
+  // The state after the last real token: it has read only real tokens, whatever the padding.
+  const auto last = (lengths - 1).view({batch, 1, 1}).expand({batch, 1, out_f.size(2)});
+  const auto h_f = out_f.gather(1, last).squeeze(1);
+  const auto h_b = out_b.gather(1, last).squeeze(1);
+  return torch::relu(fc_->forward(torch::cat({h_f, h_b}, 1)));
 }
 
 TextGruDecoderImpl::TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)

@@ -133,7 +133,11 @@ class TextGruEncoderImpl : public FeatureEncoderImpl {
   std::int64_t vocab_size_ = 0;
   std::int64_t out_features_ = 0;
   torch::nn::Embedding embedding_{nullptr};
-  torch::nn::GRU gru_{nullptr};
+  // Two unidirectional GRUs instead of one bidirectional GRU over a packed sequence: LibTorch
+  // 1.13's packed-sequence backward on CPU was ~15x slower than this (0.7 s vs 0.05 s for a
+  // batch of 100 captions). The backward GRU reads each sequence reversed within its length.
+  torch::nn::GRU gru_forward_{nullptr};
+  torch::nn::GRU gru_backward_{nullptr};
   torch::nn::Linear fc_{nullptr};
 };
 

@@ -10,6 +10,28 @@
 namespace mmkt::train {
 namespace {
 
+// Module::load re-seats each tensor with whatever shape the file holds; check names and
+// shapes first so that a checkpoint of another architecture is an error, not a silent change.
+void check_module(torch::nn::Module& module, torch::serialize::InputArchive& archive,
+                  const std::string& prefix, const std::string& path) {
+  auto check = [&](const std::string& key, const torch::Tensor& expected, bool is_buffer) {
+    torch::Tensor stored;
+    MMKT_CHECK_INPUT(archive.try_read(key, stored, is_buffer), path, ": checkpoint lacks '",
+                     prefix + key, "' (a different model architecture?)");
+    MMKT_CHECK_INPUT(stored.sizes() == expected.sizes(), path, ": '", prefix + key, "' has shape ",
+                     stored.sizes(), " in the checkpoint but ", expected.sizes(),
+                     " in this model (a different configuration?)");
+  };
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) check(p.key(), p.value(), false);
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) check(b.key(), b.value(), true);
+  for (const auto& child : module.named_children()) {
+    torch::serialize::InputArchive sub;
+    MMKT_CHECK_INPUT(archive.try_read(child.key(), sub), path, ": checkpoint lacks module '",
+                     prefix + child.key(), "' (a different model architecture?)");
+    check_module(*child.value(), sub, prefix + child.key() + ".", path);
+  }
+}
+
 torch::Tensor scalar(std::int64_t v) { return torch::tensor(v, torch::kInt64); }
 torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
 
@@ -49,6 +71,13 @@ TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                e.what_without_backtrace());
   }
   TrainingState state;
+  // InputArchive::read into a defined tensor re-seats it with set_(), keeping its old dtype:
+  // every scalar is read into a fresh tensor.
+  auto read_scalar = [&](const char* key) {
+    torch::Tensor fresh;
+    root.read(key, fresh);
+    return fresh;
+  };
   try {
     torch::Tensor t;
     if (!root.try_read("format_version", t)) {
@@ -59,6 +88,7 @@ TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                      version, ", this mmkt reads version ", kCheckpointFormatVersion);
     torch::serialize::InputArchive model_archive;
     root.read("model", model_archive);
+    check_module(model, model_archive, "", path);
     model.load(model_archive);
     if (optimizer != nullptr) {
       torch::serialize::InputArchive opt_archive;
@@ -66,18 +96,13 @@ TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                        ": checkpoint has no optimizer state (cannot resume training from it)");
       optimizer->load(opt_archive);
     }
-    root.read("epochs_done", t);
-    state.epochs_done = t.item<std::int64_t>();
-    root.read("step", t);
-    state.step = t.item<std::int64_t>();
-    root.read("best_validation", t);
-    state.best_validation = t.item<double>();
-    root.read("epochs_without_improvement", t);
-    state.epochs_without_improvement = t.item<std::int64_t>();
+    state.epochs_done = read_scalar("epochs_done").item<std::int64_t>();
+    state.step = read_scalar("step").item<std::int64_t>();
+    state.best_validation = read_scalar("best_validation").item<double>();
+    state.epochs_without_improvement = read_scalar("epochs_without_improvement").item<std::int64_t>();
     if (restore_rng) {
-      root.read("rng_cpu", t);
       auto generator = at::detail::getDefaultCPUGenerator();
-      generator.set_state(t);
+      generator.set_state(read_scalar("rng_cpu"));
     }
   } catch (const c10::Error& e) {
     fail_input(path, ": checkpoint does not match this model or is corrupt: ",

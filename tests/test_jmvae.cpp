@@ -1,0 +1,323 @@
+// JMVAE / MVAE / MMVAE: closed forms, gradients, one training step, checkpoints, resume,
+// configuration errors.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "io/files.h"
+#include "io/json_config.h"
+#include "models/gaussian.h"
+#include "models/multimodal_vae.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+using namespace mmkt;
+using models::Gaussian;
+namespace fs = std::filesystem;
+
+namespace {
+
+train::ModelConfig tiny_model(const std::string& type) {
+  train::ModelConfig c;
+  c.type = type;
+  c.latent_dim = 4;
+  c.joint_hidden = {16};
+  models::ModalityConfig image;
+  image.name = image.kind = "image";
+  image.encoder = image.decoder = "mlp";
+  image.likelihood = "bernoulli";
+  image.hidden = {32, 16};
+  image.shape = {1, 6, 6};
+  models::ModalityConfig label;
+  label.name = label.kind = "label";
+  label.encoder = label.decoder = "mlp";
+  label.likelihood = "categorical";
+  label.hidden = {16};
+  label.classes = 3;
+  c.modalities = {image, label};
+  return c;
+}
+
+models::Inputs tiny_inputs() {
+  torch::manual_seed(5);
+  models::Inputs in;
+  in["image"].data = torch::bernoulli(torch::full({12, 1, 6, 6}, 0.4));
+  in["label"].data = torch::arange(12) % 3;
+  return in;
+}
+
+}  // namespace
+
+TEST(Gaussians, KlAgainstClosedForm) {
+  // 1-D: KL(N(1, 2^2) || N(0, 1)) = 0.5 (4 + 1 - 1 - log 4) = 2 - log 2
+  const Gaussian q{torch::tensor({{1.0}}), torch::tensor({{std::log(4.0)}})};
+  EXPECT_NEAR(models::kl_standard_normal(q).item<double>(), 2.0 - std::log(2.0), 1e-6);
+  // KL(N(0,1) || N(1, e^2)) = log e + (1 + 1) / (2 e^2) - 0.5
+  const Gaussian a{torch::tensor({{0.0}}), torch::tensor({{0.0}})};
+  const Gaussian b{torch::tensor({{1.0}}), torch::tensor({{2.0}})};
+  EXPECT_NEAR(models::kl_divergence(a, b).item<double>(), 1.0 + 2.0 / (2 * std::exp(2.0)) - 0.5, 1e-6);
+  EXPECT_NEAR(models::kl_divergence(a, a).item<double>(), 0.0, 1e-7);
+  // symmetric, summed over dimensions
+  const Gaussian a2{torch::tensor({{0.0, 0.0}}), torch::tensor({{0.0, 0.0}})};
+  const Gaussian b2{torch::tensor({{1.0, 1.0}}), torch::tensor({{2.0, 2.0}})};
+  const double expected = 0.5 * (models::kl_divergence(a2, b2) + models::kl_divergence(b2, a2)).item<double>();
+  EXPECT_NEAR(models::symmetric_kl(a2, b2).item<double>(), expected, 1e-6);
+  EXPECT_NEAR(models::symmetric_kl(a2, b2).item<double>(), models::symmetric_kl(b2, a2).item<double>(), 1e-6);
+}
+
+TEST(Gaussians, LogProbAndProductOfExperts) {
+  const Gaussian q{torch::tensor({{0.5}}), torch::tensor({{std::log(0.25)}})};
+  // log N(1 | 0.5, 0.25) = -0.5 log(2 pi 0.25) - 0.25 / (2 * 0.25)
+  EXPECT_NEAR(q.log_prob(torch::tensor({{1.0}})).item<double>(),
+              -0.5 * std::log(2 * M_PI * 0.25) - 0.5, 1e-6);
+  // PoE of N(1, 1) and N(3, 1) with the N(0,1) prior: precision 3, mean (1 + 3) / 3
+  const Gaussian e1{torch::tensor({{1.0}}), torch::tensor({{0.0}})};
+  const Gaussian e2{torch::tensor({{3.0}}), torch::tensor({{0.0}})};
+  const auto p = models::product_of_experts({e1, e2}, true);
+  EXPECT_NEAR(p.mu.item<double>(), 4.0 / 3.0, 1e-6);
+  EXPECT_NEAR(p.logvar.item<double>(), -std::log(3.0), 1e-6);
+  const auto p2 = models::product_of_experts({e1, e2}, false);
+  EXPECT_NEAR(p2.mu.item<double>(), 2.0, 1e-6);
+}
+
+TEST(Triplet, SoftMarginOnHandWorkedDistances) {
+  // 1-D unit-variance posteriors: symmetric KL = (mu_a - mu_b)^2 / 2.
+  const Gaussian a{torch::tensor({{0.0}, {10.0}}), torch::zeros({2, 1})};
+  const Gaussian b{torch::tensor({{1.0}, {10.0}}), torch::zeros({2, 1})};
+  const auto labels = torch::tensor({0, 1}, torch::kInt64);
+  train::TripletConfig c;
+  c.kind = "soft";
+  // anchor a0: D(a0,b0) = 0.5, D(a0,b1) = 50 -> softplus(-49.5); anchor a1: D(a1,b1) = 0,
+  // D(a1,b0) = 40.5 -> softplus(-40.5); the b-anchored direction is symmetric here.
+  const double forward = 0.5 * (std::log1p(std::exp(-49.5)) + std::log1p(std::exp(-40.5)));
+  const double backward = 0.5 * (std::log1p(std::exp(0.5 - 40.5)) + std::log1p(std::exp(0.0 - 50.0)));
+  EXPECT_NEAR(models::triplet_loss(a, b, labels, c).item<double>(), 0.5 * (forward + backward), 1e-9);
+  // Hinge on means with margin 1: all terms max(0, 1 + d_pos - d_neg) = 0 here.
+  c.kind = "hinge";
+  EXPECT_NEAR(models::triplet_loss(a, b, labels, c).item<double>(), 0.0, 1e-6);
+  // Same class everywhere: no valid negative, loss 0.
+  c.kind = "soft";
+  EXPECT_NEAR(models::triplet_loss(a, b, torch::tensor({1, 1}, torch::kInt64), c).item<double>(), 0.0, 1e-9);
+}
+
+TEST(Triplet, HardNegativeIsTheClosestOtherClass) {
+  const Gaussian a{torch::tensor({{0.0}, {5.0}, {1.0}}), torch::zeros({3, 1})};
+  const Gaussian b{torch::tensor({{0.0}, {5.0}, {1.0}}), torch::zeros({3, 1})};
+  train::TripletConfig c;
+  c.kind = "hinge";
+  c.margin = 2.0;
+  c.negatives = "hard";
+  // labels 0, 1, 1: anchor 0's hard negative is item 2 (distance 1): 2 + 0 - 1 = 1.
+  // anchor 1 -> only item 0 is another class: 2 - 5 < 0; anchor 2 -> item 0: 2 - 1 = 1.
+  // mean over anchors = 2/3 in each direction.
+  const auto loss = models::triplet_loss(a, b, torch::tensor({0, 1, 1}, torch::kInt64), c);
+  EXPECT_NEAR(loss.item<double>(), 2.0 / 3.0, 1e-5);
+}
+
+TEST(Jmvae, GradientsReachEveryParameterAndAStepLowersTheLoss) {
+  for (const std::string type : {"jmvae", "mvae", "mmvae"}) {
+    torch::manual_seed(1);
+    models::MultimodalVae model(tiny_model(type));
+    const auto inputs = tiny_inputs();
+    models::ObjectiveOptions o;
+    o.triplet_weight = 0.5;
+    o.labels = inputs.at("label").data;
+    auto out = model->objective(inputs, o);
+    out.loss.backward();
+    for (const auto& p : model->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << type << ": " << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << type << ": " << p.key();
+    }
+    // Fixed noise: the same seed before each evaluation of the bound.
+    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+    auto loss_at = [&] {
+      torch::manual_seed(3);
+      return model->objective(inputs, o).loss;
+    };
+    const double before = loss_at().item<double>();
+    for (int i = 0; i < 5; ++i) {
+      opt.zero_grad();
+      loss_at().backward();
+      opt.step();
+    }
+    EXPECT_LT(loss_at().item<double>(), before) << type;
+    EXPECT_TRUE(out.terms.count("elbo")) << type;
+  }
+}
+
+TEST(Jmvae, AlphaZeroLeavesUnimodalEncodersOutOfTheLoss) {
+  auto config = tiny_model("jmvae");
+  config.alpha = 0.0;
+  models::MultimodalVae model(config);
+  auto out = model->objective(tiny_inputs(), {});
+  out.loss.backward();
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().rfind("enc_", 0) == 0) EXPECT_FALSE(p.value().grad().defined()) << p.key();
+  }
+}
+
+TEST(Jmvae, ElboTermsAddUp) {
+  torch::manual_seed(2);
+  models::MultimodalVae model(tiny_model("jmvae"));
+  const auto out = model->objective(tiny_inputs(), {});
+  const double rec = out.terms.at("rec_image").item<double>() + out.terms.at("rec_label").item<double>();
+  EXPECT_NEAR(out.terms.at("elbo").item<double>(), rec - out.terms.at("kl").item<double>(), 1e-3);
+  const double penalty = 0.1 * (out.terms.at("kl_image").item<double>() + out.terms.at("kl_label").item<double>());
+  EXPECT_NEAR(out.loss.item<double>(), -(out.terms.at("elbo").item<double>() - penalty), 1e-3);
+}
+
+TEST(Checkpoint, RoundTripIsExactAndVersioned) {
+  const auto dir = fs::temp_directory_path() / "mmkt_ckpt";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string path = (dir / "c.pt").string();
+  torch::manual_seed(4);
+  models::MultimodalVae a(tiny_model("jmvae"));
+  torch::optim::Adam opt(a->parameters(), torch::optim::AdamOptions(1e-3));
+  auto out = a->objective(tiny_inputs(), {});
+  out.loss.backward();
+  opt.step();
+  train::TrainingState s;
+  s.epochs_done = 3;
+  s.step = 42;
+  s.best_validation = 1.5;
+  train::save_checkpoint(path, *a, &opt, s);
+
+  torch::manual_seed(99);
+  models::MultimodalVae b(tiny_model("jmvae"));
+  torch::optim::Adam opt_b(b->parameters(), torch::optim::AdamOptions(1e-3));
+  const auto loaded = train::load_checkpoint(path, *b, &opt_b, false);
+  EXPECT_EQ(loaded.epochs_done, 3);
+  EXPECT_EQ(loaded.step, 42);
+  EXPECT_DOUBLE_EQ(loaded.best_validation, 1.5);
+  const auto pa = a->named_parameters();
+  const auto pb = b->named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  // Adam moments too: one more identical step keeps the models identical.
+  opt.zero_grad();
+  opt_b.zero_grad();
+  for (auto* m : {&a, &b}) {
+    torch::manual_seed(7);
+    (*m)->objective(tiny_inputs(), {}).loss.backward();
+  }
+  opt.step();
+  opt_b.step();
+  for (const auto& p : a->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()]));
+
+  // truncated file: a clear error naming it
+  const std::string bytes = io::read_file(path);
+  const std::string cut = (dir / "cut.pt").string();
+  io::write_file_atomic(cut, bytes.substr(0, bytes.size() / 2));
+  try {
+    train::load_checkpoint(cut, *b, nullptr, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
+  }
+  // another architecture
+  auto other = tiny_model("jmvae");
+  other.latent_dim = 5;
+  models::MultimodalVae c(other);
+  EXPECT_THROW(train::load_checkpoint(path, *c, nullptr, false), InputError);
+  EXPECT_THROW(train::load_checkpoint((dir / "none.pt").string(), *c, nullptr, false), InputError);
+}
+
+TEST(Config, UnknownAndMistypedKeysAreNamed) {
+  const auto dir = fs::temp_directory_path() / "mmkt_cfg";
+  fs::create_directories(dir);
+  const auto file = (dir / "c.json").string();
+  auto error_of = [&](const std::string& json, std::vector<std::string> sets = {}) {
+    io::write_file_atomic(file, json);
+    try {
+      train::config_from_json(train::resolve_config_json(file, sets), file);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("{\"model\": {\"latnt_dim\": 3}}").find("model.latnt_dim: unknown key (did you mean 'latent_dim'?)"),
+            std::string::npos);
+  EXPECT_NE(error_of("{\"train\": {\"lr\": \"fast\"}}").find("train.lr: expected number, got string"),
+            std::string::npos);
+  EXPECT_NE(error_of("{\"model\": {\"type\": \"vae\"}}").find("model.type: 'vae' is not one of"),
+            std::string::npos);
+  EXPECT_NE(error_of("{\"train\": {\"epochs\": 2,}}").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.batch_size=0"}).find("train.batch_size must be > 0"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.nope=1"}).find("train.nope: unknown key"), std::string::npos);
+  EXPECT_NE(error_of("{\"model\": {\"modalities\": [{\"name\": \"image\", \"kind\": \"image\", \"hiden\": [3]}]}}")
+                .find("hiden: unknown key"),
+            std::string::npos);
+  EXPECT_EQ(error_of("{\"train\": {\"lr\": 1}}", {"model.latent_dim=32", "data.dataset=mnist"}), "no error");
+  const auto c = train::config_from_json(train::resolve_config_json(file, {"model.latent_dim=32"}), file);
+  EXPECT_EQ(c.model.latent_dim, 32);
+  EXPECT_DOUBLE_EQ(c.train.lr, 1.0);
+}
+
+namespace {
+
+// A complete tiny run on generated shapes (level 1, 16x16 images so the MLP image path is used).
+nlohmann::json tiny_run_config(int epochs) {
+  auto j = train::default_config_json();
+  j["seed"] = 11;
+  j["data"]["dataset"] = "shapes";
+  j["data"]["shapes_level"] = 1;
+  j["data"]["shapes_train"] = 120;
+  j["data"]["shapes_test"] = 30;
+  j["data"]["validation"] = 20;
+  j["data"]["workers"] = 1;
+  j["tokenizer"]["vocab_size"] = 40;
+  j["model"]["latent_dim"] = 4;
+  j["model"]["joint_hidden"] = {16};
+  j["model"]["modalities"] = nlohmann::json::array(
+      {{{"name", "image"}, {"kind", "image"}, {"encoder", "conv"}, {"decoder", "conv"},
+        {"likelihood", "bernoulli"}, {"hidden", {16}}, {"channels", 4}},
+       {{"name", "text"}, {"kind", "text"}, {"encoder", "gru"}, {"decoder", "gru"},
+        {"likelihood", "categorical"}, {"hidden", {16}}, {"embedding_dim", 8}, {"rnn_hidden", 16}}});
+  j["triplet"]["weight"] = 0.5;
+  j["train"]["epochs"] = epochs;
+  j["train"]["batch_size"] = 20;
+  j["train"]["warmup_epochs"] = 2.0;
+  j["train"]["progress_seconds"] = 1000.0;
+  return j;
+}
+
+std::vector<double> logged_losses(const std::string& dir) {
+  std::ifstream in(dir + "/log.jsonl");
+  std::vector<double> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line)["train"]["loss"].get<double>());
+  return out;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
+  const auto base = fs::temp_directory_path() / "mmkt_resume";
+  fs::remove_all(base);
+  Runtime rt;
+  rt.threads = at::get_num_threads();
+  const auto full_json = tiny_run_config(3);
+  const auto full = train::config_from_json(full_json, "test");
+  seed_everything(full.seed);
+  train::train_run(full, full_json, (base / "full").string(), false, rt);
+
+  const auto part_json = tiny_run_config(2);
+  seed_everything(full.seed);
+  train::train_run(train::config_from_json(part_json, "test"), part_json, (base / "part").string(), false, rt);
+  // resume with more epochs, as `mmkt train --resume --set train.epochs=3` does
+  train::train_run(full, full_json, (base / "part").string(), true, rt);
+
+  const auto a = logged_losses((base / "full").string());
+  const auto b = logged_losses((base / "part").string());
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(a[i], b[i]) << "epoch " << i + 1;
+  // A second fresh run into an existing run directory is refused.
+  EXPECT_THROW(train::train_run(full, full_json, (base / "full").string(), false, rt), InputError);
+}
