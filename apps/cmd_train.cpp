@@ -1,5 +1,6 @@
 // `mmkt train`: train a multimodal VAE run from a JSON config (+ --set overrides), or resume
 // one. `mmkt config`: print the defaults or a resolved configuration.
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
@@ -16,6 +17,7 @@ void register_train(CLI::App& root, CommonOptions& common) {
     std::string config, run = "runs/latest";
     std::vector<std::string> set;
     bool resume = false;
+    bool overwrite = false;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = root.add_subcommand("train", "train a JMVAE / MVAE / MMVAE run (see experiments/)");
@@ -24,6 +26,8 @@ void register_train(CLI::App& root, CommonOptions& common) {
       ->take_all();
   cmd->add_option("--run", args->run, "run directory to write")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "continue the run in --run from its last checkpoint");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "replace the run files (config, checkpoints, log, tokenizer) already in --run");
   cmd->callback([&common, args] {
     nlohmann::json resolved;
     if (args->resume) {
@@ -36,6 +40,13 @@ void register_train(CLI::App& root, CommonOptions& common) {
       io::write_json_file(paths.config(), resolved);
     } else {
       resolved = train::resolve_config_json(args->config, args->set);
+      if (args->overwrite) {
+        const train::RunPaths paths{args->run};
+        for (const auto& f : {paths.config(), paths.checkpoint(), paths.best(), paths.log(),
+                              paths.summary(), paths.tokenizer()}) {
+          std::filesystem::remove(f);
+        }
+      }
     }
     const auto config = train::config_from_json(resolved, args->config.empty() ? "config" : args->config);
     auto runtime_options = common.runtime;
