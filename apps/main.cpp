@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   app::register_tokenizer(root, common);
   app::register_data(root, common);
   app::register_train(root, common);
+  app::register_eval(root, common);
 
   try {
     root.parse(argc, argv);

@@ -172,16 +172,23 @@ Output MultimodalVaeImpl::objective(const Inputs& inputs, const ObjectiveOptions
   return objective_mmvae(inputs, options);
 }
 
+torch::Tensor MultimodalVaeImpl::weighted_reconstruction(const torch::Tensor& z,
+                                                         const Inputs& inputs, Output& out,
+                                                         const std::string& suffix) {
+  auto rec = torch::zeros({z.size(0)}, z.options());
+  for (const auto& m : config_.modalities) {
+    const auto ll = log_likelihood(m.name, z, inputs.at(m.name));
+    out.terms["rec_" + m.name + suffix] = mean_of(ll);
+    rec = rec + m.weight * ll;
+  }
+  return rec;
+}
+
 Output MultimodalVaeImpl::objective_jmvae(const Inputs& inputs, const ObjectiveOptions& options) {
   Output out;
   const auto q = joint_jmvae(inputs);
   const auto z = q.rsample();
-  auto rec = torch::zeros({q.mu.size(0)}, q.mu.options());
-  for (const auto& m : config_.modalities) {
-    const auto ll = log_likelihood(m.name, z, inputs.at(m.name));
-    out.terms["rec_" + m.name] = mean_of(ll);
-    rec = rec + m.weight * ll;
-  }
+  const auto rec = weighted_reconstruction(z, inputs, out, "");
   const auto kl = kl_standard_normal(q);
   auto bound = rec - options.kl_weight * kl;
   std::map<std::string, Gaussian> unimodal;
@@ -215,12 +222,7 @@ Output MultimodalVaeImpl::objective_mvae(const Inputs& inputs, const ObjectiveOp
   // sub-sampled terms of Wu & Goodman 2018 for the one-modality subsets).
   const auto q = product_of_experts(experts, true);
   const auto z = q.rsample();
-  auto rec = torch::zeros({q.mu.size(0)}, q.mu.options());
-  for (const auto& m : config_.modalities) {
-    const auto ll = log_likelihood(m.name, z, inputs.at(m.name));
-    out.terms["rec_" + m.name] = mean_of(ll);
-    rec = rec + m.weight * ll;
-  }
+  const auto rec = weighted_reconstruction(z, inputs, out, "");
   const auto kl = kl_standard_normal(q);
   auto bound = rec - options.kl_weight * kl;
   out.terms["kl"] = mean_of(kl);
@@ -248,12 +250,7 @@ Output MultimodalVaeImpl::objective_mmvae(const Inputs& inputs, const ObjectiveO
   torch::Tensor elbo_sum;
   for (const auto& source : names_) {
     const auto z = unimodal.at(source).rsample();
-    auto rec = torch::zeros({z.size(0)}, z.options());
-    for (const auto& m : config_.modalities) {
-      const auto ll = log_likelihood(m.name, z, inputs.at(m.name));
-      out.terms["rec_" + m.name + "_from_" + source] = mean_of(ll);
-      rec = rec + m.weight * ll;
-    }
+    const auto rec = weighted_reconstruction(z, inputs, out, "_from_" + source);
     // log q_mix(z) = logsumexp_k log q_k(z) - log M
     std::vector<torch::Tensor> log_qs;
     for (const auto& k : names_) log_qs.push_back(unimodal.at(k).log_prob(z));

@@ -68,6 +68,9 @@ class MultimodalVaeImpl : public torch::nn::Module {
 
  private:
   Gaussian joint_jmvae(const Inputs& inputs);
+  // sum_m weight_m log p(m | z), [B]; records each unweighted mean as rec_<m><suffix>.
+  torch::Tensor weighted_reconstruction(const torch::Tensor& z, const Inputs& inputs, Output& out,
+                                        const std::string& suffix);
   Output objective_jmvae(const Inputs& inputs, const ObjectiveOptions& options);
   Output objective_mvae(const Inputs& inputs, const ObjectiveOptions& options);
   Output objective_mmvae(const Inputs& inputs, const ObjectiveOptions& options);

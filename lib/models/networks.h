@@ -120,8 +120,9 @@ class ImageConvDecoderImpl : public ImageDecoderImpl {
 // Lengths of right-padded id rows: `lengths` when defined, else the count of non-pad ids.
 torch::Tensor sequence_lengths(const ModalityInput& input);
 
-// ids [B,L] -> Embedding(V,E,padding_idx 0) -> bidirectional GRU over the packed sequence
-// (padding masked) -> [h_forward_last, h_backward_first] -> Linear+ReLU to hidden.back().
+// ids [B,L] -> Embedding(V,E,padding_idx 0) -> a forward GRU over the ids and a second GRU over
+// each sequence reversed within its length -> both states after the last real token ->
+// Linear+ReLU to hidden.back(). Padding never reaches those states.
 class TextGruEncoderImpl : public FeatureEncoderImpl {
  public:
   explicit TextGruEncoderImpl(const ModalityConfig& config);

@@ -1,0 +1,95 @@
+#include "eval/embed.h"
+
+#include <iomanip>
+#include <sstream>
+
+#include "core/error.h"
+#include "data/batcher.h"
+#include "eval/retrieval.h"
+
+namespace mmkt::eval {
+
+Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
+                         const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  run.model->eval();
+  data::BatcherOptions o;
+  o.batch_size = run.config.train.eval_batch_size;
+  o.shuffle = false;
+  o.tokenizer = run.data.tokenizer;
+  o.max_tokens = run.config.data.max_tokens;
+  data::Batcher batcher(dataset, o);
+  batcher.start_epoch(0);
+  std::map<std::string, std::vector<torch::Tensor>> mus, logvars;
+  std::vector<torch::Tensor> labels;
+  while (auto batch = batcher.next()) {
+    const auto inputs = train::inputs_from_batch(*batch, run.modalities, device);
+    for (const auto& [name, input] : inputs) {
+      const auto q = run.model->encode(name, input);
+      mus[name].push_back(q.mu.cpu());
+      logvars[name].push_back(q.logvar.cpu());
+    }
+    labels.push_back(batch->labels);
+  }
+  Embeddings e;
+  for (auto& [name, list] : mus) e.mu[name] = torch::cat(list);
+  for (auto& [name, list] : logvars) e.logvar[name] = torch::cat(list);
+  e.labels = torch::cat(labels);
+  return e;
+}
+
+nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
+                                const std::string& text) {
+  MMKT_CHECK_INPUT(e.mu.count(image) && e.mu.count(text), "retrieval needs modalities '", image,
+                   "' and '", text, "'");
+  nlohmann::json report;
+  struct Task {
+    std::string name, query, database;
+    bool same;
+  };
+  const std::vector<Task> tasks = {{text + "->" + image, text, image, false},
+                                   {image + "->" + text, image, text, false},
+                                   {image + "->" + image, image, image, true}};
+  for (const auto& t : tasks) {
+    for (const std::string score : {"euclidean", "cosine"}) {
+      RetrievalOptions o;
+      o.score = score;
+      o.exclude_self = t.same;
+      auto cls = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o).to_json();
+      if (!t.same) {
+        // the paired item: instance-level recall and median rank
+        RetrievalOptions inst = o;
+        inst.relevance = "instance";
+        const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, inst);
+        cls["instance"] = {{"R@1", r.recall_at.at(1)}, {"R@5", r.recall_at.at(5)},
+                           {"R@10", r.recall_at.at(10)}, {"median_rank", r.median_rank},
+                           {"random_R@10", r.random_recall_at.at(10)}};
+      }
+      report[t.name][score] = cls;
+    }
+  }
+  return report;
+}
+
+std::string retrieval_markdown(const nlohmann::json& report) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3);
+  out << "| task | score | mAP | random mAP | P@10 | P@100 | R@1 (pair) | R@10 (pair) | median rank (pair) |\n"
+      << "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& [task, by_score] : report.items()) {
+    for (const auto& [score, r] : by_score.items()) {
+      out << "| " << task << " | " << score << " | " << r["mAP"].get<double>() << " | "
+          << r["random_mAP"].get<double>() << " | " << r["P@10"].get<double>() << " | "
+          << r["P@100"].get<double>() << " | ";
+      if (r.contains("instance")) {
+        out << r["instance"]["R@1"].get<double>() << " | " << r["instance"]["R@10"].get<double>()
+            << " | " << r["instance"]["median_rank"].get<double>() << " |\n";
+      } else {
+        out << "- | - | - |\n";
+      }
+    }
+  }
+  return out.str();
+}
+
+}  // namespace mmkt::eval

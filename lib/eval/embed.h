@@ -1,0 +1,34 @@
+// Posterior means and log-variances of every modality of a dataset under a trained model
+// (the inputs of retrieval, zero-shot and probes), computed in batches without gradients.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "train/trainer.h"
+
+namespace mmkt::eval {
+
+struct Embeddings {
+  std::map<std::string, torch::Tensor> mu;      // modality -> [N,D]
+  std::map<std::string, torch::Tensor> logvar;  // modality -> [N,D]
+  torch::Tensor labels;                         // [N] int64
+};
+
+// Unimodal posteriors q(z|m) of each item of `dataset` (test-time batches, no shuffling).
+Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
+                         const torch::Device& device);
+
+// Text->image, image->text (class-level relevance; instance-level R@K and median rank for the
+// paired item) and image->image (class-level, query removed), by Euclidean and cosine scores.
+// Returns {"<query>-><database>": {"euclidean": {...}, "cosine": {...}}, ...}.
+nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
+                                const std::string& text);
+
+// A Markdown table of the report (mAP, P@10, P@100, R@1, R@10 with random baselines).
+std::string retrieval_markdown(const nlohmann::json& report);
+
+}  // namespace mmkt::eval

@@ -1,0 +1,157 @@
+#include "eval/retrieval.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace mmkt::eval {
+
+nlohmann::json RetrievalResult::to_json() const {
+  nlohmann::json j{{"score", score},         {"relevance", relevance}, {"queries", queries},
+                   {"database", database},   {"mAP", map},            {"random_mAP", random_map},
+                   {"median_rank", median_rank}};
+  for (const auto& [k, v] : precision_at) j["P@" + std::to_string(k)] = v;
+  for (const auto& [k, v] : random_precision_at) j["random_P@" + std::to_string(k)] = v;
+  for (const auto& [k, v] : recall_at) j["R@" + std::to_string(k)] = v;
+  for (const auto& [k, v] : random_recall_at) j["random_R@" + std::to_string(k)] = v;
+  return j;
+}
+
+double random_average_precision(std::int64_t n, std::int64_t r) {
+  // E[AP] = (1/R) sum_k E[rel_k * P@k] = (1/N) sum_{k=1}^{N} [ (R-1)(k-1)/(N-1) + 1 ] / k
+  // (rel_k = 1 with probability R/N; given that, the other k-1 slots hold (R-1)/(N-1) relevant
+  // items in expectation).
+  if (n <= 0 || r <= 0) return 0.0;
+  if (n == 1) return 1.0;
+  double sum = 0;
+  for (std::int64_t k = 1; k <= n; ++k) {
+    sum += (static_cast<double>(r - 1) * static_cast<double>(k - 1) / static_cast<double>(n - 1) + 1.0) /
+           static_cast<double>(k);
+  }
+  return sum / static_cast<double>(n);
+}
+
+namespace {
+
+// 1 - C(n-r, k) / C(n, k): probability that a random top k holds a relevant item.
+double random_hit(std::int64_t n, std::int64_t r, std::int64_t k) {
+  if (r <= 0) return 0.0;
+  if (k >= n || n - r < k) return 1.0;
+  double miss = 1.0;
+  for (std::int64_t i = 0; i < k; ++i) {
+    miss *= static_cast<double>(n - r - i) / static_cast<double>(n - i);
+  }
+  return 1.0 - miss;
+}
+
+}  // namespace
+
+RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& query_labels,
+                         const torch::Tensor& database, const torch::Tensor& database_labels,
+                         const RetrievalOptions& o) {
+  torch::NoGradGuard no_grad;
+  MMKT_CHECK_INPUT(o.score == "euclidean" || o.score == "cosine", "retrieval score '", o.score,
+                   "' (expected euclidean or cosine)");
+  MMKT_CHECK_INPUT(o.relevance == "class" || o.relevance == "instance", "retrieval relevance '",
+                   o.relevance, "' (expected class or instance)");
+  MMKT_CHECK(queries.dim() == 2 && database.dim() == 2 && queries.size(1) == database.size(1),
+             "retrieve: queries [M,D] and database [N,D] needed, got ", queries.sizes(), " and ",
+             database.sizes());
+  const auto m = queries.size(0);
+  const auto n = database.size(0);
+  MMKT_CHECK_INPUT(m > 0 && n > 0, "retrieve: empty query set or database");
+  const bool instance = o.relevance == "instance";
+  MMKT_CHECK((!instance && !o.exclude_self) || m == n,
+             "retrieve: instance relevance and exclude_self need as many queries as items");
+  if (!instance) {
+    MMKT_CHECK(query_labels.defined() && database_labels.defined() && query_labels.size(0) == m &&
+                   database_labels.size(0) == n,
+               "retrieve: class relevance needs labels for queries and database");
+  }
+  auto q = queries.to(torch::kFloat32);
+  auto x = database.to(torch::kFloat32);
+  if (o.score == "cosine") {
+    q = torch::nn::functional::normalize(q, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    x = torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  }
+  const auto x_sq = x.pow(2).sum(1);
+  const auto ql = instance ? torch::Tensor() : query_labels.to(torch::kInt64).to(x.device());
+  const auto xl = instance ? torch::Tensor() : database_labels.to(torch::kInt64).to(x.device());
+  const auto effective_n = o.exclude_self ? n - 1 : n;
+
+  RetrievalResult r;
+  r.score = o.score;
+  r.relevance = o.relevance;
+  r.queries = m;
+  r.database = effective_n;
+  double ap_sum = 0, random_ap_sum = 0;
+  std::map<std::int64_t, double> p_sum, rp_sum, hit_sum, rhit_sum;
+  std::vector<double> first_ranks;
+  first_ranks.reserve(static_cast<std::size_t>(m));
+
+  for (std::int64_t start = 0; start < m; start += o.chunk) {
+    const auto len = std::min(o.chunk, m - start);
+    const auto qc = q.narrow(0, start, len);
+    // score: cosine similarity, or negative squared distance (same order as distance)
+    auto score = o.score == "cosine"
+                     ? torch::mm(qc, x.t())
+                     : (2 * torch::mm(qc, x.t()) - x_sq.unsqueeze(0) - qc.pow(2).sum(1, true));
+    const auto rows = torch::arange(start, start + len, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+    torch::Tensor relevant;
+    if (instance) {
+      relevant = torch::zeros({len, n}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+      relevant.index_put_({torch::arange(len, rows.options()), rows}, true);
+    } else {
+      relevant = ql.narrow(0, start, len).unsqueeze(1).eq(xl.unsqueeze(0));
+    }
+    if (o.exclude_self) {
+      const auto cols = rows.unsqueeze(1);
+      score.scatter_(1, cols, -INFINITY);
+      relevant = relevant.scatter(1, cols, false);
+    }
+    // Rank: descending score; ties broken by database index (stable sort).
+    const auto order = std::get<1>(score.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+    auto rel = relevant.gather(1, order).narrow(1, 0, effective_n).to(torch::kFloat64).cpu();
+    const auto cum = rel.cumsum(1);
+    const auto positions = torch::arange(1, effective_n + 1, torch::kFloat64).unsqueeze(0);
+    const auto r_q = rel.sum(1);  // relevant items per query
+    const auto ap = ((cum / positions) * rel).sum(1) / r_q.clamp_min(1.0);
+    ap_sum += ap.sum().item<double>();
+    const auto first = (cum.lt(0.5)).sum(1) + 1;  // 1-based rank of the first relevant item
+    const auto* fr = first.data_ptr<std::int64_t>();
+    const auto* rq = r_q.data_ptr<double>();
+    for (std::int64_t i = 0; i < len; ++i) {
+      const auto ri = static_cast<std::int64_t>(rq[i]);
+      if (ri > 0) first_ranks.push_back(static_cast<double>(fr[i]));
+      random_ap_sum += random_average_precision(effective_n, ri);
+      for (const auto k : o.ks) {
+        const auto kk = std::min(k, effective_n);
+        rp_sum[k] += static_cast<double>(ri) / static_cast<double>(effective_n);
+        rhit_sum[k] += random_hit(effective_n, ri, kk);
+      }
+    }
+    for (const auto k : o.ks) {
+      const auto kk = std::min(k, effective_n);
+      const auto in_top = cum.select(1, kk - 1);
+      p_sum[k] += (in_top / static_cast<double>(kk)).sum().item<double>();
+      hit_sum[k] += in_top.gt(0.5).sum().item<double>();
+    }
+  }
+  r.map = ap_sum / static_cast<double>(m);
+  r.random_map = random_ap_sum / static_cast<double>(m);
+  for (const auto k : o.ks) {
+    r.precision_at[k] = p_sum[k] / static_cast<double>(m);
+    r.random_precision_at[k] = rp_sum[k] / static_cast<double>(m);
+    r.recall_at[k] = hit_sum[k] / static_cast<double>(m);
+    r.random_recall_at[k] = rhit_sum[k] / static_cast<double>(m);
+  }
+  if (!first_ranks.empty()) {
+    std::sort(first_ranks.begin(), first_ranks.end());
+    const auto h = first_ranks.size() / 2;
+    r.median_rank = first_ranks.size() % 2 ? first_ranks[h] : 0.5 * (first_ranks[h - 1] + first_ranks[h]);
+  }
+  return r;
+}
+
+}  // namespace mmkt::eval

@@ -1,0 +1,99 @@
+// Retrieval metrics on rankings worked by hand.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "eval/retrieval.h"
+
+using namespace mmkt;
+
+namespace {
+// 1-D embeddings: the query at 0 ranks the database by |x|.
+torch::Tensor col(std::vector<float> v) { return torch::tensor(v).unsqueeze(1); }
+}  // namespace
+
+TEST(Retrieval, AveragePrecisionOnAHandWorkedRanking) {
+  // Ranking 0.1, 0.2, 0.3, 0.4, 0.5 with labels 0 1 0 1 1; the query's class is 0:
+  // relevant at ranks 1 and 3 -> AP = (1/1 + 2/3) / 2 = 5/6.
+  eval::RetrievalOptions o;
+  o.ks = {1, 2, 5};
+  const auto r = eval::retrieve(col({0.0f}), torch::tensor({0}, torch::kInt64),
+                                col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
+                                torch::tensor({0, 1, 0, 1, 1}, torch::kInt64), o);
+  EXPECT_NEAR(r.map, 5.0 / 6.0, 1e-9);
+  EXPECT_NEAR(r.precision_at.at(1), 1.0, 1e-9);
+  EXPECT_NEAR(r.precision_at.at(2), 0.5, 1e-9);
+  EXPECT_NEAR(r.precision_at.at(5), 0.4, 1e-9);
+  EXPECT_NEAR(r.recall_at.at(1), 1.0, 1e-9);
+  EXPECT_EQ(r.median_rank, 1.0);
+  EXPECT_NEAR(r.random_precision_at.at(5), 0.4, 1e-9);
+}
+
+TEST(Retrieval, TwoQueriesAndAQueryWithoutRelevantItems) {
+  // Query A (class 1): relevant at ranks 2 and 5 -> (1/2 + 2/5) / 2 = 0.45.
+  // Query B (class 7): nothing relevant -> AP 0. mAP = 0.225.
+  eval::RetrievalOptions o;
+  o.ks = {1};
+  const auto r = eval::retrieve(col({0.0f, 0.0f}), torch::tensor({1, 7}, torch::kInt64),
+                                col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
+                                torch::tensor({0, 1, 0, 0, 1}, torch::kInt64), o);
+  EXPECT_NEAR(r.map, 0.225, 1e-9);
+  EXPECT_NEAR(r.recall_at.at(1), 0.0, 1e-9);
+  EXPECT_EQ(r.median_rank, 2.0);  // only query A has a relevant item; its first is at rank 2
+}
+
+TEST(Retrieval, InstanceLevelAndExcludeSelf) {
+  // queries q_i and items x_i: x_0 is nearest to q_0; q_1's pair x_1 ranks second.
+  const auto q = col({0.0f, 1.0f, 5.0f});
+  const auto x = col({0.1f, 1.6f, 5.0f});
+  eval::RetrievalOptions o;
+  o.relevance = "instance";
+  o.ks = {1, 2};
+  // q_1 = 1.0: distances 0.9 (x_0), 0.6 (x_1) -> x_1 first. All pairs first: R@1 = 1.
+  auto r = eval::retrieve(q, {}, x, {}, o);
+  EXPECT_NEAR(r.recall_at.at(1), 1.0, 1e-9);
+  EXPECT_NEAR(r.map, 1.0, 1e-9);
+  const auto q2 = col({0.0f, 0.2f, 5.0f});  // q_1 = 0.2: x_0 (0.1) before x_1 (1.4)
+  r = eval::retrieve(q2, {}, x, {}, o);
+  EXPECT_NEAR(r.recall_at.at(1), 2.0 / 3.0, 1e-9);
+  EXPECT_NEAR(r.map, (1.0 + 0.5 + 1.0) / 3.0, 1e-9);
+  EXPECT_EQ(r.median_rank, 1.0);
+  // Same modality, class relevance, the query itself removed: labels 0 0 1.
+  eval::RetrievalOptions s;
+  s.exclude_self = true;
+  s.ks = {1};
+  const auto same = eval::retrieve(x, torch::tensor({0, 0, 1}, torch::kInt64), x,
+                                   torch::tensor({0, 0, 1}, torch::kInt64), s);
+  // item 0: ranking x_1, x_2 -> AP 1; item 1: x_0 first -> 1; item 2: no other class-1 item -> 0.
+  EXPECT_NEAR(same.map, 2.0 / 3.0, 1e-9);
+  EXPECT_EQ(same.database, 2);
+}
+
+TEST(Retrieval, CosineIgnoresScale) {
+  const auto q = torch::tensor({{1.0f, 0.0f}});
+  const auto x = torch::tensor({{10.0f, 1.0f}, {0.5f, 0.5f}});
+  const auto labels = torch::tensor({0, 1}, torch::kInt64);
+  eval::RetrievalOptions o;
+  o.ks = {1};
+  o.score = "cosine";
+  EXPECT_NEAR(eval::retrieve(q, torch::tensor({0}, torch::kInt64), x, labels, o).map, 1.0, 1e-9);
+  o.score = "euclidean";  // (0.5, 0.5) is nearer in distance
+  EXPECT_NEAR(eval::retrieve(q, torch::tensor({0}, torch::kInt64), x, labels, o).map, 0.5, 1e-9);
+}
+
+TEST(Retrieval, RandomBaselines) {
+  // one relevant among n: E[AP] = H_n / n
+  EXPECT_NEAR(eval::random_average_precision(3, 1), (1.0 + 0.5 + 1.0 / 3.0) / 3.0, 1e-12);
+  EXPECT_NEAR(eval::random_average_precision(7, 7), 1.0, 1e-12);
+  EXPECT_NEAR(eval::random_average_precision(5, 0), 0.0, 1e-12);
+  // n = 2, r = 1: orders (rel, not) AP 1 and (not, rel) AP 1/2 -> 0.75
+  EXPECT_NEAR(eval::random_average_precision(2, 1), 0.75, 1e-12);
+  // Random ranking on 10 balanced classes: mAP about 0.10
+  torch::manual_seed(0);
+  const auto emb = torch::randn({1000, 8});
+  const auto labels = torch::arange(1000, torch::kInt64) % 10;
+  eval::RetrievalOptions o;
+  o.exclude_self = true;
+  const auto r = eval::retrieve(emb, labels, emb, labels, o);
+  EXPECT_NEAR(r.map, 0.10, 0.01);
+  EXPECT_NEAR(r.random_map, 0.10, 0.01);
+}
