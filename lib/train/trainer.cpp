@@ -134,6 +134,7 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
   const auto total_epochs = config.train.epochs;
   double seconds_in_epochs = 0;
   std::int64_t epochs_timed = 0;
+  std::int64_t samples_trained = 0;
   bool stopped_early = false;
 
   for (std::int64_t epoch = state.epochs_done; epoch < total_epochs; ++epoch) {
@@ -202,6 +203,7 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
     const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     seconds_in_epochs += epoch_seconds;
     ++epochs_timed;
+    samples_trained += seen;
     for (auto& [name, v] : sums) v /= static_cast<double>(std::max<std::int64_t>(seen, 1));
 
     nlohmann::json record{{"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds},
@@ -242,6 +244,8 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
                          {"steps", state.step},
                          {"stopped_early", stopped_early},
                          {"seconds_per_epoch", epochs_timed ? seconds_in_epochs / epochs_timed : 0.0},
+                         {"train_samples_per_second",
+                          seconds_in_epochs > 0 ? samples_trained / seconds_in_epochs : 0.0},
                          {"threads", runtime.threads},
                          {"device", device.str()},
                          {"test", test},
