@@ -157,7 +157,9 @@ TEST(Jmvae, AlphaZeroLeavesUnimodalEncodersOutOfTheLoss) {
   auto out = model->objective(tiny_inputs(), {});
   out.loss.backward();
   for (const auto& p : model->named_parameters()) {
-    if (p.key().rfind("enc_", 0) == 0) EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    if (p.key().rfind("enc_", 0) == 0) {
+      EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    }
   }
 }
 
