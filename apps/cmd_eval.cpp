@@ -1,40 +1,127 @@
-// `mmkt eval --run DIR`: retrieval figures of a trained run on its test set, as JSON
-// (DIR/eval/retrieval.json) and a Markdown table (DIR/eval/retrieval.md, also printed).
-#include <chrono>
+// `mmkt eval --run DIR`: every evaluation of a trained run (lib/eval/report.h), written to
+// DIR/eval/ as report.json, report.md (also printed) and pictures/*.png.
+// `mmkt embed --run DIR --out DIR2`: posterior means, log-variances and labels as .npy files.
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "commands.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "eval/embed.h"
+#include "eval/npy.h"
+#include "eval/report.h"
 #include "io/files.h"
-#include "io/json_config.h"
 #include "train/trainer.h"
 
 namespace mmkt::app {
 
+namespace {
+
+std::set<std::string> split_list(const std::string& s) {
+  std::set<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.insert(item);
+  }
+  return out;
+}
+
+}  // namespace
+
 void register_eval(CLI::App& root, CommonOptions& common) {
   struct Args {
-    std::string run;
+    std::string run, out, metrics = "retrieval,probe,zeroshot,coherence,pictures";
+    std::vector<std::string> shifts;
+    eval::EvalOptions options;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = root.add_subcommand("eval", "evaluate a run: cross-modal retrieval on the test set");
+  auto* cmd = root.add_subcommand(
+      "eval", "evaluate a run: retrieval, likelihoods, linear probe, zero-shot, coherence, pictures, dataset shift");
   cmd->add_option("--run", args->run, "run directory written by mmkt train")->required();
+  cmd->add_option("--out", args->out, "output folder (default RUN/eval)");
+  cmd->add_option("--metrics", args->metrics,
+                  "comma-separated: retrieval, likelihood, probe, zeroshot, coherence, pictures, or all")
+      ->capture_default_str();
+  cmd->add_option("--k", args->options.likelihood.k, "importance samples per item (likelihood)")->capture_default_str();
+  cmd->add_option("--likelihood-items", args->options.likelihood.max_items,
+                  "evaluate likelihoods on the first N test items (0 = all)")->capture_default_str();
+  cmd->add_option("--likelihood-batch", args->options.likelihood.batch_size, "items per likelihood batch")
+      ->capture_default_str();
+  cmd->add_option("--estimates", args->options.likelihood.estimates,
+                  "likelihood estimates: joint, marginal, conditional")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--zs-features", args->options.zero_shot.features,
+                  "zero-shot classifiers on 'latent' means or image 'encoder' features")
+      ->capture_default_str();
+  cmd->add_option("--zs-score", args->options.zero_shot.score, "text zero-shot score: cosine | euclidean")
+      ->capture_default_str();
+  cmd->add_option("--coherence-items", args->options.coherence.max_items, "test items judged for coherence")
+      ->capture_default_str();
+  cmd->add_option("--evaluator-epochs", args->options.evaluator.epochs, "epochs of the image evaluator")
+      ->capture_default_str();
+  cmd->add_option("--shift", args->shifts,
+                  "dataset shift KIND:S1,S2,... (rotation, noise, blur, contrast, prior, concept); repeatable");
+  cmd->callback([&common, args] {
+    const Runtime rt = init_runtime(common.runtime);
+    auto& o = args->options;
+    o.seed = rt.seed;
+    o.likelihood.seed = rt.seed;
+    o.coherence.seed = rt.seed;
+    const auto wanted = split_list(args->metrics);
+    o.metrics.clear();
+    for (const auto& m : wanted) {
+      if (m == "all") {
+        o.metrics.insert(eval::eval_metric_names().begin(), eval::eval_metric_names().end());
+      } else {
+        o.metrics.insert(m);
+      }
+    }
+    for (const auto& s : args->shifts) o.shifts.push_back(eval::parse_shift_spec(s));
+    auto run = train::load_run(args->run, rt.device);
+    const std::string dir = args->out.empty() ? args->run + "/eval" : args->out;
+    const auto report = eval::evaluate_run(run, o, dir, rt.device);
+    std::cout << io::read_file(dir + "/report.md");
+    log::info("evaluation written to ", dir, "/report.{json,md} and ", dir, "/pictures/ in ",
+              report["seconds"]["total"].get<double>(), " s");
+  });
+}
+
+void register_embed(CLI::App& root, CommonOptions& common) {
+  struct Args {
+    std::string run, out, split = "test";
+    bool features = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = root.add_subcommand(
+      "embed", "write posterior means, log-variances and labels of a split as .npy files (numpy.load opens them)");
+  cmd->add_option("--run", args->run, "run directory written by mmkt train")->required();
+  cmd->add_option("--out", args->out, "output folder (default RUN/embeddings/SPLIT)");
+  cmd->add_option("--split", args->split, "train | validation | test")->capture_default_str();
+  cmd->add_flag("--features", args->features, "also write the unimodal encoders' features");
   cmd->callback([&common, args] {
     const Runtime rt = init_runtime(common.runtime);
     auto run = train::load_run(args->run, rt.device);
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto e = eval::embed_dataset(run, run.data.test, rt.device);
-    const auto report = eval::retrieval_report(e, "image", "text");
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string dir = args->run + "/eval";
+    data::DatasetPtr ds = args->split == "train"        ? run.data.train
+                          : args->split == "validation" ? run.data.validation
+                          : args->split == "test"       ? run.data.test
+                                                        : nullptr;
+    MMKT_CHECK_INPUT(args->split == "train" || args->split == "validation" || args->split == "test",
+                     "--split '", args->split, "' (expected train, validation or test)");
+    MMKT_CHECK_INPUT(ds != nullptr, args->run, ": the run has no ", args->split, " split");
+    eval::EmbedOptions eo;
+    eo.features = args->features;
+    const auto e = eval::embed_dataset(run, ds, rt.device, eo);
+    const std::string dir = args->out.empty() ? args->run + "/embeddings/" + args->split : args->out;
     std::filesystem::create_directories(dir);
-    io::write_json_file(dir + "/retrieval.json", report);
-    const auto table = eval::retrieval_markdown(report);
-    io::write_file_atomic(dir + "/retrieval.md", table);
-    log::info("retrieval over ", e.labels.size(0), " test items (class-level relevance; 'pair' = the paired item) in ",
-              seconds, " s; written to ", dir);
-    std::cout << table;
+    for (const auto& [m, t] : e.mu) eval::write_npy(dir + "/mu_" + m + ".npy", t);
+    for (const auto& [m, t] : e.logvar) eval::write_npy(dir + "/logvar_" + m + ".npy", t);
+    for (const auto& [m, t] : e.features) eval::write_npy(dir + "/features_" + m + ".npy", t);
+    eval::write_npy(dir + "/labels.npy", e.labels);
+    log::info(e.labels.size(0), " items of the ", args->split, " split embedded into ", dir,
+              " (mu_<modality>.npy, logvar_<modality>.npy, labels.npy)");
   });
 }
 

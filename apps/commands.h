@@ -18,5 +18,6 @@ void register_tokenizer(CLI::App& root, CommonOptions& common);
 void register_data(CLI::App& root, CommonOptions& common);
 void register_train(CLI::App& root, CommonOptions& common);
 void register_eval(CLI::App& root, CommonOptions& common);
+void register_embed(CLI::App& root, CommonOptions& common);
 
 }  // namespace mmkt::app

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   app::register_data(root, common);
   app::register_train(root, common);
   app::register_eval(root, common);
+  app::register_embed(root, common);
 
   try {
     root.parse(argc, argv);

@@ -1,5 +1,6 @@
 #include "eval/embed.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
@@ -10,7 +11,7 @@
 namespace mmkt::eval {
 
 Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
-                         const torch::Device& device) {
+                         const torch::Device& device, const EmbedOptions& options) {
   torch::NoGradGuard no_grad;
   run.model->eval();
   data::BatcherOptions o;
@@ -18,13 +19,33 @@ Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
   o.shuffle = false;
   o.tokenizer = run.data.tokenizer;
   o.max_tokens = run.config.data.max_tokens;
-  data::Batcher batcher(dataset, o);
+  auto view = dataset;
+  if (options.max_items > 0 && options.max_items < dataset->size()) {
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(options.max_items));
+    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>(i);
+    view = data::subset(dataset, idx);
+  }
+  auto wanted = [&](const std::string& name) {
+    return options.modalities.empty() ||
+           std::find(options.modalities.begin(), options.modalities.end(), name) != options.modalities.end();
+  };
+  if (!options.modalities.empty() &&
+      std::none_of(options.modalities.begin(), options.modalities.end(),
+                   [&](const std::string& m) { return m == "text"; })) {
+    o.tokenizer = nullptr;  // no tokenisation when text is not embedded
+  }
+  data::Batcher batcher(view, o);
   batcher.start_epoch(0);
-  std::map<std::string, std::vector<torch::Tensor>> mus, logvars;
+  std::map<std::string, std::vector<torch::Tensor>> mus, logvars, features;
   std::vector<torch::Tensor> labels;
   while (auto batch = batcher.next()) {
-    const auto inputs = train::inputs_from_batch(*batch, run.modalities, device);
+    std::vector<models::ModalityConfig> modalities;
+    for (const auto& m : run.modalities) {
+      if (wanted(m.name)) modalities.push_back(m);
+    }
+    const auto inputs = train::inputs_from_batch(*batch, modalities, device);
     for (const auto& [name, input] : inputs) {
+      if (options.features) features[name].push_back(run.model->unimodal_features(name, input).cpu());
       const auto q = run.model->encode(name, input);
       mus[name].push_back(q.mu.cpu());
       logvars[name].push_back(q.logvar.cpu());
@@ -34,6 +55,7 @@ Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
   Embeddings e;
   for (auto& [name, list] : mus) e.mu[name] = torch::cat(list);
   for (auto& [name, list] : logvars) e.logvar[name] = torch::cat(list);
+  for (auto& [name, list] : features) e.features[name] = torch::cat(list);
   e.labels = torch::cat(labels);
   return e;
 }
@@ -55,15 +77,13 @@ nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
       RetrievalOptions o;
       o.score = score;
       o.exclude_self = t.same;
-      auto cls = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o).to_json();
+      o.paired = !t.same;  // the paired item's rank comes from the same scores
+      const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o);
+      auto cls = r.to_json();
       if (!t.same) {
-        // the paired item: instance-level recall and median rank
-        RetrievalOptions inst = o;
-        inst.relevance = "instance";
-        const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, inst);
-        cls["instance"] = {{"R@1", r.recall_at.at(1)}, {"R@5", r.recall_at.at(5)},
-                           {"R@10", r.recall_at.at(10)}, {"median_rank", r.median_rank},
-                           {"random_R@10", r.random_recall_at.at(10)}};
+        cls["instance"] = {{"R@1", r.pair_recall_at.at(1)}, {"R@5", r.pair_recall_at.at(5)},
+                           {"R@10", r.pair_recall_at.at(10)}, {"median_rank", r.pair_median_rank},
+                           {"random_R@10", r.random_pair_recall_at.at(10)}};
       }
       report[t.name][score] = cls;
     }

@@ -15,12 +15,19 @@ namespace mmkt::eval {
 struct Embeddings {
   std::map<std::string, torch::Tensor> mu;      // modality -> [N,D]
   std::map<std::string, torch::Tensor> logvar;  // modality -> [N,D]
+  std::map<std::string, torch::Tensor> features;  // modality -> [N,F] encoder features (on request)
   torch::Tensor labels;                         // [N] int64
+};
+
+struct EmbedOptions {
+  std::vector<std::string> modalities;  // empty = every modality of the model
+  bool features = false;                // also keep the unimodal encoders' features
+  std::int64_t max_items = 0;           // the first N items only (0 = all)
 };
 
 // Unimodal posteriors q(z|m) of each item of `dataset` (test-time batches, no shuffling).
 Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
-                         const torch::Device& device);
+                         const torch::Device& device, const EmbedOptions& options = {});
 
 // Text->image, image->text (class-level relevance; instance-level R@K and median rank for the
 // paired item) and image->image (class-level, query removed), by Euclidean and cosine scores.

@@ -15,6 +15,12 @@ nlohmann::json RetrievalResult::to_json() const {
   for (const auto& [k, v] : random_precision_at) j["random_P@" + std::to_string(k)] = v;
   for (const auto& [k, v] : recall_at) j["R@" + std::to_string(k)] = v;
   for (const auto& [k, v] : random_recall_at) j["random_R@" + std::to_string(k)] = v;
+  if (!pair_recall_at.empty()) {
+    auto& p = j["instance"];
+    for (const auto& [k, v] : pair_recall_at) p["R@" + std::to_string(k)] = v;
+    for (const auto& [k, v] : random_pair_recall_at) p["random_R@" + std::to_string(k)] = v;
+    p["median_rank"] = pair_median_rank;
+  }
   return j;
 }
 
@@ -45,6 +51,13 @@ double random_hit(std::int64_t n, std::int64_t r, std::int64_t k) {
   return 1.0 - miss;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const auto h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
 }  // namespace
 
 RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& query_labels,
@@ -62,8 +75,8 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
   const auto n = database.size(0);
   MMKT_CHECK_INPUT(m > 0 && n > 0, "retrieve: empty query set or database");
   const bool instance = o.relevance == "instance";
-  MMKT_CHECK((!instance && !o.exclude_self) || m == n,
-             "retrieve: instance relevance and exclude_self need as many queries as items");
+  MMKT_CHECK((!instance && !o.exclude_self && !o.paired) || m == n,
+             "retrieve: instance relevance, paired and exclude_self need as many queries as items");
   if (!instance) {
     MMKT_CHECK(query_labels.defined() && database_labels.defined() && query_labels.size(0) == m &&
                    database_labels.size(0) == n,
@@ -87,7 +100,7 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
   r.database = effective_n;
   double ap_sum = 0, random_ap_sum = 0;
   std::map<std::int64_t, double> p_sum, rp_sum, hit_sum, rhit_sum;
-  std::vector<double> first_ranks;
+  std::vector<double> first_ranks, pair_ranks;
   first_ranks.reserve(static_cast<std::size_t>(m));
 
   for (std::int64_t start = 0; start < m; start += o.chunk) {
@@ -105,6 +118,15 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     } else {
       relevant = ql.narrow(0, start, len).unsqueeze(1).eq(xl.unsqueeze(0));
     }
+    if (o.paired) {
+      // Rank of item i for query i: 1 + items scoring higher + equal-scoring items before it
+      // (the stable order below). No sort needed.
+      const auto own = score.gather(1, rows.unsqueeze(1));
+      const auto before = torch::arange(n, rows.options()).unsqueeze(0).lt(rows.unsqueeze(1));
+      const auto rank = (score.gt(own) | (score.eq(own) & before)).sum(1) + 1;
+      const auto* pr = rank.cpu().data_ptr<std::int64_t>();
+      for (std::int64_t i = 0; i < len; ++i) pair_ranks.push_back(static_cast<double>(pr[i]));
+    }
     if (o.exclude_self) {
       const auto cols = rows.unsqueeze(1);
       score.scatter_(1, cols, -INFINITY);
@@ -112,11 +134,12 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     }
     // Rank: descending score; ties broken by database index (stable sort).
     const auto order = std::get<1>(score.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
-    auto rel = relevant.gather(1, order).narrow(1, 0, effective_n).to(torch::kFloat64).cpu();
+    // float32 is exact for these counts (below 2^24 items); AP sums go to double per query.
+    auto rel = relevant.gather(1, order).narrow(1, 0, effective_n).to(torch::kFloat32).cpu();
     const auto cum = rel.cumsum(1);
-    const auto positions = torch::arange(1, effective_n + 1, torch::kFloat64).unsqueeze(0);
-    const auto r_q = rel.sum(1);  // relevant items per query
-    const auto ap = ((cum / positions) * rel).sum(1) / r_q.clamp_min(1.0);
+    const auto positions = torch::arange(1, effective_n + 1, torch::kFloat32).unsqueeze(0);
+    const auto r_q = rel.sum(1).to(torch::kFloat64);  // relevant items per query
+    const auto ap = ((cum / positions) * rel).sum(1, false, torch::kFloat64) / r_q.clamp_min(1.0);
     ap_sum += ap.sum().item<double>();
     const auto first = (cum.lt(0.5)).sum(1) + 1;  // 1-based rank of the first relevant item
     const auto* fr = first.data_ptr<std::int64_t>();
@@ -146,10 +169,16 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     r.recall_at[k] = hit_sum[k] / static_cast<double>(m);
     r.random_recall_at[k] = rhit_sum[k] / static_cast<double>(m);
   }
-  if (!first_ranks.empty()) {
-    std::sort(first_ranks.begin(), first_ranks.end());
-    const auto h = first_ranks.size() / 2;
-    r.median_rank = first_ranks.size() % 2 ? first_ranks[h] : 0.5 * (first_ranks[h - 1] + first_ranks[h]);
+  r.median_rank = median(first_ranks);
+  if (o.paired) {
+    for (const auto k : o.ks) {
+      const auto kk = static_cast<double>(std::min(k, n));
+      r.pair_recall_at[k] = static_cast<double>(std::count_if(pair_ranks.begin(), pair_ranks.end(),
+                                                              [&](double x) { return x <= kk; })) /
+                            static_cast<double>(m);
+      r.random_pair_recall_at[k] = kk / static_cast<double>(n);  // one relevant item of n
+    }
+    r.pair_median_rank = median(pair_ranks);
   }
   return r;
 }

@@ -26,6 +26,9 @@ struct RetrievalOptions {
   bool exclude_self = false;        // same-modality retrieval: drop item i from query i's list
   std::vector<std::int64_t> ks = {1, 5, 10, 100};
   std::int64_t chunk = 256;         // queries ranked at once (memory: chunk x database)
+  // Class relevance with paired rows (query i <-> item i): also the paired item's rank, from
+  // the same scores without a second sort (pair_recall_at, pair_median_rank).
+  bool paired = false;
 };
 
 struct RetrievalResult {
@@ -35,6 +38,8 @@ struct RetrievalResult {
   std::map<std::int64_t, double> precision_at, random_precision_at;
   std::map<std::int64_t, double> recall_at, random_recall_at;
   double median_rank = 0;
+  std::map<std::int64_t, double> pair_recall_at, random_pair_recall_at;  // when options.paired
+  double pair_median_rank = 0;
   nlohmann::json to_json() const;
 };
 

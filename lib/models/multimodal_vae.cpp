@@ -111,6 +111,13 @@ Gaussian MultimodalVaeImpl::encode(const std::string& modality, const ModalityIn
   return gaussian_from_params(unimodal_heads_.at(modality)->forward(it->second->forward(input)));
 }
 
+torch::Tensor MultimodalVaeImpl::unimodal_features(const std::string& modality,
+                                                   const ModalityInput& input) {
+  auto it = unimodal_features_.find(modality);
+  MMKT_CHECK_INPUT(it != unimodal_features_.end(), "model has no modality '", modality, "'");
+  return it->second->forward(input);
+}
+
 Gaussian MultimodalVaeImpl::joint_jmvae(const Inputs& inputs) {
   std::vector<torch::Tensor> features;
   for (const auto& name : names_) features.push_back(joint_features_.at(name)->forward(inputs.at(name)));

@@ -49,6 +49,8 @@ class MultimodalVaeImpl : public torch::nn::Module {
 
   // Unimodal posterior q(z | m).
   Gaussian encode(const std::string& modality, const ModalityInput& input);
+  // The unimodal encoder's features of m, before the Gaussian head [B,F] (probes, DAP).
+  torch::Tensor unimodal_features(const std::string& modality, const ModalityInput& input);
   // Posterior given all modalities present in `inputs` (any non-empty subset): JMVAE uses its
   // joint encoder when every modality is present and the unimodal encoder for one; MVAE the
   // product of experts; MMVAE the moment-matched mixture of experts.

@@ -131,6 +131,40 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
   return out;
 }
 
+data::DatasetPtr evaluator_training_set(const RunConfig& config, std::int64_t max_items) {
+  const auto& d = config.data;
+  data::DatasetPtr out;
+  if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
+    data::LabelledImagesOptions o;
+    o.dataset = d.dataset;
+    o.root = d.root;
+    o.attributes_file = d.attributes_file;
+    o.seed = config.seed;
+    o.split = "train";
+    out = std::make_shared<data::LabelledImageDataset>(o);
+  } else if (d.dataset == "shapes") {
+    data::ShapesOptions o;
+    o.level = d.shapes_level;
+    o.seed = derive_seed(config.seed, "shapes-evaluator");
+    o.size = max_items > 0 ? max_items : d.shapes_train;
+    o.split = data::ShapesSplit::kAll;
+    out = std::make_shared<data::ShapesDataset>(o);
+  } else {
+    data::ManifestOptions o;
+    o.path = d.manifest;
+    o.channels = d.channels;
+    o.image_size = d.image_size;
+    o.attributes_file = d.attributes_file;
+    out = std::make_shared<data::ManifestDataset>(o);
+  }
+  if (max_items > 0 && out->size() > max_items) {
+    auto [rest, keep] = data::split_train_validation(out->size(), max_items,
+                                                     derive_seed(config.seed, "evaluator-subset"));
+    out = data::subset(out, keep, out->info().name + "-evaluator");
+  }
+  return out;
+}
+
 std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
                                                        const RunData& data) {
   auto mods = config.model.modalities;

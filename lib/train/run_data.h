@@ -29,6 +29,11 @@ struct RunData {
 // otherwise trained on the training captions and written there ("" = never written).
 RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path);
 
+// Real images of every class (the unseen ones included) for training evaluation classifiers
+// (coherence): the training split of MNIST / Fashion-MNIST / the manifest, or fresh shapes of
+// every combination (`max_items` of them, a seed stream of their own).
+data::DatasetPtr evaluator_training_set(const RunConfig& config, std::int64_t max_items);
+
 // The model's modalities: config.model.modalities when given, else the dataset's default
 // (mnist: image MLP + label, as in the JMVAE paper; fashion-mnist: image MLP + text GRU;
 // shapes and manifests: image conv + text GRU), with shapes, class counts and the vocabulary

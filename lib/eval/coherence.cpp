@@ -1,0 +1,361 @@
+#include "eval/coherence.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <iomanip>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "data/batcher.h"
+#include "data/shapes.h"
+#include "io/files.h"
+#include "train/checkpoint.h"
+#include "train/run_data.h"
+
+namespace mmkt::eval {
+
+EvaluationSchema evaluation_schema(const train::LoadedRun& run) {
+  EvaluationSchema s;
+  if (run.config.data.dataset == "shapes") {
+    s.kind = "shapes";
+    s.shapes_level = run.config.data.shapes_level;
+    for (int f = 0; f < s.shapes_level; ++f) {
+      s.groups.push_back(data::shapes_factor_names()[static_cast<std::size_t>(f)]);
+      s.value_names.push_back(data::shapes_factor_values(f));
+      s.values.push_back(static_cast<std::int64_t>(s.value_names.back().size()));
+    }
+    return s;
+  }
+  s.kind = "class";
+  s.groups = {"class"};
+  const auto& info = run.data.test->info();
+  MMKT_CHECK_INPUT(!info.class_names.empty(), info.name,
+                   ": coherence needs class labels (the dataset has no class names)");
+  s.value_names = {info.class_names};
+  s.values = {static_cast<std::int64_t>(info.class_names.size())};
+  if (run.data.class_attributes) s.class_name_variants = run.data.class_attributes->class_name_variants;
+  return s;
+}
+
+torch::Tensor targets_from_labels(const EvaluationSchema& schema, const torch::Tensor& labels) {
+  const auto l = labels.to(torch::kInt64).cpu().contiguous();
+  if (schema.kind == "class") return l.unsqueeze(1).clone();
+  const auto g = static_cast<std::int64_t>(schema.groups.size());
+  auto out = torch::empty({l.size(0), g}, torch::kInt64);
+  auto acc = out.accessor<std::int64_t, 2>();
+  const auto* p = l.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < l.size(0); ++i) {
+    const auto f = data::shapes_factors_from_label(p[i], schema.shapes_level);
+    for (std::int64_t j = 0; j < g; ++j) acc[i][j] = f.get(static_cast<int>(j));
+  }
+  return out;
+}
+
+namespace {
+
+bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '/'; }
+
+}  // namespace
+
+std::int64_t class_named_in(const std::string& caption,
+                            const std::vector<std::vector<std::string>>& variants) {
+  // Every (variant, class), longest first, so that "t-shirt" wins over "shirt".
+  std::vector<std::pair<std::string, std::int64_t>> all;
+  for (std::size_t c = 0; c < variants.size(); ++c) {
+    for (const auto& v : variants[c]) all.emplace_back(v, static_cast<std::int64_t>(c));
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::int64_t found = -1;
+  std::size_t i = 0;
+  while (i < caption.size()) {
+    if (i > 0 && word_char(caption[i - 1])) {
+      ++i;
+      continue;
+    }
+    bool matched = false;
+    for (const auto& [v, c] : all) {
+      if (v.empty() || caption.compare(i, v.size(), v) != 0) continue;
+      const auto end = i + v.size();
+      if (end < caption.size() && word_char(caption[end])) continue;
+      if (found >= 0 && found != c) return -1;  // two classes named
+      found = c;
+      i = end;
+      matched = true;
+      break;
+    }
+    if (!matched) ++i;
+  }
+  return found;
+}
+
+torch::Tensor parse_captions(const EvaluationSchema& schema, const std::vector<std::string>& captions) {
+  const auto n = static_cast<std::int64_t>(captions.size());
+  const auto g = static_cast<std::int64_t>(schema.groups.size());
+  auto out = torch::full({n, g}, -1, torch::kInt64);
+  auto acc = out.accessor<std::int64_t, 2>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto& text = captions[static_cast<std::size_t>(i)];
+    if (schema.kind == "class") {
+      MMKT_CHECK_INPUT(!schema.class_name_variants.empty(),
+                       "coherence: no class-name variants to parse captions with");
+      acc[i][0] = class_named_in(text, schema.class_name_variants);
+    } else if (const auto f = data::parse_shapes_caption(text, schema.shapes_level)) {
+      for (std::int64_t j = 0; j < g; ++j) acc[i][j] = f->get(static_cast<int>(j));
+    }
+  }
+  return out;
+}
+
+ImageEvaluatorImpl::ImageEvaluatorImpl(std::vector<std::int64_t> shape, std::vector<std::int64_t> values) {
+  MMKT_CHECK(shape.size() == 3, "image evaluator: image shape {C,H,W} needed");
+  namespace nn = torch::nn;
+  std::int64_t features = 256;
+  if (shape[1] <= 32) {
+    body_ = nn::Sequential(nn::Flatten(), nn::Linear(shape[0] * shape[1] * shape[2], 512), nn::ReLU(),
+                           nn::Dropout(0.2), nn::Linear(512, features), nn::ReLU());
+  } else {
+    // Three stride-2 convolutions (kernel 4, padding 1) halve an even side each time.
+    MMKT_CHECK_INPUT(shape[1] % 8 == 0 && shape[2] % 8 == 0, "image evaluator: image sides must be multiples of 8, got ",
+                     shape[1], "x", shape[2]);
+    body_ = nn::Sequential(
+        nn::Conv2d(nn::Conv2dOptions(shape[0], 32, 4).stride(2).padding(1)), nn::ReLU(),
+        nn::Conv2d(nn::Conv2dOptions(32, 64, 4).stride(2).padding(1)), nn::ReLU(),
+        nn::Conv2d(nn::Conv2dOptions(64, 64, 4).stride(2).padding(1)), nn::ReLU(), nn::Flatten(),
+        nn::Linear(64 * (shape[1] / 8) * (shape[2] / 8), features), nn::ReLU());
+  }
+  register_module("body", body_);
+  for (std::size_t g = 0; g < values.size(); ++g) {
+    heads_.push_back(register_module("head" + std::to_string(g), nn::Linear(features, values[g])));
+  }
+}
+
+std::vector<torch::Tensor> ImageEvaluatorImpl::forward(const torch::Tensor& images) {
+  const auto h = body_->forward(images);
+  std::vector<torch::Tensor> out;
+  for (auto& head : heads_) out.push_back(head->forward(h));
+  return out;
+}
+
+torch::Tensor ImageEvaluatorImpl::predict(const torch::Tensor& images) {
+  std::vector<torch::Tensor> cols;
+  for (const auto& l : forward(images)) cols.push_back(l.argmax(1));
+  return torch::stack(cols, 1);
+}
+
+namespace {
+
+torch::Tensor predict_dataset(ImageEvaluator& ev, const data::DatasetPtr& ds, std::int64_t max_items,
+                              const torch::Device& device, torch::Tensor* labels) {
+  torch::NoGradGuard no_grad;
+  ev->eval();
+  data::BatcherOptions o;
+  o.batch_size = 500;
+  o.shuffle = false;
+  data::Batcher b(ds, o);
+  b.start_epoch(0);
+  std::vector<torch::Tensor> out, ls;
+  std::int64_t n = 0;
+  while (auto batch = b.next()) {
+    out.push_back(ev->predict(batch->images.to(device)).cpu());
+    ls.push_back(batch->labels);
+    n += batch->size();
+    if (max_items > 0 && n >= max_items) break;
+  }
+  if (labels) *labels = torch::cat(ls);
+  return torch::cat(out);
+}
+
+}  // namespace
+
+ImageEvaluator image_evaluator(train::LoadedRun& run, const EvaluationSchema& schema,
+                               const std::string& path, const EvaluatorOptions& o,
+                               const torch::Device& device, nlohmann::json* report) {
+  const auto shape = run.data.test->info().image_shape;
+  ImageEvaluator ev(shape, schema.values);
+  ev->to(device);
+  if (io::file_exists(path)) {
+    train::load_checkpoint(path, *ev, nullptr, false);
+    log::info("image evaluator loaded from ", path);
+  } else {
+    torch::manual_seed(derive_seed(run.config.seed, "image-evaluator"));
+    const auto ds = train::evaluator_training_set(run.config, o.max_items);
+    log::info("training the image evaluator (", schema.groups.size(), " head(s)) on ", ds->size(),
+              " real images of every class, ", o.epochs, " epochs");
+    torch::optim::Adam opt(ev->parameters(), torch::optim::AdamOptions(o.lr));
+    data::BatcherOptions bo;
+    bo.batch_size = o.batch_size;
+    bo.seed = derive_seed(run.config.seed, "image-evaluator-batches");
+    data::Batcher batcher(ds, bo);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+      ev->train();
+      batcher.start_epoch(epoch);
+      double loss_sum = 0;
+      std::int64_t steps = 0;
+      while (auto batch = batcher.next()) {
+        const auto targets = targets_from_labels(schema, batch->labels).to(device);
+        const auto logits = ev->forward(batch->images.to(device));
+        auto loss = torch::zeros({}, torch::TensorOptions().device(device));
+        for (std::size_t g = 0; g < logits.size(); ++g) {
+          loss = loss + torch::nn::functional::cross_entropy(logits[g], targets.select(1, static_cast<std::int64_t>(g)));
+        }
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        loss_sum += loss.item<double>();
+        ++steps;
+      }
+      log::info("image evaluator epoch ", epoch + 1, "/", o.epochs, " loss ", loss_sum / std::max<std::int64_t>(1, steps),
+                " | ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
+    }
+    train::save_checkpoint(path, *ev, nullptr, train::TrainingState{});
+  }
+  if (report) {
+    torch::Tensor labels;
+    const auto pred = predict_dataset(ev, run.data.test, 0, device, &labels);
+    const auto truth = targets_from_labels(schema, labels);
+    nlohmann::json acc;
+    for (std::size_t g = 0; g < schema.groups.size(); ++g) {
+      const auto gi = static_cast<std::int64_t>(g);
+      acc[schema.groups[g]] = pred.select(1, gi).eq(truth.select(1, gi)).to(torch::kFloat64).mean().item<double>();
+    }
+    acc["all"] = pred.eq(truth).all(1).to(torch::kFloat64).mean().item<double>();
+    (*report)["evaluator_test_accuracy"] = acc;
+    log::info("image evaluator accuracy on the real test images: ", acc.dump());
+  }
+  ev->eval();
+  return ev;
+}
+
+namespace {
+
+nlohmann::json agreement(const torch::Tensor& judged, const torch::Tensor& truth) {
+  const auto right = judged.eq(truth) & truth.ge(0);
+  const auto g = static_cast<double>(truth.size(1));
+  const auto feats = right.to(torch::kFloat64).sum(1).mean().item<double>();
+  return {{"strict", right.all(1).to(torch::kFloat64).mean().item<double>()},
+          {"feats", feats},
+          {"feats_share", feats / g},
+          {"groups", truth.size(1)},
+          {"items", truth.size(0)}};
+}
+
+}  // namespace
+
+nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& schema,
+                                ImageEvaluator& evaluator, const data::DatasetPtr& test,
+                                const CoherenceOptions& o, const torch::Device& device,
+                                CoherenceExamples* examples) {
+  torch::NoGradGuard no_grad;
+  run.model->eval();
+  evaluator->eval();
+  torch::manual_seed(derive_seed(o.seed, "coherence"));
+  const auto names = run.model->modality_names();
+  MMKT_CHECK_INPUT(run.model->has_modality("image"), "coherence needs an 'image' modality");
+  std::vector<std::string> others;
+  for (const auto& m : names) {
+    const auto& cfg = *std::find_if(run.modalities.begin(), run.modalities.end(),
+                                    [&](const auto& c) { return c.name == m; });
+    if (m != "image" && (cfg.kind == "text" || cfg.kind == "label")) others.push_back(m);
+  }
+  auto kind_of = [&](const std::string& m) {
+    return std::find_if(run.modalities.begin(), run.modalities.end(),
+                        [&](const auto& c) { return c.name == m; })->kind;
+  };
+  // Judge generated data of modality m (text ids or label probabilities) as [N,G].
+  auto judge = [&](const std::string& m, const torch::Tensor& generated, std::vector<std::string>* texts) {
+    if (kind_of(m) == "label") {
+      return targets_from_labels(schema, generated.argmax(1));
+    }
+    std::vector<std::string> captions;
+    const auto ids = generated.cpu().contiguous();
+    for (std::int64_t i = 0; i < ids.size(0); ++i) {
+      const auto row = ids[i];
+      captions.push_back(run.data.tokenizer->decode(
+          std::vector<std::int64_t>(row.data_ptr<std::int64_t>(), row.data_ptr<std::int64_t>() + row.numel())));
+    }
+    if (texts) *texts = captions;
+    return parse_captions(schema, captions);
+  };
+
+  data::BatcherOptions bo;
+  bo.batch_size = 250;
+  bo.shuffle = false;
+  bo.tokenizer = run.data.tokenizer;
+  bo.max_tokens = run.config.data.max_tokens;
+  data::Batcher batcher(test, bo);
+  batcher.start_epoch(0);
+  std::map<std::string, std::vector<torch::Tensor>> judged;
+  std::vector<torch::Tensor> truths;
+  std::int64_t n = 0;
+  while (n < o.max_items) {
+    auto batch = batcher.next();
+    if (!batch) break;
+    const auto inputs = train::inputs_from_batch(*batch, run.modalities, device);
+    truths.push_back(targets_from_labels(schema, batch->labels));
+    for (const auto& m : others) {
+      // image | m
+      const auto zm = run.model->encode(m, inputs.at(m)).rsample();
+      const auto img = run.model->decoder("image").mean(zm);
+      judged["image|" + m].push_back(evaluator->predict(img).cpu());
+      // m | image
+      const auto zx = run.model->encode("image", inputs.at("image")).rsample();
+      std::vector<std::string> texts;
+      judged[m + "|image"].push_back(judge(m, run.model->decoder(m).mean(zx), n == 0 ? &texts : nullptr));
+      if (examples && n == 0 && kind_of(m) == "text") {
+        const std::int64_t rows = std::min<std::int64_t>(8, batch->size());
+        const std::int64_t k = 8;
+        examples->source_captions.assign(batch->captions.begin(), batch->captions.begin() + rows);
+        examples->captions_from_image.assign(texts.begin(), texts.begin() + rows);
+        examples->source_images = batch->images.narrow(0, 0, rows).cpu();
+        models::ModalityInput first{inputs.at(m).data.narrow(0, 0, rows), inputs.at(m).lengths.narrow(0, 0, rows)};
+        const auto z = run.model->encode(m, first).rsample(k);  // [K,R,D]
+        const auto imgs = run.model->decoder("image").mean(z.reshape({k * rows, -1}));
+        examples->images_from_text = imgs.view({k, rows, imgs.size(1), imgs.size(2), imgs.size(3)}).transpose(0, 1).cpu();
+      }
+    }
+    n += batch->size();
+  }
+  MMKT_CHECK_INPUT(n > 0, test->info().name, ": no test items for coherence");
+  const auto truth = torch::cat(truths);
+  nlohmann::json report;
+  for (auto& [name, list] : judged) report[name] = agreement(torch::cat(list), truth);
+  // Joint coherence: samples from the prior, every modality generated, judgements compared.
+  for (const auto& m : others) {
+    std::vector<torch::Tensor> a, b;
+    for (std::int64_t done = 0; done < n; done += 250) {
+      const auto rows = std::min<std::int64_t>(250, n - done);
+      const auto latent = run.model->decoder("image").parameters().front();
+      const auto z = torch::randn({rows, run.config.model.latent_dim}, latent.options());
+      a.push_back(evaluator->predict(run.model->decoder("image").mean(z)).cpu());
+      b.push_back(judge(m, run.model->decoder(m).mean(z), nullptr));
+    }
+    const auto from_image = torch::cat(a);
+    const auto from_m = torch::cat(b);
+    // Agreement between the two judgements (an unparsable generation disagrees).
+    report["joint(image," + m + ")"] = agreement(from_image, from_m);
+  }
+  for (auto& [name, r] : report.items()) {
+    log::info("coherence ", name, ": strict ", r["strict"].get<double>(), ", feats ",
+              r["feats"].get<double>(), "/", r["groups"].get<std::int64_t>());
+  }
+  return report;
+}
+
+std::string coherence_markdown(const nlohmann::json& report) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(3);
+  out << "| coherence | strict (all attributes right) | feats (right per item) | items |\n"
+      << "| --- | ---: | ---: | ---: |\n";
+  for (const auto& [name, r] : report.items()) {
+    out << "| " << name << " | " << r["strict"].get<double>() << " | " << r["feats"].get<double>()
+        << " / " << r["groups"].get<std::int64_t>() << " | " << r["items"].get<std::int64_t>() << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace mmkt::eval
