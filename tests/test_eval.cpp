@@ -114,7 +114,7 @@ TEST(ZeroShot, ZslAndGzslMetricsOnAHandWorkedExample) {
   //   2: [0,0,3,1] ->  2, 2 (right)    2: [9,0,1,2] -> 3, 0 (both wrong)
   //   3: [3,0,1,2] ->  3, 0 (ZSL right, GZSL wrong)
   // ZSL = mean(1/2, 1) = 0.75; u = mean(1/2, 0) = 0.25; s = mean(1/2, 1) = 0.75; H = 0.375.
-  const auto scores = torch::tensor({{5., 0, 0, 0}, {0., 0, 5, 1}, {0., 5, 0, 0}, {0., 0, 3, 1}, {9., 0, 1, 2}, {3., 0, 1, 2}});
+  const auto scores = torch::tensor({{5., 0., 0., 0.}, {0., 0., 5., 1.}, {0., 5., 0., 0.}, {0., 0., 3., 1.}, {9., 0., 1., 2.}, {3., 0., 1., 2.}});
   const auto truth = torch::tensor({0, 0, 1, 2, 2, 3}, torch::kInt64);
   const auto m = eval::zero_shot_metrics(scores, truth, {2, 3}, {0, 1});
   EXPECT_NEAR(m.zsl, 0.75, 1e-12);
@@ -127,7 +127,7 @@ TEST(ZeroShot, ZslAndGzslMetricsOnAHandWorkedExample) {
 TEST(Linear, SoftmaxAndSigmoidFitSeparableData) {
   torch::manual_seed(3);
   // Three well separated blobs in 4-D.
-  const auto centres = torch::tensor({{4.0, 0, 0, 0}, {0.0, 4, 0, 0}, {0.0, 0, 4, 0}});
+  const auto centres = torch::tensor({{4.0, 0.0, 0.0, 0.0}, {0.0, 4.0, 0.0, 0.0}, {0.0, 0.0, 4.0, 0.0}}).to(torch::kFloat32);
   const auto y = torch::arange(300, torch::kInt64) % 3;
   const auto x = centres.index_select(0, y) + 0.5 * torch::randn({300, 4});
   const auto clf = eval::fit_softmax(x, y, 3);
@@ -163,13 +163,14 @@ TEST(Coherence, FashionCaptionsParseBackToTheirClass) {
 }
 
 TEST(Retrieval, PairedRankComesFromTheSameScores) {
-  // 1-D: query 0 at 0 ranks item 1 (0.1) before its pair item 0 (0.5): rank 2.
-  // Query 1 at 1 ranks its pair item 1 (1.05) first: rank 1. R@1 = 0.5, median rank 1.5.
+  // 1-D database {0.6, 0.5}: query 0 at 0 ranks item 1 (0.5 away) before its pair item 0
+  // (0.6 away): rank 2. Query 1 at 0.45 ranks its pair item 1 (0.05 away) first: rank 1.
+  // R@1 = 0.5, R@2 = 1, median rank 1.5.
   eval::RetrievalOptions o;
   o.paired = true;
   o.ks = {1, 2};
-  const auto r = eval::retrieve(torch::tensor({{0.0f}, {1.0f}}), torch::tensor({0, 1}, torch::kInt64),
-                                torch::tensor({{0.5f}, {0.1f}}), torch::tensor({0, 1}, torch::kInt64), o);
+  const auto r = eval::retrieve(torch::tensor({{0.0f}, {0.45f}}), torch::tensor({0, 1}, torch::kInt64),
+                                torch::tensor({{0.6f}, {0.5f}}), torch::tensor({0, 1}, torch::kInt64), o);
   EXPECT_NEAR(r.pair_recall_at.at(1), 0.5, 1e-12);
   EXPECT_NEAR(r.pair_recall_at.at(2), 1.0, 1e-12);
   EXPECT_NEAR(r.pair_median_rank, 1.5, 1e-12);

@@ -134,12 +134,11 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     }
     // Rank: descending score; ties broken by database index (stable sort).
     const auto order = std::get<1>(score.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
-    // float32 is exact for these counts (below 2^24 items); AP sums go to double per query.
-    auto rel = relevant.gather(1, order).narrow(1, 0, effective_n).to(torch::kFloat32).cpu();
+    auto rel = relevant.gather(1, order).narrow(1, 0, effective_n).to(torch::kFloat64).cpu();
     const auto cum = rel.cumsum(1);
-    const auto positions = torch::arange(1, effective_n + 1, torch::kFloat32).unsqueeze(0);
-    const auto r_q = rel.sum(1).to(torch::kFloat64);  // relevant items per query
-    const auto ap = ((cum / positions) * rel).sum(1, false, torch::kFloat64) / r_q.clamp_min(1.0);
+    const auto positions = torch::arange(1, effective_n + 1, torch::kFloat64).unsqueeze(0);
+    const auto r_q = rel.sum(1);  // relevant items per query
+    const auto ap = ((cum / positions) * rel).sum(1) / r_q.clamp_min(1.0);
     ap_sum += ap.sum().item<double>();
     const auto first = (cum.lt(0.5)).sum(1) + 1;  // 1-based rank of the first relevant item
     const auto* fr = first.data_ptr<std::int64_t>();
