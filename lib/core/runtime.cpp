@@ -1,6 +1,7 @@
 #include "core/runtime.h"
 
 #include <link.h>
+#include <malloc.h>
 
 #include <climits>
 #include <cstdlib>
@@ -125,8 +126,30 @@ void seed_everything(std::uint64_t seed) {
   global_rng().seed(derive_seed(seed, "global"));
 }
 
+namespace {
+
+// glibc serves allocations above a (dynamic, <= 32 MiB) threshold with fresh mmap()s and returns
+// freed heap tops to the kernel, so every large temporary tensor (a 256 x 10k score block, a
+// batch of decoder outputs) costs page faults on first touch. Keeping blocks up to 256 MiB on
+// the heap and not trimming it halved `mmkt eval --metrics retrieval` on Fashion-MNIST
+// (69.9 s -> 35.5 s, 2 threads, same run) and cut embedding the test set from 7.6 s to 2.2 s.
+// The same effect as jemalloc/tcmalloc, which PyTorch recommends on CPU, without a dependency.
+// MMKT_GLIBC_MALLOC=default keeps glibc's defaults.
+void tune_allocator() {
+#if defined(__GLIBC__)
+  const char* keep = std::getenv("MMKT_GLIBC_MALLOC");
+  if (keep && std::string(keep) == "default") return;
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
+
+}  // namespace
+
 Runtime init_runtime(const RuntimeOptions& options) {
   log::set_level(log::parse_level(options.log_level));
+  tune_allocator();
   Runtime rt;
   rt.threads = configure_threads(options.threads);
   rt.device = parse_device(options.device);

@@ -60,8 +60,8 @@ class ImageEvaluatorImpl : public torch::nn::Module {
 TORCH_MODULE(ImageEvaluator);
 
 struct EvaluatorOptions {
-  std::int64_t epochs = 3;
-  std::int64_t max_items = 30000;  // training images used
+  std::int64_t epochs = 6;
+  std::int64_t max_items = 60000;  // training images used
   std::int64_t batch_size = 128;
   double lr = 1e-3;
 };

@@ -132,12 +132,34 @@ void contact_sheet_picture(const train::LoadedRun& run, const Embeddings& e, con
   write_contact_sheet_png(path, captions, torch::Tensor(), torch::stack(rows), relevant);
 }
 
-// The metrics tracked against shift severity.
-nlohmann::json shift_row(train::LoadedRun& run, const data::DatasetPtr& shifted, const Embeddings& probe_train,
-                         const Embeddings& zs_train, const std::optional<ZeroShotTask>& task,
-                         const EvalOptions& o, const torch::Device& device) {
-  EmbedOptions eo;
-  const auto e = embed_dataset(run, shifted, device, eo);
+// The metrics tracked against shift severity. Covariate shifts change images only: the other
+// modalities' embeddings are the clean ones; concept shift changes labels only.
+nlohmann::json shift_row(train::LoadedRun& run, const std::string& kind, const data::DatasetPtr& shifted,
+                         const Embeddings& clean, const Embeddings& probe_train, const Embeddings& zs_train,
+                         const std::optional<ZeroShotTask>& task, const EvalOptions& o, const torch::Device& device) {
+  Embeddings e;
+  const auto covariate = covariate_shift_kinds();
+  if (kind == "concept") {
+    e = clean;
+    std::vector<std::int64_t> all(static_cast<std::size_t>(shifted->size()));
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
+    e.labels = shifted->labels(all);
+  } else if (std::find(covariate.begin(), covariate.end(), kind) != covariate.end()) {
+    EmbedOptions eo;
+    eo.modalities = {"image"};
+    eo.features = !clean.features.empty();
+    e = embed_dataset(run, shifted, device, eo);
+    for (const auto& [m, t] : clean.mu) {
+      if (m != "image") {
+        e.mu[m] = t;
+        e.logvar[m] = clean.logvar.at(m);
+      }
+    }
+  } else {
+    EmbedOptions eo;
+    eo.features = !clean.features.empty();
+    e = embed_dataset(run, shifted, device, eo);
+  }
   nlohmann::json row{{"items", shifted->size()}};
   const auto r = retrieval_of(e);
   for (const auto& [t, by] : r.items()) row["mAP " + t] = by["euclidean"]["mAP"];
@@ -300,9 +322,17 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
   if (!o.shifts.empty()) {
     t = Clock::now();
     md << "\n## Dataset shift (Euclidean mAP; probe and zero-shot refit on clean training data)\n";
+    // Severity 0 (the clean test set) heads every table.
+    auto clean_row = shift_row(run, "concept", data::subset(run.data.test, [&] {
+      std::vector<std::int64_t> all(static_cast<std::size_t>(run.data.test->size()));
+      for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
+      return all;
+    }()), test, probe_train, zs_train, task, o, device);
+    clean_row["severity"] = 0.0;
     for (const auto& s : o.shifts) {
-      nlohmann::json rows = nlohmann::json::array();
+      nlohmann::json rows = nlohmann::json::array({clean_row});
       for (const double sev : s.severities) {
+        if (sev == 0.0) continue;  // the clean row
         data::DatasetPtr shifted;
         const auto seed = derive_seed(o.seed, "shift/" + s.kind);
         if (s.kind == "prior") {
@@ -312,7 +342,7 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
         } else {
           shifted = covariate_shift(run.data.test, s.kind, sev, seed);
         }
-        auto row = shift_row(run, shifted, probe_train, zs_train, task, o, device);
+        auto row = shift_row(run, s.kind, shifted, test, probe_train, zs_train, task, o, device);
         row["severity"] = sev;
         log::info("shift ", s.kind, " severity ", sev, ": ", row.dump());
         rows.push_back(row);

@@ -99,6 +99,7 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
   r.queries = m;
   r.database = effective_n;
   double ap_sum = 0, random_ap_sum = 0;
+  std::map<std::int64_t, double> random_ap_of;  // E[AP] depends only on R (N is fixed): O(N) once per R
   std::map<std::int64_t, double> p_sum, rp_sum, hit_sum, rhit_sum;
   std::vector<double> first_ranks, pair_ranks;
   first_ranks.reserve(static_cast<std::size_t>(m));
@@ -146,7 +147,9 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     for (std::int64_t i = 0; i < len; ++i) {
       const auto ri = static_cast<std::int64_t>(rq[i]);
       if (ri > 0) first_ranks.push_back(static_cast<double>(fr[i]));
-      random_ap_sum += random_average_precision(effective_n, ri);
+      auto it = random_ap_of.find(ri);
+      if (it == random_ap_of.end()) it = random_ap_of.emplace(ri, random_average_precision(effective_n, ri)).first;
+      random_ap_sum += it->second;
       for (const auto k : o.ks) {
         const auto kk = std::min(k, effective_n);
         rp_sum[k] += static_cast<double>(ri) / static_cast<double>(effective_n);
