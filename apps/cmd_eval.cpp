@@ -62,6 +62,11 @@ void register_eval(CLI::App& root, CommonOptions& common) {
       ->capture_default_str();
   cmd->add_option("--evaluator-epochs", args->options.evaluator.epochs, "epochs of the image evaluator")
       ->capture_default_str();
+  cmd->add_option("--evaluator-items", args->options.evaluator.max_items,
+                  "real training images the image evaluator learns from")
+      ->capture_default_str();
+  cmd->add_option("--probe-items", args->options.probe_train_items, "training items of the linear probe")
+      ->capture_default_str();
   cmd->add_option("--shift", args->shifts,
                   "dataset shift KIND:S1,S2,... (rotation, noise, blur, contrast, prior, concept); repeatable");
   cmd->callback([&common, args] {

@@ -13,6 +13,7 @@
 #include "eval/coherence.h"
 #include "eval/likelihood.h"
 #include "eval/linear.h"
+#include "eval/npy.h"
 #include "eval/report.h"
 #include "eval/retrieval.h"
 #include "eval/zero_shot.h"
@@ -258,6 +259,16 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   // Severity 0 is the clean test set: the same retrieval figure.
   EXPECT_NEAR(report["shift"]["rotation"][0]["mAP text->image"].get<double>(),
               report["retrieval"]["text->image"]["euclidean"]["mAP"].get<double>(), 1e-9);
+  // `mmkt embed` writes what embed_dataset computes, as .npy files read back tensor by tensor.
+  const auto npy = (base / "npy").string();
+  const auto cmd = std::string(MMKT_BINARY) + " --threads 1 --log-level warn embed --run " + base.string() +
+                   " --out " + npy + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto e = eval::embed_dataset(run, run.data.test, rt.device);
+  // (allclose: the binary ran on 1 thread, this test on 2; BLAS sums in another order.)
+  EXPECT_TRUE(torch::allclose(eval::read_npy(npy + "/mu_image.npy"), e.mu.at("image"), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(eval::read_npy(npy + "/logvar_text.npy"), e.logvar.at("text"), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::equal(eval::read_npy(npy + "/labels.npy"), e.labels));
   // A second call reuses the saved evaluator.
   o.metrics = {"coherence"};
   o.shifts.clear();

@@ -177,7 +177,14 @@ ImageEvaluator image_evaluator(train::LoadedRun& run, const EvaluationSchema& sc
   const auto shape = run.data.test->info().image_shape;
   ImageEvaluator ev(shape, schema.values);
   ev->to(device);
-  if (io::file_exists(path)) {
+  // The evaluator is reused only when it was trained the same way (a sidecar JSON says how).
+  const nlohmann::json recipe{{"epochs", o.epochs},     {"max_items", o.max_items},
+                              {"batch_size", o.batch_size}, {"lr", o.lr},
+                              {"groups", schema.groups}, {"seed", run.config.seed}};
+  const std::string recipe_path = path + ".json";
+  const bool reuse = io::file_exists(path) && io::file_exists(recipe_path) &&
+                     nlohmann::json::parse(io::read_file(recipe_path), nullptr, false) == recipe;
+  if (reuse) {
     train::load_checkpoint(path, *ev, nullptr, false);
     log::info("image evaluator loaded from ", path);
   } else {
@@ -213,6 +220,7 @@ ImageEvaluator image_evaluator(train::LoadedRun& run, const EvaluationSchema& sc
                 " | ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
     }
     train::save_checkpoint(path, *ev, nullptr, train::TrainingState{});
+    io::write_file_atomic(recipe_path, recipe.dump(2) + "\n");
   }
   if (report) {
     torch::Tensor labels;
