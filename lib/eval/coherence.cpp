@@ -178,7 +178,7 @@ ImageEvaluator image_evaluator(train::LoadedRun& run, const EvaluationSchema& sc
   ImageEvaluator ev(shape, schema.values);
   ev->to(device);
   // The evaluator is reused only when it was trained the same way (a sidecar JSON says how).
-  const nlohmann::json recipe{{"epochs", o.epochs},     {"max_items", o.max_items},
+  const nlohmann::json recipe{{"epochs", o.epochs},     {"max_items", o.max_items}, {"binarize", run.config.data.binarize},
                               {"batch_size", o.batch_size}, {"lr", o.lr},
                               {"groups", schema.groups}, {"seed", run.config.seed}};
   const std::string recipe_path = path + ".json";
@@ -196,6 +196,10 @@ ImageEvaluator image_evaluator(train::LoadedRun& run, const EvaluationSchema& sc
     data::BatcherOptions bo;
     bo.batch_size = o.batch_size;
     bo.seed = derive_seed(run.config.seed, "image-evaluator-batches");
+    // A run on binarized images is tested on binarized images: the evaluator learns from
+    // freshly binarized ones too (Fashion-MNIST, binarized test set: 82.9% when trained on
+    // grey images only, 85.0% with binarization).
+    if (run.config.data.binarize == "dynamic") bo.binarize = data::Binarize::kDynamic;
     data::Batcher batcher(ds, bo);
     const auto t0 = std::chrono::steady_clock::now();
     for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
