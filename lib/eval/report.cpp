@@ -311,7 +311,7 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
       std::vector<std::string> names;
       for (const auto u : task->unseen) names.push_back(task->class_names[static_cast<std::size_t>(u)]);
       write_confusion_png(pictures + "/zeroshot_confusion_" + method + ".png", c, names, names,
-                          "zero-shot (" + method + "), rows: true class");
+                          "zero-shot: " + method);
       written.push_back("zeroshot_confusion_" + method + ".png");
     }
     report["pictures"] = written;
