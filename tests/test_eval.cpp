@@ -269,9 +269,17 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   EXPECT_TRUE(torch::allclose(eval::read_npy(npy + "/mu_image.npy"), e.mu.at("image"), 1e-4, 1e-5));
   EXPECT_TRUE(torch::allclose(eval::read_npy(npy + "/logvar_text.npy"), e.logvar.at("text"), 1e-4, 1e-5));
   EXPECT_TRUE(torch::equal(eval::read_npy(npy + "/labels.npy"), e.labels));
-  // A second call reuses the saved evaluator.
+  // A second call with the same recipe reuses the saved evaluator (the file is not rewritten);
+  // another recipe retrains it (other weights).
+  const auto evaluator = fs::path(out) / "evaluator_image.pt";
+  const auto written = fs::last_write_time(evaluator);
+  const auto bytes = io::read_file(evaluator.string());
   o.metrics = {"coherence"};
   o.shifts.clear();
   const auto again = eval::evaluate_run(run, o, out, rt.device);
+  EXPECT_EQ(fs::last_write_time(evaluator), written);
   EXPECT_EQ(again["coherence"]["evaluator"], report["coherence"]["evaluator"]);
+  o.evaluator.epochs = 2;
+  eval::evaluate_run(run, o, out, rt.device);
+  EXPECT_NE(io::read_file(evaluator.string()), bytes);
 }

@@ -15,6 +15,7 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/random.h"
 
 namespace mmkt {
 namespace {
@@ -113,11 +114,7 @@ std::uint64_t derive_seed(std::uint64_t base, const std::string& stream) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  std::uint64_t z = base ^ h;  // splitmix64 finaliser (Steele et al. 2014)
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  return mix64(base ^ h);
 }
 
 void seed_everything(std::uint64_t seed) {

@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 
+#include <algorithm>
+#include <numeric>
+
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -157,6 +160,17 @@ DatasetPtr tensor_dataset(torch::Tensor images, torch::Tensor labels,
 
 DatasetPtr subset(DatasetPtr base, std::vector<std::int64_t> indices, std::string name) {
   return std::make_shared<SubsetDataset>(std::move(base), std::move(indices), std::move(name));
+}
+
+std::vector<std::int64_t> index_range(std::int64_t n) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+DatasetPtr head(DatasetPtr base, std::int64_t n) {
+  if (n <= 0 || n >= base->size()) return base;
+  return subset(std::move(base), index_range(n));
 }
 
 }  // namespace mmkt::data

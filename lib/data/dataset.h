@@ -73,4 +73,9 @@ DatasetPtr tensor_dataset(torch::Tensor images, torch::Tensor labels,
 // A view of `base` restricted to `indices` (splits, zero-shot subsets).
 DatasetPtr subset(DatasetPtr base, std::vector<std::int64_t> indices, std::string name = "");
 
+// 0, 1, ..., n-1.
+std::vector<std::int64_t> index_range(std::int64_t n);
+// The first n items of `base` (base itself when n <= 0 or n >= its size).
+DatasetPtr head(DatasetPtr base, std::int64_t n);
+
 }  // namespace mmkt::data

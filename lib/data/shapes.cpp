@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "core/runtime.h"
 #include "io/files.h"
 
@@ -53,30 +54,6 @@ void check_level(int level) {
                    kShapesMaxLevel, ", got ", level);
 }
 
-// splitmix64 (Steele, Lea, Flood 2014): a tiny, fast, well-mixed stream for per-item draws.
-std::uint64_t mix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-struct SplitMix {
-  std::uint64_t state;
-  explicit SplitMix(std::uint64_t seed) : state(seed) {}
-  std::uint64_t next() {
-    state += 0x9e3779b97f4a7c15ULL;
-    std::uint64_t z = state;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n); the modulo bias is below n / 2^64.
-  int below(int n) { return static_cast<int>(next() % static_cast<std::uint64_t>(n)); }
-  // Uniform in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
-};
 
 // ---------------------------------------------------------------------------------------------
 // Caption grammar. Every word that names a factor value is in kVocabulary below, so the parser
@@ -89,7 +66,7 @@ struct Chooser {
   const std::string& pick(const std::vector<std::string>& options) const {
     return options[rng ? rng->below(static_cast<int>(options.size())) : 0];
   }
-  int below(int n) const { return rng ? rng->below(n) : 0; }
+  int below(int n) const { return rng ? static_cast<int>(rng->below(static_cast<std::uint64_t>(n))) : 0; }
 };
 
 const std::vector<std::vector<std::string>> kSizeWords = {{"small", "tiny", "little"},
@@ -377,7 +354,7 @@ void render_rgb(const ShapeFactors& f, const detail::ShapesTextures& tex, std::u
                 cv::Mat& out) {
   const int S = tex.size;
   SplitMix rng(jitter_seed);
-  const int ox = rng.below(S), oy = rng.below(S);
+  const int ox = static_cast<int>(rng.below(S)), oy = static_cast<int>(rng.below(S));
   const double jitter = 2.0 * S / 64.0;
   const double dx = rng.uniform(-jitter, jitter), dy = rng.uniform(-jitter, jitter);
   const double scale = rng.uniform(0.94, 1.06);
@@ -578,7 +555,7 @@ std::string shapes_caption(const ShapeFactors& factors, int level, std::uint64_t
   int n = 0;
   for (int t = 0; t < kNumTemplates; ++t)
     if (template_fits(t, level)) fitting[n++] = t;
-  const int t = fitting[rng.below(n)];
+  const int t = fitting[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(n)))];
   return caption_from_template(t, factors, level, Chooser{&rng});
 }
 

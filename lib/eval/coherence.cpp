@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -266,21 +267,17 @@ nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& s
   run.model->eval();
   evaluator->eval();
   torch::manual_seed(derive_seed(o.seed, "coherence"));
-  const auto names = run.model->modality_names();
   MMKT_CHECK_INPUT(run.model->has_modality("image"), "coherence needs an 'image' modality");
+  // The modalities whose generations can be judged: text (parsed) and labels (argmax).
   std::vector<std::string> others;
-  for (const auto& m : names) {
-    const auto& cfg = *std::find_if(run.modalities.begin(), run.modalities.end(),
-                                    [&](const auto& c) { return c.name == m; });
-    if (m != "image" && (cfg.kind == "text" || cfg.kind == "label")) others.push_back(m);
+  std::map<std::string, std::string> kind_of;
+  for (const auto& c : run.modalities) {
+    kind_of[c.name] = c.kind;
+    if (c.name != "image" && (c.kind == "text" || c.kind == "label")) others.push_back(c.name);
   }
-  auto kind_of = [&](const std::string& m) {
-    return std::find_if(run.modalities.begin(), run.modalities.end(),
-                        [&](const auto& c) { return c.name == m; })->kind;
-  };
   // Judge generated data of modality m (text ids or label probabilities) as [N,G].
   auto judge = [&](const std::string& m, const torch::Tensor& generated, std::vector<std::string>* texts) {
-    if (kind_of(m) == "label") {
+    if (kind_of.at(m) == "label") {
       return targets_from_labels(schema, generated.argmax(1));
     }
     std::vector<std::string> captions;
@@ -318,7 +315,7 @@ nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& s
       const auto zx = run.model->encode("image", inputs.at("image")).rsample();
       std::vector<std::string> texts;
       judged[m + "|image"].push_back(judge(m, run.model->decoder(m).mean(zx), n == 0 ? &texts : nullptr));
-      if (examples && n == 0 && kind_of(m) == "text") {
+      if (examples && n == 0 && kind_of.at(m) == "text") {
         const std::int64_t rows = std::min<std::int64_t>(8, batch->size());
         const std::int64_t k = 8;
         examples->source_captions.assign(batch->captions.begin(), batch->captions.begin() + rows);
@@ -339,10 +336,10 @@ nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& s
   // Joint coherence: samples from the prior, every modality generated, judgements compared.
   for (const auto& m : others) {
     std::vector<torch::Tensor> a, b;
+    const auto z_options = run.model->decoder("image").parameters().front().options();
     for (std::int64_t done = 0; done < n; done += 250) {
       const auto rows = std::min<std::int64_t>(250, n - done);
-      const auto latent = run.model->decoder("image").parameters().front();
-      const auto z = torch::randn({rows, run.config.model.latent_dim}, latent.options());
+      const auto z = torch::randn({rows, run.config.model.latent_dim}, z_options);
       a.push_back(evaluator->predict(run.model->decoder("image").mean(z)).cpu());
       b.push_back(judge(m, run.model->decoder(m).mean(z), nullptr));
     }

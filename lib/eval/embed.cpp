@@ -19,30 +19,21 @@ Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
   o.shuffle = false;
   o.tokenizer = run.data.tokenizer;
   o.max_tokens = run.config.data.max_tokens;
-  auto view = dataset;
-  if (options.max_items > 0 && options.max_items < dataset->size()) {
-    std::vector<std::int64_t> idx(static_cast<std::size_t>(options.max_items));
-    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>(i);
-    view = data::subset(dataset, idx);
+  std::vector<models::ModalityConfig> modalities;
+  for (const auto& m : run.modalities) {
+    if (options.modalities.empty() ||
+        std::find(options.modalities.begin(), options.modalities.end(), m.name) != options.modalities.end()) {
+      modalities.push_back(m);
+    }
   }
-  auto wanted = [&](const std::string& name) {
-    return options.modalities.empty() ||
-           std::find(options.modalities.begin(), options.modalities.end(), name) != options.modalities.end();
-  };
-  if (!options.modalities.empty() &&
-      std::none_of(options.modalities.begin(), options.modalities.end(),
-                   [&](const std::string& m) { return m == "text"; })) {
-    o.tokenizer = nullptr;  // no tokenisation when text is not embedded
+  if (std::none_of(modalities.begin(), modalities.end(), [](const auto& m) { return m.kind == "text"; })) {
+    o.tokenizer = nullptr;  // no tokenisation when no text is embedded
   }
-  data::Batcher batcher(view, o);
+  data::Batcher batcher(data::head(dataset, options.max_items), o);
   batcher.start_epoch(0);
   std::map<std::string, std::vector<torch::Tensor>> mus, logvars, features;
   std::vector<torch::Tensor> labels;
   while (auto batch = batcher.next()) {
-    std::vector<models::ModalityConfig> modalities;
-    for (const auto& m : run.modalities) {
-      if (wanted(m.name)) modalities.push_back(m);
-    }
     const auto inputs = train::inputs_from_batch(*batch, modalities, device);
     for (const auto& [name, input] : inputs) {
       if (options.features) features[name].push_back(run.model->unimodal_features(name, input).cpu());

@@ -70,11 +70,9 @@ nlohmann::json likelihood_report(train::LoadedRun& run, const data::DatasetPtr& 
   MMKT_CHECK_INPUT(o.batch_size >= 1 && o.max_rows >= 1, "likelihood: batch_size and max_rows must be >= 1");
   const auto names = run.model->modality_names();
   const auto estimates = plan(names, o.estimates);
-  const auto items = o.max_items > 0 ? std::min(o.max_items, dataset->size()) : dataset->size();
+  const auto view = data::head(dataset, o.max_items);
+  const auto items = view->size();
   MMKT_CHECK_INPUT(items > 0, dataset->info().name, ": no items to evaluate");
-  std::vector<std::int64_t> idx(static_cast<std::size_t>(items));
-  for (std::int64_t i = 0; i < items; ++i) idx[static_cast<std::size_t>(i)] = i;
-  const auto view = items < dataset->size() ? data::subset(dataset, idx) : dataset;
 
   data::BatcherOptions bo;
   bo.batch_size = o.batch_size;

@@ -132,35 +132,37 @@ void contact_sheet_picture(const train::LoadedRun& run, const Embeddings& e, con
   write_contact_sheet_png(path, captions, torch::Tensor(), torch::stack(rows), relevant);
 }
 
-// The metrics tracked against shift severity. Covariate shifts change images only: the other
-// modalities' embeddings are the clean ones; concept shift changes labels only.
-nlohmann::json shift_row(train::LoadedRun& run, const std::string& kind, const data::DatasetPtr& shifted,
-                         const Embeddings& clean, const Embeddings& probe_train, const Embeddings& zs_train,
-                         const std::optional<ZeroShotTask>& task, const EvalOptions& o, const torch::Device& device) {
-  Embeddings e;
-  const auto covariate = covariate_shift_kinds();
+// Embeddings of a shifted test set. Covariate shifts change images only: the other modalities'
+// embeddings are the clean ones; concept shift changes labels only; prior shift is re-embedded.
+Embeddings shifted_embeddings(train::LoadedRun& run, const std::string& kind, const data::DatasetPtr& shifted,
+                              const Embeddings& clean, const torch::Device& device) {
   if (kind == "concept") {
-    e = clean;
-    std::vector<std::int64_t> all(static_cast<std::size_t>(shifted->size()));
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
-    e.labels = shifted->labels(all);
-  } else if (std::find(covariate.begin(), covariate.end(), kind) != covariate.end()) {
-    EmbedOptions eo;
-    eo.modalities = {"image"};
-    eo.features = !clean.features.empty();
-    e = embed_dataset(run, shifted, device, eo);
+    Embeddings e = clean;
+    e.labels = shifted->labels(data::index_range(shifted->size()));
+    return e;
+  }
+  const auto covariate = covariate_shift_kinds();
+  const bool images_only = std::find(covariate.begin(), covariate.end(), kind) != covariate.end();
+  EmbedOptions eo;
+  eo.features = !clean.features.empty();
+  if (images_only) eo.modalities = {"image"};
+  auto e = embed_dataset(run, shifted, device, eo);
+  if (images_only) {
     for (const auto& [m, t] : clean.mu) {
       if (m != "image") {
         e.mu[m] = t;
         e.logvar[m] = clean.logvar.at(m);
       }
     }
-  } else {
-    EmbedOptions eo;
-    eo.features = !clean.features.empty();
-    e = embed_dataset(run, shifted, device, eo);
   }
-  nlohmann::json row{{"items", shifted->size()}};
+  return e;
+}
+
+// The metrics tracked against shift severity, on test embeddings `e`.
+nlohmann::json shift_metrics(train::LoadedRun& run, const Embeddings& e, const Embeddings& probe_train,
+                             const Embeddings& zs_train, const std::optional<ZeroShotTask>& task,
+                             const EvalOptions& o) {
+  nlohmann::json row{{"items", e.labels.size(0)}};
   const auto r = retrieval_of(e);
   for (const auto& [t, by] : r.items()) row["mAP " + t] = by["euclidean"]["mAP"];
   if (o.metrics.count("probe") && probe_train.mu.count("image")) {
@@ -323,11 +325,7 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
     t = Clock::now();
     md << "\n## Dataset shift (Euclidean mAP; probe and zero-shot refit on clean training data)\n";
     // Severity 0 (the clean test set) heads every table.
-    auto clean_row = shift_row(run, "concept", data::subset(run.data.test, [&] {
-      std::vector<std::int64_t> all(static_cast<std::size_t>(run.data.test->size()));
-      for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
-      return all;
-    }()), test, probe_train, zs_train, task, o, device);
+    auto clean_row = shift_metrics(run, test, probe_train, zs_train, task, o);
     clean_row["severity"] = 0.0;
     for (const auto& s : o.shifts) {
       nlohmann::json rows = nlohmann::json::array({clean_row});
@@ -342,7 +340,8 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
         } else {
           shifted = covariate_shift(run.data.test, s.kind, sev, seed);
         }
-        auto row = shift_row(run, s.kind, shifted, test, probe_train, zs_train, task, o, device);
+        auto row = shift_metrics(run, shifted_embeddings(run, s.kind, shifted, test, device), probe_train,
+                                 zs_train, task, o);
         row["severity"] = sev;
         log::info("shift ", s.kind, " severity ", sev, ": ", row.dump());
         rows.push_back(row);

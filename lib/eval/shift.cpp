@@ -10,40 +10,10 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/random.h"
 
 namespace mmkt::eval {
 namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014): the same numbers under every standard library, unlike
-// std::shuffle or std::uniform_int_distribution.
-std::uint64_t mix64(std::uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-struct SplitMix {
-  std::uint64_t state;
-  explicit SplitMix(std::uint64_t seed) : state(seed) {}
-  std::uint64_t next() {
-    const std::uint64_t z = state;
-    state += 0x9e3779b97f4a7c15ULL;
-    return mix64(z);  // = the canonical splitmix64 step
-  }
-  // Uniform in [0, n) by rejection (no modulo bias).
-  std::uint64_t below(std::uint64_t n) {
-    const std::uint64_t threshold = (0 - n) % n;  // 2^64 mod n
-    while (true) {
-      const std::uint64_t r = next();
-      if (r >= threshold) return r % n;
-    }
-  }
-  template <typename T>
-  void shuffle(std::vector<T>& v) {  // Fisher-Yates
-    for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-  }
-};
 
 // Independent streams for the draws of one seed.
 enum Stream : std::uint64_t { kNoise = 1, kClassOrder, kPriorItems, kDerangement, kConceptItems };

@@ -9,6 +9,7 @@
 #include "data/class_attributes.h"
 #include "data/shapes.h"
 #include "eval/linear.h"
+#include "eval/pictures.h"
 
 namespace mmkt::eval {
 
@@ -136,17 +137,20 @@ nlohmann::json metrics_json(const ZeroShotMetrics& m) {
   return {{"zsl", m.zsl}, {"u", m.u}, {"s", m.s}, {"H", m.h}};
 }
 
-torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t>& unseen) {
+// position[c] = index of class c within `classes`, -1 for classes not in it; [num_classes].
+torch::Tensor positions_within(const std::vector<std::int64_t>& classes, std::int64_t num_classes) {
+  auto position = torch::full({num_classes}, -1, torch::kInt64);
+  position.index_put_({torch::tensor(classes, torch::kInt64)},
+                      torch::arange(static_cast<std::int64_t>(classes.size())));
+  return position;
+}
+
+// The ZSL confusion matrix over the unseen classes, rows and columns in `unseen` order.
+torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t>& unseen,
+                        std::int64_t num_classes) {
   const auto u = static_cast<std::int64_t>(unseen.size());
-  auto c = torch::zeros({u, u}, torch::kInt64);
-  auto pos = [&](std::int64_t cls) {
-    return static_cast<std::int64_t>(std::find(unseen.begin(), unseen.end(), cls) - unseen.begin());
-  };
-  const auto* t = m.zsl_truth.data_ptr<std::int64_t>();
-  const auto* p = m.zsl_predicted.data_ptr<std::int64_t>();
-  auto acc = c.accessor<std::int64_t, 2>();
-  for (std::int64_t i = 0; i < m.zsl_truth.numel(); ++i) acc[pos(t[i])][pos(p[i])] += 1;
-  return c;
+  const auto position = positions_within(unseen, num_classes);
+  return confusion_matrix(position.index_select(0, m.zsl_truth), position.index_select(0, m.zsl_predicted), u, u);
 }
 
 }  // namespace
@@ -178,7 +182,7 @@ nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
   auto record = [&](const std::string& name, const torch::Tensor& scores) {
     const auto m = zero_shot_metrics(scores, yte, task.unseen, task.seen);
     report[name] = metrics_json(m);
-    if (confusions) (*confusions)[name] = confusion(m, task.unseen);
+    if (confusions) (*confusions)[name] = confusion(m, task.unseen, a.size(0));
     log::info("zero-shot ", name, ": ZSL ", m.zsl, ", GZSL u ", m.u, " s ", m.s, " H ", m.h);
   };
 
@@ -192,10 +196,8 @@ nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
   // IAP: a softmax over the seen classes, then attribute probabilities through A.
   {
     const auto seen_t = torch::tensor(task.seen, torch::kInt64);
-    // Map class index -> position among the seen classes.
-    auto position = torch::full({a.size(0)}, -1, torch::kInt64);
-    position.index_put_({seen_t}, torch::arange(static_cast<std::int64_t>(task.seen.size())));
-    const auto clf = fit_softmax(xtr, position.index_select(0, ytr), static_cast<std::int64_t>(task.seen.size()));
+    const auto clf = fit_softmax(xtr, positions_within(task.seen, a.size(0)).index_select(0, ytr),
+                                 static_cast<std::int64_t>(task.seen.size()));
     const auto p = iap_attribute_probs(clf.probabilities(xte), a.index_select(0, seen_t));
     record("iap", dap_log_scores(p, a, prior));
   }

@@ -22,10 +22,34 @@ bool needs_text(const RunConfig& config) {
                      [](const models::ModalityConfig& m) { return m.kind == "text"; });
 }
 
-std::vector<std::int64_t> iota(std::int64_t n) {
-  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
-  std::iota(v.begin(), v.end(), 0);
-  return v;
+data::LabelledImagesOptions labelled_options(const RunConfig& config, const std::string& split) {
+  data::LabelledImagesOptions o;
+  o.dataset = config.data.dataset;
+  o.root = config.data.root;
+  o.attributes_file = config.data.attributes_file;
+  o.seed = config.seed;
+  o.split = split;
+  return o;
+}
+
+data::ManifestOptions manifest_options(const RunConfig& config, const std::string& path) {
+  data::ManifestOptions o;
+  o.path = path;
+  o.channels = config.data.channels;
+  o.image_size = config.data.image_size;
+  o.attributes_file = config.data.attributes_file;
+  return o;
+}
+
+data::ShapesOptions shapes_options(const RunConfig& config, std::uint64_t seed, std::int64_t size,
+                                   data::ShapesSplit split) {
+  data::ShapesOptions o;
+  o.level = config.data.shapes_level;
+  o.seed = seed;
+  o.holdout = data::default_shapes_holdout(config.data.shapes_level);
+  o.size = size;
+  o.split = split;
+  return o;
 }
 
 }  // namespace
@@ -35,43 +59,22 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
   RunData out;
   data::DatasetPtr train_full;
   if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
-    data::LabelledImagesOptions o;
-    o.dataset = d.dataset;
-    o.root = d.root;
-    o.attributes_file = d.attributes_file;
-    o.seed = config.seed;
-    o.split = "train";
-    auto train = std::make_shared<data::LabelledImageDataset>(o);
-    o.split = "test";
-    auto test = std::make_shared<data::LabelledImageDataset>(o);
+    auto train = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "train"));
     out.class_attributes = train->class_attributes();
     train_full = train;
-    out.test = test;
+    out.test = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "test"));
   } else if (d.dataset == "shapes") {
-    data::ShapesOptions o;
-    o.level = d.shapes_level;
-    o.seed = config.seed;
-    o.holdout = data::default_shapes_holdout(d.shapes_level);
-    o.size = d.shapes_train;
-    o.split = d.zero_shot_split && !o.holdout.empty() ? data::ShapesSplit::kTrain
-                                                      : data::ShapesSplit::kAll;
-    train_full = std::make_shared<data::ShapesDataset>(o);
-    o.size = d.shapes_test;
-    o.seed = derive_seed(config.seed, "shapes-test");
-    o.split = data::ShapesSplit::kAll;
-    out.test = std::make_shared<data::ShapesDataset>(o);
+    const bool holdout = d.zero_shot_split && !data::default_shapes_holdout(d.shapes_level).empty();
+    train_full = std::make_shared<data::ShapesDataset>(shapes_options(
+        config, config.seed, d.shapes_train, holdout ? data::ShapesSplit::kTrain : data::ShapesSplit::kAll));
+    out.test = std::make_shared<data::ShapesDataset>(shapes_options(
+        config, derive_seed(config.seed, "shapes-test"), d.shapes_test, data::ShapesSplit::kAll));
   } else {
-    data::ManifestOptions o;
-    o.path = d.manifest;
-    o.channels = d.channels;
-    o.image_size = d.image_size;
-    o.attributes_file = d.attributes_file;
-    auto train = std::make_shared<data::ManifestDataset>(o);
+    auto train = std::make_shared<data::ManifestDataset>(manifest_options(config, d.manifest));
     out.class_attributes = train->class_attributes();
     train_full = train;
     if (!d.test_manifest.empty()) {
-      o.path = d.test_manifest;
-      out.test = std::make_shared<data::ManifestDataset>(o);
+      out.test = std::make_shared<data::ManifestDataset>(manifest_options(config, d.test_manifest));
     }
   }
 
@@ -113,7 +116,7 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
     if (!tokenizer_path.empty() && io::file_exists(tokenizer_path)) {
       out.tokenizer = std::make_shared<text::Tokenizer>(text::Tokenizer::load(tokenizer_path));
     } else {
-      const auto captions = out.train->captions(iota(std::min<std::int64_t>(out.train->size(), 50000)));
+      const auto captions = out.train->captions(data::index_range(std::min<std::int64_t>(out.train->size(), 50000)));
       text::TokenizerTrainOptions t;
       t.model_type = config.tokenizer.type;
       t.vocab_size = config.tokenizer.vocab_size;
@@ -135,27 +138,13 @@ data::DatasetPtr evaluator_training_set(const RunConfig& config, std::int64_t ma
   const auto& d = config.data;
   data::DatasetPtr out;
   if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
-    data::LabelledImagesOptions o;
-    o.dataset = d.dataset;
-    o.root = d.root;
-    o.attributes_file = d.attributes_file;
-    o.seed = config.seed;
-    o.split = "train";
-    out = std::make_shared<data::LabelledImageDataset>(o);
+    out = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "train"));
   } else if (d.dataset == "shapes") {
-    data::ShapesOptions o;
-    o.level = d.shapes_level;
-    o.seed = derive_seed(config.seed, "shapes-evaluator");
-    o.size = max_items > 0 ? max_items : d.shapes_train;
-    o.split = data::ShapesSplit::kAll;
-    out = std::make_shared<data::ShapesDataset>(o);
+    out = std::make_shared<data::ShapesDataset>(shapes_options(config, derive_seed(config.seed, "shapes-evaluator"),
+                                                               max_items > 0 ? max_items : d.shapes_train,
+                                                               data::ShapesSplit::kAll));
   } else {
-    data::ManifestOptions o;
-    o.path = d.manifest;
-    o.channels = d.channels;
-    o.image_size = d.image_size;
-    o.attributes_file = d.attributes_file;
-    out = std::make_shared<data::ManifestDataset>(o);
+    out = std::make_shared<data::ManifestDataset>(manifest_options(config, d.manifest));
   }
   if (max_items > 0 && out->size() > max_items) {
     auto [rest, keep] = data::split_train_validation(out->size(), max_items,
