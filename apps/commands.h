@@ -19,5 +19,7 @@ void register_data(CLI::App& root, CommonOptions& common);
 void register_train(CLI::App& root, CommonOptions& common);
 void register_eval(CLI::App& root, CommonOptions& common);
 void register_embed(CLI::App& root, CommonOptions& common);
+void register_distill(CLI::App& root, CommonOptions& common);
+void register_distill_table(CLI::App& root, CommonOptions& common);
 
 }  // namespace mmkt::app

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   app::register_train(root, common);
   app::register_eval(root, common);
   app::register_embed(root, common);
+  app::register_distill(root, common);
+  app::register_distill_table(root, common);
 
   try {
     root.parse(argc, argv);

@@ -21,6 +21,7 @@
 #include "models/gaussian.h"
 #include "train/config.h"
 #include "train/trainer.h"
+#include "tiny_runs.h"
 
 using namespace mmkt;
 namespace fs = std::filesystem;
@@ -193,30 +194,10 @@ TEST(Eval, ShiftSpecsParseAndRejectNonsense) {
 TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   const auto base = fs::path(::testing::TempDir()) / "mmkt_eval_run";
   fs::remove_all(base);
-  auto j = train::default_config_json();
-  j["seed"] = 5;
-  j["data"]["dataset"] = "shapes";
-  j["data"]["shapes_level"] = 3;
-  j["data"]["shapes_train"] = 200;
-  j["data"]["shapes_test"] = 120;
-  j["data"]["validation"] = 40;
-  j["data"]["workers"] = 1;
-  j["tokenizer"]["vocab_size"] = 60;
-  j["model"]["latent_dim"] = 6;
-  j["model"]["joint_hidden"] = {16};
-  j["model"]["modalities"] = nlohmann::json::array(
-      {{{"name", "image"}, {"kind", "image"}, {"encoder", "conv"}, {"decoder", "conv"},
-        {"likelihood", "bernoulli"}, {"hidden", {16}}, {"channels", 4}},
-       {{"name", "text"}, {"kind", "text"}, {"encoder", "gru"}, {"decoder", "gru"},
-        {"likelihood", "categorical"}, {"hidden", {16}}, {"embedding_dim", 8}, {"rnn_hidden", 16},
-        {"max_length", 12}}});
-  j["train"]["epochs"] = 1;
-  j["train"]["batch_size"] = 40;
-  j["train"]["progress_seconds"] = 1000.0;
+  testing_support::train_tiny_shapes_run(base.string(), 5);
   RuntimeOptions ro;
   ro.threads = 2;
   const auto rt = init_runtime(ro);
-  train::train_run(train::config_from_json(j, "test"), j, base.string(), false, rt);
   auto run = train::load_run(base.string(), rt.device);
 
   eval::EvalOptions o;

@@ -15,6 +15,7 @@
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
+#include "tiny_runs.h"
 
 using namespace mmkt;
 using models::Gaussian;
@@ -22,26 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-train::ModelConfig tiny_model(const std::string& type) {
-  train::ModelConfig c;
-  c.type = type;
-  c.latent_dim = 4;
-  c.joint_hidden = {16};
-  models::ModalityConfig image;
-  image.name = image.kind = "image";
-  image.encoder = image.decoder = "mlp";
-  image.likelihood = "bernoulli";
-  image.hidden = {32, 16};
-  image.shape = {1, 6, 6};
-  models::ModalityConfig label;
-  label.name = label.kind = "label";
-  label.encoder = label.decoder = "mlp";
-  label.likelihood = "categorical";
-  label.hidden = {16};
-  label.classes = 3;
-  c.modalities = {image, label};
-  return c;
-}
+train::ModelConfig tiny_model(const std::string& type) { return testing_support::tiny_image_label_model(type); }
 
 models::Inputs tiny_inputs() {
   torch::manual_seed(5);

@@ -1,0 +1,67 @@
+// Tiny models and runs shared by several test files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/runtime.h"
+#include "models/modality.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace mmkt::testing_support {
+
+// A 6x6-image (MLP, Bernoulli) + 3-class label model of the given type (jmvae | mvae | mmvae).
+inline train::ModelConfig tiny_image_label_model(const std::string& type) {
+  train::ModelConfig c;
+  c.type = type;
+  c.latent_dim = 4;
+  c.joint_hidden = {16};
+  models::ModalityConfig image;
+  image.name = image.kind = "image";
+  image.encoder = image.decoder = "mlp";
+  image.likelihood = "bernoulli";
+  image.hidden = {32, 16};
+  image.shape = {1, 6, 6};
+  models::ModalityConfig label;
+  label.name = label.kind = "label";
+  label.encoder = label.decoder = "mlp";
+  label.likelihood = "categorical";
+  label.hidden = {16};
+  label.classes = 3;
+  c.modalities = {image, label};
+  return c;
+}
+
+// Trains a tiny shapes level-3 run (red hearts and blue stars held out; 64x64 conv image and
+// GRU text, latent 6) for one epoch of 200 items into `dir`.
+inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
+  auto j = train::default_config_json();
+  j["seed"] = seed;
+  j["data"]["dataset"] = "shapes";
+  j["data"]["shapes_level"] = 3;
+  j["data"]["shapes_train"] = 200;
+  j["data"]["shapes_test"] = 120;
+  j["data"]["validation"] = 40;
+  j["data"]["workers"] = 1;
+  j["tokenizer"]["vocab_size"] = 60;
+  j["model"]["latent_dim"] = 6;
+  j["model"]["joint_hidden"] = {16};
+  j["model"]["modalities"] = nlohmann::json::array(
+      {{{"name", "image"}, {"kind", "image"}, {"encoder", "conv"}, {"decoder", "conv"},
+        {"likelihood", "bernoulli"}, {"hidden", {16}}, {"channels", 4}},
+       {{"name", "text"}, {"kind", "text"}, {"encoder", "gru"}, {"decoder", "gru"},
+        {"likelihood", "categorical"}, {"hidden", {16}}, {"embedding_dim", 8}, {"rnn_hidden", 16},
+        {"max_length", 12}}});
+  j["train"]["epochs"] = 1;
+  j["train"]["batch_size"] = 40;
+  j["train"]["progress_seconds"] = 1000.0;
+  RuntimeOptions ro;
+  ro.threads = 2;
+  const auto rt = init_runtime(ro);
+  train::train_run(train::config_from_json(j, "test"), j, dir, false, rt);
+}
+
+}  // namespace mmkt::testing_support
