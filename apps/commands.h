@@ -21,5 +21,9 @@ void register_eval(CLI::App& root, CommonOptions& common);
 void register_embed(CLI::App& root, CommonOptions& common);
 void register_distill(CLI::App& root, CommonOptions& common);
 void register_distill_table(CLI::App& root, CommonOptions& common);
+void register_query(CLI::App& root, CommonOptions& common);
+void register_zeroshot(CLI::App& root, CommonOptions& common);
+void register_generate(CLI::App& root, CommonOptions& common);
+void register_demo(CLI::App& root, CommonOptions& common);
 
 }  // namespace mmkt::app

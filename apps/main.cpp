@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   app::register_embed(root, common);
   app::register_distill(root, common);
   app::register_distill_table(root, common);
+  app::register_query(root, common);
+  app::register_zeroshot(root, common);
+  app::register_generate(root, common);
+  app::register_demo(root, common);
 
   try {
     root.parse(argc, argv);

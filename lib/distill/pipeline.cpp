@@ -169,7 +169,8 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
                                       "auxiliary " + o.auxiliary + " (" + o.method + ")");
   }
   result["student"] = with_ratios(evaluate_embedder(run, student_embedder(student, o.student), data, eo, rt.device),
-                                  distill_label(o) + " " + o.student);
+                                  distill_label(o) + " " + o.student +
+                                      (o.modality == "image" ? "" : " (" + o.modality + ")"));
   io::write_file_atomic(dir + "/result.json", result.dump(2) + "\n");
   const auto table = comparison_markdown(comparison_rows({result}));
   io::write_file_atomic(dir + "/result.md", "# " + distill_label(o) + " (" + o.student + ") from " +

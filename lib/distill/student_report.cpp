@@ -98,8 +98,18 @@ double throughput(const Embedder& embedder, const InputBatches& inputs, const St
     return since(t);
   };
   pass();  // warm-up (allocator, BLAS threads)
+  // Each measurement repeats whole passes for at least 0.25 s: a single pass of a small
+  // student lasts a few milliseconds, where timer and scheduler noise would dominate.
   std::vector<double> rates;
-  for (int r = 0; r < std::max(1, o.throughput_repeats); ++r) rates.push_back(static_cast<double>(n) / pass());
+  for (int r = 0; r < std::max(1, o.throughput_repeats); ++r) {
+    double seconds = 0;
+    std::int64_t items = 0;
+    while (seconds < 0.25) {
+      seconds += pass();
+      items += n;
+    }
+    rates.push_back(static_cast<double>(items) / seconds);
+  }
   std::sort(rates.begin(), rates.end());
   return rates[rates.size() / 2];
 }

@@ -4,7 +4,8 @@
 //   student image -> teacher text and teacher text -> student image retrieval (cosine/Euclid)
 //   zero-shot (DAP, IAP, text through the teacher's text encoder) on the student's latent
 //   linear-probe accuracy (20k training images of every class)
-//   parameters and throughput (images/s, median of repeats after a warm-up), with both ratios
+//   parameters and throughput (images/s at batch 500: the median of 5 measurements of >= 0.25 s
+//   each, after a warm-up), with both ratios
 //   to the teacher's unimodal encoder measured in the same process.
 // Text students report text->image and image->text retrieval against the teacher's images.
 #pragma once
@@ -55,7 +56,7 @@ EvaluationData evaluation_data(train::LoadedRun& run, const std::string& modalit
 
 // Posterior means of the embedder over input batches [N,D] (CPU).
 torch::Tensor embed_means(const Embedder& embedder, const InputBatches& inputs, const torch::Device& device);
-// Median items/s over repeats after one warm-up pass.
+// Median items/s over repeats (each >= 0.25 s of whole passes) after one warm-up pass.
 double throughput(const Embedder& embedder, const InputBatches& inputs, const StudentEvalOptions& options,
                   const torch::Device& device);
 

@@ -155,6 +155,20 @@ torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t
 
 }  // namespace
 
+torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> prototypes;
+  const auto device = run.model->parameters().front().device();
+  for (const auto& descriptions : task.descriptions) {
+    std::vector<std::vector<std::int64_t>> ids;
+    for (const auto& d : descriptions) ids.push_back(run.data.tokenizer->encode_with_bos_eos(d));
+    auto [tokens, lengths] = data::pad_tokens(ids, run.config.data.max_tokens);
+    const auto q = run.model->encode("text", models::ModalityInput{tokens.to(device), lengths.to(device)});
+    prototypes.push_back(q.mu.mean(0).cpu());
+  }
+  return torch::stack(prototypes);
+}
+
 nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
                                 const Embeddings& train, const Embeddings& test,
                                 const ZeroShotOptions& o,
@@ -203,16 +217,7 @@ nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
   }
   // Text: the mean latent of each class's descriptions under q(z|text).
   if (run.model->has_modality("text") && run.data.tokenizer) {
-    std::vector<torch::Tensor> prototypes;
-    const auto device = run.model->parameters().front().device();
-    for (const auto& descriptions : task.descriptions) {
-      std::vector<std::vector<std::int64_t>> ids;
-      for (const auto& d : descriptions) ids.push_back(run.data.tokenizer->encode_with_bos_eos(d));
-      auto [tokens, lengths] = data::pad_tokens(ids, run.config.data.max_tokens);
-      const auto q = run.model->encode("text", models::ModalityInput{tokens.to(device), lengths.to(device)});
-      prototypes.push_back(q.mu.mean(0).cpu());
-    }
-    auto protos = torch::stack(prototypes);  // [C,D]
+    const auto protos = text_class_prototypes(run, task);  // [C,D]
     auto z = test.mu.at(image);
     torch::Tensor scores;
     if (o.score == "cosine") {

@@ -59,6 +59,9 @@ struct ZeroShotTask {
 // nullopt when the run's data has no class attributes or no unseen classes.
 std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run);
 
+// The mean q(z|text) of each class's descriptions [C,D] (CPU), the text zero-shot prototypes.
+torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task);
+
 struct ZeroShotOptions {
   std::string features = "latent";  // latent (posterior means) | encoder (image encoder features)
   std::string score = "cosine";     // text zero-shot: euclidean | cosine

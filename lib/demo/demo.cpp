@@ -1,0 +1,181 @@
+#include "demo/demo.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "distill/pipeline.h"
+#include "eval/pictures.h"
+#include "eval/report.h"
+#include "image/convert.h"
+#include "io/files.h"
+#include "query/generate.h"
+#include "query/index.h"
+#include "query/inputs.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace mmkt::demo {
+
+namespace fs = std::filesystem;
+
+nlohmann::json demo_config(const DemoOptions& o) {
+  auto j = train::default_config_json();
+  j["seed"] = 0;
+  j["data"]["dataset"] = "fashion-mnist";
+  j["data"]["zero_shot_split"] = true;
+  j["data"]["validation"] = 2000;
+  if (!o.dataset_root.empty()) j["data"]["root"] = o.dataset_root;
+  j["tokenizer"]["type"] = "unigram";
+  j["tokenizer"]["vocab_size"] = 256;
+  j["model"]["type"] = "jmvae";
+  j["model"]["latent_dim"] = 32;
+  j["model"]["alpha"] = 0.1;
+  j["triplet"]["weight"] = 1.0;
+  j["triplet"]["kind"] = "soft";
+  j["triplet"]["negatives"] = "random";
+  j["train"]["epochs"] = o.epochs;
+  j["train"]["batch_size"] = 100;
+  j["train"]["lr"] = 0.001;
+  j["train"]["warmup_epochs"] = 1.0;
+  j["train"]["max_steps_per_epoch"] = o.steps_per_epoch;
+  return j;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string f3(double v) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(3) << v;
+  return s.str();
+}
+
+// The demo owns its folder: it is replaced only when it is empty or an mmkt run.
+void fresh_run_dir(const std::string& dir) {
+  if (fs::exists(dir)) {
+    MMKT_CHECK_INPUT(fs::is_directory(dir) && (fs::is_empty(dir) || fs::exists(fs::path(dir) / "config.json")),
+                     dir, ": exists and is not an mmkt run; choose another --run");
+    fs::remove_all(dir);
+  }
+  fs::create_directories(dir);
+}
+
+}  // namespace
+
+nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
+  const auto start = Clock::now();
+  const std::string dir = o.run_dir;
+  fresh_run_dir(dir);
+  nlohmann::json figures;
+
+  log::info("demo 1/4: training a JMVAE-kl with triplet constraints on Fashion-MNIST + captions (",
+            o.epochs, " epochs of ", o.steps_per_epoch, " steps)");
+  const auto resolved = demo_config(o);
+  const auto config = train::config_from_json(resolved, "demo");
+  auto t = Clock::now();
+  const auto summary = train::train_run(config, resolved, dir, false, rt);
+  figures["seconds"]["train"] = since(t);
+
+  log::info("demo 2/4: retrieval and zero-shot on the test set, with pictures");
+  t = Clock::now();
+  auto run = train::load_run(dir, rt.device);
+  eval::EvalOptions eo;
+  eo.metrics = {"retrieval", "zeroshot", "pictures"};
+  eo.seed = rt.seed;
+  const auto report = eval::evaluate_run(run, eo, dir + "/eval", rt.device);
+  figures["seconds"]["eval"] = since(t);
+
+  log::info("demo 3/4: distilling an image student (mlp:32, ce + Bayesian KL)");
+  t = Clock::now();
+  distill::DistillOptions d;
+  d.teacher_dir = dir;
+  d.method = "ce=1,bayes=0.1";
+  d.student = "mlp:32";
+  d.out_dir = dir + "/distill/student";
+  d.train.epochs = o.distill_epochs;
+  d.max_items = o.distill_items;
+  d.eval.probe = false;
+  const auto distilled = distill::run_distillation(d, rt);
+  figures["seconds"]["distill"] = since(t);
+
+  log::info("demo 4/4: a text query over the indexed test images and images drawn for a caption");
+  t = Clock::now();
+  const std::string demo_dir = dir + "/demo";
+  fs::create_directories(demo_dir);
+  auto index = query::open_index(run, dir, query::modality_of_kind(run, "image"), "test", rt.device);
+  const auto qt = Clock::now();
+  models::Gaussian q;
+  {
+    torch::NoGradGuard no_grad;
+    q = run.model->encode(query::modality_of_kind(run, "text"), query::text_input(run, o.query, rt.device));
+  }
+  const auto hits = query::search(index, q.mu, 12, "cosine");
+  const double query_ms = std::chrono::duration<double, std::milli>(Clock::now() - qt).count();
+  std::vector<std::int64_t> rows;
+  nlohmann::json hit_json;
+  for (const auto& h : hits) {
+    rows.push_back(h.item);
+    hit_json.push_back({{"item", h.item}, {"score", h.score},
+                        {"class", run.data.class_attributes->class_names[static_cast<std::size_t>(h.label)]}});
+  }
+  eval::write_image_rows_png(demo_dir + "/query.png", {"\"" + o.query + "\""},
+                             query::index_images(run, index, rows).unsqueeze(0));
+  io::write_file_atomic(demo_dir + "/query.json",
+                        nlohmann::json{{"query", o.query}, {"latency_ms", query_ms}, {"results", hit_json}}.dump(2) + "\n");
+  const auto drawn = query::images_from_text(run, query::text_input(run, o.draw, rt.device), 16, rt.seed);
+  image::write_png(demo_dir + "/generated.png", image::make_grid(drawn, 4));
+  figures["seconds"]["query"] = since(t);
+  figures["seconds"]["total"] = since(start);
+
+  // The report.
+  const auto& r = report["retrieval"];
+  const auto& z = report["zeroshot"];
+  const auto& s = distilled["student"];
+  std::int64_t seen_correct = 0;
+  for (const auto& h : hit_json) seen_correct += h["class"] == "ankle boot" ? 1 : 0;
+  std::ostringstream md;
+  md << "# mmkt demo\n\n"
+     << "JMVAE-kl + triplet constraints, Fashion-MNIST with generated captions, " << o.epochs << " epochs of "
+     << o.steps_per_epoch << " steps (" << f3(figures["seconds"]["train"].get<double>() / 60.0).substr(0, 4)
+     << " min); unseen classes: ";
+  for (std::size_t i = 0; i < z["unseen"].size(); ++i) md << (i ? ", " : "") << z["unseen"][i].get<std::string>();
+  md << ". Test set: 10,000 items.\n\n"
+     << "| retrieval (cosine) | mAP | random mAP | P@10 |\n| --- | ---: | ---: | ---: |\n";
+  for (const std::string task : {"text->image", "image->text", "image->image"}) {
+    const auto& c = r[task]["cosine"];
+    md << "| " << task << " | " << f3(c["mAP"]) << " | " << f3(c["random_mAP"]) << " | " << f3(c["P@10"]) << " |\n";
+  }
+  md << "\n| zero-shot (unseen classes) | DAP | IAP | text |\n| --- | ---: | ---: | ---: |\n"
+     << "| ZSL accuracy | " << f3(z["dap"]["zsl"]) << " | " << f3(z["iap"]["zsl"]) << " | " << f3(z["text"]["zsl"])
+     << " |\n\n"
+     << distill::comparison_markdown(distill::comparison_rows({distilled})) << "\n"
+     << "The student has " << s["parameters"].get<std::int64_t>() << " parameters ("
+     << f3(100.0 * s["parameter_ratio"].get<double>()).substr(0, 4) << "% of the teacher's image encoder) and embeds "
+     << f3(s["speedup"].get<double>()).substr(0, 4) << "x as many images per second.\n\n"
+     << "Query \"" << o.query << "\": " << seen_correct << " of the top 12 test images are ankle boots ("
+     << f3(query_ms) << " ms after the index was loaded).\n\n"
+     << "Pictures:\n"
+     << "- " << demo_dir << "/query.png: the top 12 images for \"" << o.query << "\"\n"
+     << "- " << demo_dir << "/generated.png: 16 images drawn for \"" << o.draw << "\"\n"
+     << "- " << dir << "/eval/pictures/: reconstructions, text->image and image->text rows, latent PCA, "
+        "retrieval contact sheet, zero-shot confusion matrices\n\n"
+     << "Written: " << dir << "/{config.json, checkpoint.pt, log.jsonl, summary.json}, " << dir
+     << "/eval/report.{json,md}, " << dir << "/distill/student/, " << dir << "/index/, " << demo_dir << "/\n\n"
+     << "Total: " << f3(figures["seconds"]["total"].get<double>() / 60.0).substr(0, 4) << " min.\n";
+  io::write_file_atomic(dir + "/demo.md", md.str());
+  figures["retrieval_text_to_image_map"] = r["text->image"]["cosine"]["mAP"];
+  figures["zero_shot"] = {{"dap", z["dap"]["zsl"]}, {"iap", z["iap"]["zsl"]}, {"text", z["text"]["zsl"]}};
+  figures["student"] = {{"parameters", s["parameters"]}, {"speedup", s["speedup"]}};
+  figures["query_ms"] = query_ms;
+  figures["test_elbo"] = summary.contains("test") ? summary["test"] : nlohmann::json();
+  io::write_file_atomic(dir + "/demo.json", figures.dump(2) + "\n");
+  return figures;
+}
+
+}  // namespace mmkt::demo

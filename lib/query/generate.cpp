@@ -1,0 +1,52 @@
+#include "query/generate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.h"
+#include "models/networks.h"
+#include "query/inputs.h"
+
+namespace mmkt::query {
+
+namespace {
+// z_1 = mu, z_2..n ~ q (a seeded generator of its own).
+torch::Tensor latent_draws(const models::Gaussian& q, std::int64_t n, std::uint64_t seed) {
+  MMKT_CHECK_INPUT(n > 0, "--n must be positive");
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto mu = q.mu[0].cpu(), sd = (0.5 * q.logvar[0]).exp().cpu();
+  auto eps = torch::randn({n, mu.size(0)}, gen, torch::kFloat32);
+  eps[0].zero_();
+  return (mu + sd * eps).to(q.mu.device());
+}
+}  // namespace
+
+torch::Tensor images_from_text(train::LoadedRun& run, const models::ModalityInput& text, std::int64_t n,
+                               std::uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  run.model->eval();
+  const auto q = run.model->encode(modality_of_kind(run, "text"), text);
+  const auto z = latent_draws(q, n, seed);
+  return run.model->decoder(modality_of_kind(run, "image")).mean(z).cpu();
+}
+
+std::vector<std::string> captions_from_image(train::LoadedRun& run, const models::ModalityInput& image,
+                                             std::int64_t n, std::int64_t beam, std::uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  run.model->eval();
+  MMKT_CHECK_INPUT(beam > 0, "--beam must be positive");
+  const auto text = modality_of_kind(run, "text");
+  auto* decoder = dynamic_cast<models::TextGruDecoderImpl*>(&run.model->decoder(text));
+  MMKT_CHECK_INPUT(decoder != nullptr, "the run's text decoder cannot generate captions");
+  const auto q = run.model->encode(modality_of_kind(run, "image"), image);
+  const auto z = latent_draws(q, n, seed);
+  const auto ids = (beam == 1 ? decoder->greedy(z) : decoder->beam_search(z, beam)).cpu();
+  std::vector<std::string> out;
+  for (std::int64_t i = 0; i < ids.size(0); ++i) {
+    const auto row = ids[i].contiguous();
+    out.push_back(run.data.tokenizer->decode(std::vector<std::int64_t>(row.data_ptr<std::int64_t>(),
+                                                                        row.data_ptr<std::int64_t>() + row.numel())));
+  }
+  return out;
+}
+
+}  // namespace mmkt::query

@@ -1,0 +1,254 @@
+// Queries, zero-shot explanations, generation and the commands around them: exact top-k on a
+// hand-made index, index files round-tripped and rejected when damaged, query inputs from text
+// and image files with clear errors, DAP evidence on a hand-worked example, and `mmkt query`,
+// `zeroshot`, `generate` on a tiny trained shapes run.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "eval/zero_shot.h"
+#include "image/convert.h"
+#include "io/files.h"
+#include "query/generate.h"
+#include "query/index.h"
+#include "query/inputs.h"
+#include "query/zero_shot_classifier.h"
+#include "tiny_runs.h"
+
+using namespace mmkt;
+namespace fs = std::filesystem;
+
+namespace {
+
+query::SearchIndex hand_index() {
+  query::SearchIndex index;
+  index.modality = "image";
+  index.collection = "test";
+  index.checkpoint = "best.pt:1:2";
+  // Four items in 2-D: directions 0, 90, 45 degrees and a long vector at 0 degrees.
+  index.mu = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {1.0f, 1.0f}, {3.0f, 0.0f}});
+  index.labels = torch::tensor({0, 1, 2, 0}, torch::kInt64);
+  index.part_sizes = {4};
+  index.sq_norm = index.mu.pow(2).sum(1);
+  index.unit = index.mu / index.sq_norm.sqrt().unsqueeze(1);
+  return index;
+}
+
+std::string run_capture(const std::string& cmd, int* rc) {
+  const auto out = (fs::path(::testing::TempDir()) / "mmkt_query_cmd.txt").string();
+  *rc = std::system((cmd + " > " + out + " 2>&1").c_str());
+  return io::read_file(out);
+}
+
+}  // namespace
+
+TEST(Query, SearchRanksExactlyByCosineAndByEuclideanDistance) {
+  const auto index = hand_index();
+  // Query (2, 0.1): cosine ranks the two 0-degree items first (ties keep both), then 45 degrees.
+  const auto cos = query::search(index, torch::tensor({2.0f, 0.1f}), 3, "cosine");
+  ASSERT_EQ(cos.size(), 3u);
+  EXPECT_TRUE((cos[0].item == 0 && cos[1].item == 3) || (cos[0].item == 3 && cos[1].item == 0));
+  EXPECT_EQ(cos[2].item, 2);
+  EXPECT_NEAR(cos[2].score, (2.0 + 0.1) / (std::sqrt(4.01) * std::sqrt(2.0)), 1e-5);
+  // Euclidean from (2, 0.1): item 0 at sqrt(1.01), item 3 at sqrt(1.01), item 2 at sqrt(1.81).
+  const auto euc = query::search(index, torch::tensor({2.5f, 0.0f}), 2, "euclidean");
+  EXPECT_EQ(euc[0].item, 3);  // distance 0.5
+  EXPECT_NEAR(euc[0].score, -0.5, 1e-5);
+  EXPECT_EQ(euc[1].item, 0);  // distance 1.5
+  EXPECT_EQ(euc[1].label, 0);
+  EXPECT_EQ(query::search(index, torch::tensor({1.0f, 0.0f}), 10, "cosine").size(), 4u);  // k clamps
+  EXPECT_THROW(query::search(index, torch::tensor({1.0f, 0.0f, 0.0f}), 2, "cosine"), InputError);
+  EXPECT_THROW(query::search(index, torch::tensor({1.0f, 0.0f}), 2, "manhattan"), InputError);
+  EXPECT_THROW(query::search(index, torch::tensor({1.0f, 0.0f}), 0, "cosine"), InputError);
+}
+
+TEST(Query, IndexFilesRoundTripAndDamagedOnesAreRejected) {
+  const auto stem = (fs::path(::testing::TempDir()) / "mmkt_index_test").string();
+  auto index = hand_index();
+  index.captions = {"a", "b", "c", "d"};
+  query::save_index(stem, index);
+  const auto back = query::load_index(stem);
+  EXPECT_TRUE(torch::equal(back.mu, index.mu));
+  EXPECT_TRUE(torch::equal(back.labels, index.labels));
+  EXPECT_EQ(back.captions, index.captions);
+  EXPECT_EQ(back.checkpoint, "best.pt:1:2");
+  EXPECT_TRUE(torch::allclose(back.unit, index.unit));
+  // Truncated tensors.
+  const auto bytes = io::read_file(stem + ".pt");
+  io::write_file_atomic(stem + ".pt", bytes.substr(0, bytes.size() / 2));
+  EXPECT_THROW(query::load_index(stem), InputError);
+  io::write_file_atomic(stem + ".pt", bytes);
+  // Captions that do not match the item count.
+  auto meta = nlohmann::json::parse(io::read_file(stem + ".json"));
+  meta["captions"] = {"a"};
+  io::write_file_atomic(stem + ".json", meta.dump());
+  EXPECT_THROW(query::load_index(stem), InputError);
+  io::write_file_atomic(stem + ".json", "{ broken");
+  EXPECT_THROW(query::load_index(stem), InputError);
+  EXPECT_THROW(query::load_index(stem + "_missing"), InputError);
+}
+
+TEST(Query, DapEvidenceOnAHandWorkedExample) {
+  // Classes a (1,0) seen; b (0,1), c (1,1) unseen. Prior over seen classes (1, 0) -> 0.5, 0.5.
+  // Attribute probabilities p = (0.9, 0.8) (identity sigmoid classifier on logit inputs):
+  //   DAP(b) = log(0.1/0.5) + log(0.8/0.5) = log 0.32,  DAP(c) = log(0.9/0.5) + log(0.8/0.5) = log 2.88.
+  // c wins; the evidence against b: attribute x: log(0.9/0.5) - log(0.1/0.5) = log 9; y: 0.
+  query::ZeroShotClassifier zs;
+  zs.task.class_names = {"a", "b", "c"};
+  zs.task.attribute_names = {"x", "y"};
+  zs.task.class_attributes = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {1.0f, 1.0f}});
+  zs.task.seen = {0};
+  zs.task.unseen = {1, 2};
+  zs.class_attributes = zs.task.class_attributes;
+  zs.prior = eval::attribute_prior(zs.class_attributes, zs.task.seen);
+  zs.attributes.kind = "sigmoid";
+  zs.attributes.mean = torch::zeros({2});
+  zs.attributes.scale = torch::ones({2});
+  zs.attributes.weight = torch::eye(2);
+  zs.attributes.bias = torch::zeros({2});
+  auto logit = [](double p) { return static_cast<float>(std::log(p / (1 - p))); };
+  const auto mu = torch::tensor({logit(0.9), logit(0.8)});
+  const auto out = query::explain_zero_shot(zs, mu, "dap", false, 2);
+  ASSERT_EQ(out["ranking"].size(), 2u);
+  EXPECT_EQ(out["ranking"][0]["class"], "c");
+  EXPECT_NEAR(out["ranking"][0]["score"].get<double>(), std::log(2.88), 1e-5);
+  EXPECT_EQ(out["ranking"][1]["class"], "b");
+  EXPECT_NEAR(out["ranking"][1]["score"].get<double>(), std::log(0.32), 1e-5);
+  EXPECT_EQ(out["attributes"][0]["name"], "x");
+  EXPECT_NEAR(out["attributes"][0]["evidence"].get<double>(), std::log(9.0), 1e-5);
+  EXPECT_NEAR(out["attributes"][0]["probability"].get<double>(), 0.9, 1e-6);
+  EXPECT_NEAR(out["attributes"][1]["evidence"].get<double>(), 0.0, 1e-6);
+  // All classes: the seen class a (log(0.9/0.5) + log(0.2/0.5)) ranks between c and b.
+  const auto all = query::explain_zero_shot(zs, mu, "dap", true, 3);
+  EXPECT_EQ(all["ranking"][1]["class"], "a");
+  EXPECT_THROW(query::zero_shot_scores(zs, mu.unsqueeze(0), "text"), InputError);  // no prototypes
+  EXPECT_THROW(query::zero_shot_scores(zs, mu.unsqueeze(0), "knn"), InputError);
+}
+
+// The commands on a tiny trained shapes run (64x64 colour images and captions).
+TEST(Query, CommandsOnATinyShapesRun) {
+  const auto base = (fs::path(::testing::TempDir()) / "mmkt_query_run").string();
+  fs::remove_all(base);
+  testing_support::train_tiny_shapes_run(base, 11);
+  RuntimeOptions ro;
+  ro.threads = 2;
+  const auto rt = init_runtime(ro);
+  auto run = train::load_run(base, rt.device);
+
+  // Inputs: text and image files, and what is wrong with them.
+  EXPECT_EQ(query::text_input(run, "a red heart", rt.device).data.size(0), 1);
+  EXPECT_THROW(query::text_input(run, "   ", rt.device), InputError);
+  EXPECT_THROW(query::text_input(run, std::string("caf\xC3", 4), rt.device), InputError);
+  const auto png = base + "/query.png";
+  image::write_png(png, run.data.test->images({0})[0]);
+  const auto x = query::image_file_input(run, png, rt.device);
+  EXPECT_EQ(x.data.sizes(), (std::vector<std::int64_t>{1, 3, 64, 64}));
+  EXPECT_TRUE(torch::allclose(x.data, run.data.test->images({0}), 0, 1.0 / 255 + 1e-6));
+  std::ofstream(base + "/broken.png") << "not an image";
+  EXPECT_THROW(query::image_file_input(run, base + "/broken.png", rt.device), InputError);
+
+  // The index is built once, then reused.
+  bool built = false;
+  const auto index = query::open_index(run, base, "image", "test", rt.device, &built);
+  EXPECT_TRUE(built);
+  EXPECT_EQ(index.size(), run.data.test->size());
+  query::open_index(run, base, "image", "test", rt.device, &built);
+  EXPECT_FALSE(built);
+  const auto captions = query::open_index(run, base, "text", "test", rt.device, &built);
+  EXPECT_EQ(static_cast<std::int64_t>(captions.captions.size()), run.data.test->size());
+
+  // Generation.
+  const auto images = query::images_from_text(run, query::text_input(run, "a red heart", rt.device), 4, 1);
+  EXPECT_EQ(images.sizes(), (std::vector<std::int64_t>{4, 3, 64, 64}));
+  EXPECT_GE(images.min().item<double>(), 0.0);
+  EXPECT_LE(images.max().item<double>(), 1.0);
+  const auto texts = query::captions_from_image(run, x, 3, 2, 1);
+  EXPECT_EQ(texts.size(), 3u);
+
+  // The commands: results, files and errors.
+  const std::string bin = std::string(MMKT_BINARY) + " --threads 2 ";
+  int rc = 0;
+  auto out = run_capture(bin + "query " + base + " --text 'a small blue star' --top 5 --repeat 3", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  const auto q = nlohmann::json::parse(io::read_file(base + "/query/query.json"));
+  EXPECT_EQ(q["results"].size(), 5u);
+  EXPECT_EQ(q["index"]["items"].get<int>(), 120);
+  EXPECT_FALSE(q["index"]["built_now"].get<bool>());
+  EXPECT_GE(q["results"][0]["score"].get<double>(), q["results"][4]["score"].get<double>());
+  EXPECT_TRUE(fs::exists(base + "/query/query.png"));
+  out = run_capture(bin + "query " + base + " --image " + png + " --top 3 --out " + base + "/q2", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_TRUE(nlohmann::json::parse(io::read_file(base + "/q2/query.json"))["results"][0].contains("caption"));
+  out = run_capture(bin + "zeroshot " + base + " --image " + png + " --method iap --max-train 100", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"ranking\""), std::string::npos) << out;
+  out = run_capture(bin + "generate " + base + " --text 'a red heart' --n 4 --out " + base + "/gen.png", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_TRUE(fs::exists(base + "/gen.png"));
+  out = run_capture(bin + "generate " + base + " --image " + png + " --n 2 --beam 3", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"captions\""), std::string::npos) << out;
+
+  // Bad input: one clear line, non-zero exit.
+  out = run_capture(bin + "query " + base + "/missing --text 'a heart'", &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("no such run directory"), std::string::npos) << out;
+  out = run_capture(bin + "query " + base + " --text ''", &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("empty"), std::string::npos) << out;
+  out = run_capture(bin + "query " + base + " --image " + base + "/broken.png", &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("broken.png"), std::string::npos) << out;
+  out = run_capture(bin + "zeroshot " + base + " --image " + base + "/nothing.png", &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("nothing.png"), std::string::npos) << out;
+  // A run written by another format version: its checkpoint says so.
+  const auto old = base + "/old";
+  fs::create_directories(old);
+  for (const auto* f : {"config.json", "tokenizer.model"}) fs::copy_file(base + "/" + f, old + "/" + f);
+  {
+    torch::serialize::OutputArchive a;
+    a.write("format_version", torch::tensor(std::vector<std::int64_t>{99}));
+    a.save_to(old + "/checkpoint.pt");
+  }
+  out = run_capture(bin + "query " + old + " --text 'a heart'", &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("version"), std::string::npos) << out;
+}
+
+// The main job, shortened (3 training steps, a 1000-item transfer set): every file and table.
+TEST(Demo, ShortDemoWritesItsReport) {
+  const auto dir = (fs::path(::testing::TempDir()) / "mmkt_demo").string();
+  fs::remove_all(dir);
+  int rc = 0;
+  const auto out = run_capture(std::string(MMKT_BINARY) + " --threads 2 demo --run " + dir +
+                                   " --epochs 1 --steps 3 --distill-epochs 1 --distill-items 1000",
+                               &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const auto md = io::read_file(dir + "/demo.md");
+  for (const std::string s : {"| text->image |", "| ZSL accuracy |", "| teacher (q(z|image)) |",
+                              "ce=1,bayes=0.1 mlp:32", "Pictures:"}) {
+    EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
+  }
+  for (const std::string f : {"demo.json", "eval/report.json", "demo/query.png", "demo/query.json",
+                              "demo/generated.png", "distill/student/student.pt", "index/test_image.pt"}) {
+    EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  }
+  const auto figures = nlohmann::json::parse(io::read_file(dir + "/demo.json"));
+  const double map = figures["retrieval_text_to_image_map"];
+  EXPECT_GT(map, 0.0);
+  EXPECT_LE(map, 1.0);
+  EXPECT_LT(figures["student"]["parameters"].get<double>(), 30000);
+  // A second demo into a folder that is not a run is refused, and the folder is left alone.
+  const auto other = (fs::path(::testing::TempDir()) / "mmkt_not_a_run").string();
+  fs::create_directories(other);
+  std::ofstream(other + "/notes.txt") << "keep me";
+  const auto refused = run_capture(std::string(MMKT_BINARY) + " demo --run " + other, &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(refused.find("is not an mmkt run"), std::string::npos) << refused;
+  EXPECT_TRUE(fs::exists(other + "/notes.txt"));
+}
