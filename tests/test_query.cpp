@@ -230,7 +230,7 @@ TEST(Demo, ShortDemoWritesItsReport) {
                                &rc);
   ASSERT_EQ(rc, 0) << out;
   const auto md = io::read_file(dir + "/demo.md");
-  for (const std::string s : {"| text->image |", "| ZSL accuracy |", "| teacher (q(z|image)) |",
+  for (const std::string s : {"| text->image |", "| ZSL accuracy |", "| teacher (image encoder) |",
                               "ce=1,bayes=0.1 mlp:32", "Pictures:"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
   }

@@ -184,7 +184,7 @@ std::vector<nlohmann::json> comparison_rows(const std::vector<nlohmann::json>& r
   for (const auto& r : results) {
     if (r.contains("teacher") && r["teacher"].contains("retrieval")) {
       auto t = r["teacher"];
-      t["label"] = "teacher (q(z|" + t.value("modality", std::string("image")) + "))";
+      t["label"] = "teacher (" + t.value("modality", std::string("image")) + " encoder)";
       rows.push_back(t);
       break;
     }
