@@ -112,7 +112,9 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
   TransferSet transfer;
   if (o.data_free) {
     nlohmann::json info;
-    transfer = data_free_transfer(run, o, info, rt.device);
+    auto seeded = o;
+    seeded.train.seed = rt.seed;  // --seed drives the reconstruction noise too
+    transfer = data_free_transfer(run, seeded, info, rt.device);
     result["data_free"] = info;
   } else {
     transfer = transfer_from_teacher(run, o.modality, o.max_items, rt.device);
