@@ -54,7 +54,7 @@ TEST(Query, SearchRanksExactlyByCosineAndByEuclideanDistance) {
   EXPECT_TRUE((cos[0].item == 0 && cos[1].item == 3) || (cos[0].item == 3 && cos[1].item == 0));
   EXPECT_EQ(cos[2].item, 2);
   EXPECT_NEAR(cos[2].score, (2.0 + 0.1) / (std::sqrt(4.01) * std::sqrt(2.0)), 1e-5);
-  // Euclidean from (2, 0.1): item 0 at sqrt(1.01), item 3 at sqrt(1.01), item 2 at sqrt(1.81).
+  // Euclidean from (2.5, 0): item 3 at 0.5, item 0 at 1.5, item 2 at sqrt(4.25), item 1 at sqrt(7.25).
   const auto euc = query::search(index, torch::tensor({2.5f, 0.0f}), 2, "euclidean");
   EXPECT_EQ(euc[0].item, 3);  // distance 0.5
   EXPECT_NEAR(euc[0].score, -0.5, 1e-5);

@@ -1,5 +1,6 @@
 #include "query/index.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
