@@ -1,12 +1,19 @@
 // `mmkt train`: train a multimodal VAE run from a JSON config (+ --set overrides), or resume
 // one. `mmkt config`: print the defaults or a resolved configuration.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <iostream>
 
 #include "commands.h"
 #include "core/error.h"
 #include "io/files.h"
 #include "io/json_config.h"
+#include "core/log.h"
+#include "dist/communicator.h"
+#include "dist/launcher.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -18,6 +25,9 @@ void register_train(CLI::App& root, CommonOptions& common) {
     std::vector<std::string> set;
     bool resume = false;
     bool overwrite = false;
+    int nproc = 0;
+    double dist_timeout = 300;
+    double bucket_mb = 25;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = root.add_subcommand("train", "train a JMVAE / MVAE / MMVAE run (see experiments/)");
@@ -28,9 +38,47 @@ void register_train(CLI::App& root, CommonOptions& common) {
   cmd->add_flag("--resume", args->resume, "continue the run in --run from its last checkpoint");
   cmd->add_flag("--overwrite", args->overwrite,
                 "replace the run files (config, checkpoints, log, tokenizer) already in --run");
+  cmd->add_option("--nproc", args->nproc,
+                  "start N local data-parallel workers (c10d/Gloo); multi-machine runs instead "
+                  "set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT for each worker");
+  cmd->add_option("--dist-timeout", args->dist_timeout,
+                  "seconds a worker waits for the others (joining, each collective) before it "
+                  "stops with an error")
+      ->capture_default_str();
+  cmd->add_option("--bucket-mb", args->bucket_mb, "gradient allreduce bucket size in MiB")
+      ->capture_default_str();
   cmd->callback([&common, args] {
+    const bool launched_worker = std::getenv("WORLD_SIZE") != nullptr;
+    if (args->nproc > 1 && !launched_worker) {
+      // The launcher: re-run this command as N workers and wait for them.
+      auto worker_args = dist::without_option(command_line(), "--nproc");
+      if (common.runtime.threads <= 0) {
+        // N workers share the cores: each gets its share unless --threads says otherwise.
+        const int per_worker = std::max(1, configure_threads(0) / args->nproc);
+        worker_args.insert(worker_args.begin() + 1, {"--threads", std::to_string(per_worker)});
+      }
+      dist::LaunchOptions launch;
+      launch.nproc = args->nproc;
+      const int code = dist::launch_local_workers(worker_args, launch);
+      if (code != 0) fail("distributed training failed: a worker exited with status ", code);
+      return;
+    }
+    MMKT_CHECK_INPUT(!(launched_worker && args->nproc > 1),
+                     "--nproc and a WORLD_SIZE environment both ask for workers; use one");
+    const auto env = dist::env_from_environment();
+    std::unique_ptr<dist::Communicator> comm;
+    if (env.distributed()) {
+      MMKT_CHECK_INPUT(args->dist_timeout > 0 && args->bucket_mb > 0,
+                       "--dist-timeout and --bucket-mb must be positive");
+      if (env.rank != 0 && log::level() < log::Level::kWarn) log::set_level(log::Level::kWarn);
+      comm = std::make_unique<dist::Communicator>(
+          env, std::chrono::milliseconds(static_cast<std::int64_t>(args->dist_timeout * 1000)));
+    }
     nlohmann::json resolved;
-    if (args->resume) {
+    if (comm && comm->rank() != 0) {
+      // Workers take rank 0's resolved configuration (no shared filesystem needed).
+      resolved = nlohmann::json::parse(comm->fetch("config"));
+    } else if (args->resume) {
       // The run's own configuration; --set may extend it (e.g. train.epochs).
       const train::RunPaths paths{args->run};
       MMKT_CHECK_INPUT(io::file_exists(paths.config()), args->run,
@@ -48,12 +96,23 @@ void register_train(CLI::App& root, CommonOptions& common) {
         }
       }
     }
+    if (comm && comm->rank() == 0) comm->publish("config", resolved.dump());
     const auto config = train::config_from_json(resolved, args->config.empty() ? "config" : args->config);
     auto runtime_options = common.runtime;
     runtime_options.seed = config.seed;
+    if (comm && comm->rank() != 0 &&
+        (runtime_options.log_level == "info" || runtime_options.log_level == "debug")) {
+      runtime_options.log_level = "warn";  // only rank 0 reports progress
+    }
+    if (comm && runtime_options.device == "cuda") {
+      runtime_options.device = "cuda:" + std::to_string(env.local_rank);
+    }
     const Runtime rt = init_runtime(runtime_options);
-    const auto summary = train::train_run(config, resolved, args->run, args->resume, rt);
-    std::cout << summary.dump(2) << std::endl;
+    train::Parallel parallel;
+    parallel.comm = comm.get();
+    parallel.bucket_bytes = static_cast<std::int64_t>(args->bucket_mb * (1 << 20));
+    const auto summary = train::train_run(config, resolved, args->run, args->resume, rt, parallel);
+    if (!comm || comm->rank() == 0) std::cout << summary.dump(2) << std::endl;
   });
 
   auto cfg = std::make_shared<Args>();

@@ -2,6 +2,9 @@
 // parses nothing more and calls one library function; main.cpp owns the shared options.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 #include "core/runtime.h"
@@ -12,6 +15,9 @@ namespace mmkt::app {
 struct CommonOptions {
   RuntimeOptions runtime;
 };
+
+// The process's own argv (set by main), for subcommands that re-run the binary (--nproc).
+std::vector<std::string>& command_line();
 
 void register_info(CLI::App& root, CommonOptions& common);
 void register_tokenizer(CLI::App& root, CommonOptions& common);
@@ -25,5 +31,6 @@ void register_query(CLI::App& root, CommonOptions& common);
 void register_zeroshot(CLI::App& root, CommonOptions& common);
 void register_generate(CLI::App& root, CommonOptions& common);
 void register_demo(CLI::App& root, CommonOptions& common);
+void register_bench(CLI::App& root, CommonOptions& common);
 
 }  // namespace mmkt::app

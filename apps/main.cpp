@@ -9,8 +9,14 @@
 #include "core/build_info.h"
 #include "core/error.h"
 
+std::vector<std::string>& mmkt::app::command_line() {
+  static std::vector<std::string> line;
+  return line;
+}
+
 int main(int argc, char** argv) {
   using namespace mmkt;
+  app::command_line().assign(argv, argv + argc);
   CLI::App root{"mmkt: Bayesian multimodal knowledge transfer (JMVAE, retrieval, zero-shot, "
                 "distillation) on LibTorch"};
   root.set_version_flag("--version", std::string("mmkt ") + MMKT_VERSION);
@@ -38,6 +44,7 @@ int main(int argc, char** argv) {
   app::register_zeroshot(root, common);
   app::register_generate(root, common);
   app::register_demo(root, common);
+  app::register_bench(root, common);
 
   try {
     root.parse(argc, argv);

@@ -47,6 +47,9 @@ Batcher::Batcher(DatasetPtr dataset, BatcherOptions options)
   MMKT_CHECK_INPUT(!options_.drop_last || dataset_->size() >= options_.batch_size,
                    "dataset ", dataset_->info().name, " has ", dataset_->size(),
                    " items, fewer than one batch of ", options_.batch_size, " with drop_last");
+  MMKT_CHECK_INPUT(options_.shard_count >= 1 && options_.shard_rank >= 0 &&
+                       options_.shard_rank < options_.shard_count,
+                   "batcher: shard ", options_.shard_rank, " of ", options_.shard_count);
 }
 
 Batcher::~Batcher() { stop_workers(); }
@@ -78,15 +81,25 @@ Batch Batcher::make_batch(std::int64_t epoch, std::int64_t k) const {
   const auto begin = k * options_.batch_size;
   const auto end = std::min(n, begin + options_.batch_size);
   MMKT_CHECK(begin < end, "batch ", k, " out of range for epoch of ", n, " items");
-  std::vector<std::int64_t> idx(order->begin() + begin, order->begin() + end);
+  const auto global_rows = end - begin;
+  const auto lo = options_.shard_rank * global_rows / options_.shard_count;
+  const auto hi = (options_.shard_rank + 1) * global_rows / options_.shard_count;
+  std::vector<std::int64_t> idx(order->begin() + begin + lo, order->begin() + begin + hi);
 
   Batch b;
+  b.global_rows = global_rows;
+  b.global_offset = lo;
   b.indices = torch::tensor(idx, torch::kInt64);
+  if (idx.empty()) return b;  // a rank with no rows in a short last batch
   b.images = dataset_->images(idx);
   if (options_.binarize == Binarize::kDynamic) {
+    // pixel = [u < intensity], u ~ U(0,1) drawn for the whole global batch (see shard_rank).
     auto gen = at::detail::createCPUGenerator(
         derive_seed(options_.seed, "binarize:" + std::to_string(epoch) + ":" + std::to_string(k)));
-    b.images = torch::bernoulli(b.images, gen);
+    auto sizes = b.images.sizes().vec();
+    sizes[0] = global_rows;
+    const auto u = torch::rand(sizes, gen, b.images.options()).narrow(0, lo, hi - lo);
+    b.images = u.lt(b.images).to(b.images.scalar_type());
   }
   b.labels = dataset_->labels(idx);
   b.attributes = dataset_->attributes(idx);

@@ -34,6 +34,12 @@ struct BatcherOptions {
   std::int64_t max_tokens = 64;  // longer captions are cut, keeping EOS last
   int workers = 1;               // background threads; 0 = build batches on the caller's thread
   int prefetch = 4;              // batches built ahead of the consumer
+  // Data-parallel sharding: every rank walks the same seeded global batches (batch_size rows)
+  // and takes the contiguous rows [r n / R, (r + 1) n / R) of each, so the shards of an epoch
+  // are disjoint and together are exactly the one-process epoch. Dynamic binarization draws
+  // the whole global batch's uniforms, so a rank's pixels equal the one-process pixels.
+  int shard_rank = 0;
+  int shard_count = 1;
 };
 
 class Batcher {

@@ -30,6 +30,10 @@ struct Batch {
   torch::Tensor attributes;  // [B,A] float32, undefined without attributes
   torch::Tensor indices;     // [B] int64 dataset indices of the rows
   std::vector<std::string> captions;
+  // The global batch this one is a shard of (data-parallel training): its row count and where
+  // this shard's rows start in it. A whole batch has offset 0 and global_rows == size().
+  std::int64_t global_rows = 0;
+  std::int64_t global_offset = 0;
   std::int64_t size() const { return indices.defined() ? indices.size(0) : 0; }
   // Moves every tensor to `device` (non_blocking where the source is pinned).
   Batch to(const torch::Device& device) const;

@@ -7,14 +7,33 @@
 namespace mmkt::models {
 namespace {
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
+thread_local NoiseShard t_noise_shard;
+
+// Standard normal noise of shape `sizes` whose dimension `row_dim` holds this rank's rows.
+torch::Tensor sharded_noise(std::vector<std::int64_t> sizes, std::int64_t row_dim,
+                            const torch::TensorOptions& options) {
+  const auto shard = t_noise_shard;
+  if (shard.global_rows <= 0) return torch::randn(sizes, options);
+  const auto rows = sizes[static_cast<std::size_t>(row_dim)];
+  MMKT_CHECK(shard.offset >= 0 && shard.offset + rows <= shard.global_rows, "noise shard: rows [",
+             shard.offset, ", ", shard.offset + rows, ") outside a global batch of ",
+             shard.global_rows);
+  sizes[static_cast<std::size_t>(row_dim)] = shard.global_rows;
+  return torch::randn(sizes, options).narrow(row_dim, shard.offset, rows);
 }
+}  // namespace
+
+NoiseShardGuard::NoiseShardGuard(NoiseShard shard) : saved_(t_noise_shard) {
+  t_noise_shard = shard;
+}
+NoiseShardGuard::~NoiseShardGuard() { t_noise_shard = saved_; }
 
 torch::Tensor Gaussian::rsample() const {
-  return mu + torch::exp(0.5 * logvar) * torch::randn_like(mu);
+  return mu + torch::exp(0.5 * logvar) * sharded_noise(mu.sizes().vec(), 0, mu.options());
 }
 
 torch::Tensor Gaussian::rsample(std::int64_t k) const {
-  auto eps = torch::randn({k, mu.size(0), mu.size(1)}, mu.options());
+  auto eps = sharded_noise({k, mu.size(0), mu.size(1)}, 1, mu.options());
   return mu.unsqueeze(0) + torch::exp(0.5 * logvar).unsqueeze(0) * eps;
 }
 

@@ -22,6 +22,26 @@ struct Gaussian {
   }
 };
 
+// Data-parallel training (dist/, train/trainer.cpp): while a guard is alive on a thread, every
+// rsample() on it draws the noise of the whole global batch (`global_rows` rows, one stream on
+// every rank, seeded alike) and keeps rows [offset, offset + B). N ranks then sample exactly
+// the noise one process would draw for the same global batch, which is what makes an N-process
+// run equal a one-process run. Without a guard, rsample() draws B rows as usual.
+struct NoiseShard {
+  std::int64_t offset = 0;
+  std::int64_t global_rows = 0;  // 0 = no sharding
+};
+class NoiseShardGuard {
+ public:
+  explicit NoiseShardGuard(NoiseShard shard);
+  ~NoiseShardGuard();
+  NoiseShardGuard(const NoiseShardGuard&) = delete;
+  NoiseShardGuard& operator=(const NoiseShardGuard&) = delete;
+
+ private:
+  NoiseShard saved_;
+};
+
 // Splits the last dimension of `params` [B,2D] into mu and logvar. logvar is clamped to
 // [-30, 20] so that exp() neither underflows to 0 nor overflows in float32.
 Gaussian gaussian_from_params(const torch::Tensor& params);

@@ -7,6 +7,12 @@
 #include <iomanip>
 #include <sstream>
 
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -42,7 +48,8 @@ std::string format_terms(const std::map<std::string, double>& terms) {
 }
 
 data::BatcherOptions batcher_options(const RunConfig& config, const RunData& data, bool training,
-                                     std::int64_t batch_size) {
+                                     std::int64_t batch_size, int shard_rank = 0,
+                                     int shard_count = 1) {
   data::BatcherOptions o;
   o.batch_size = batch_size;
   o.shuffle = training;
@@ -52,7 +59,50 @@ data::BatcherOptions batcher_options(const RunConfig& config, const RunData& dat
   o.tokenizer = data.tokenizer;
   o.max_tokens = config.data.max_tokens;
   o.workers = config.data.workers;
+  o.shard_rank = shard_rank;
+  o.shard_count = shard_count;
   return o;
+}
+
+// A file of rank 0's run directory on another rank: published by rank 0 through the store
+// (no shared filesystem needed), written to a private temporary file that `use` reads.
+template <typename Use>
+void with_file_from_rank0(dist::Communicator& comm, const std::string& key,
+                          const std::string& path, bool available, Use use) {
+  if (comm.rank() == 0) {
+    comm.publish(key, available ? io::read_file(path) : std::string());
+    use(available ? path : std::string());
+    return;
+  }
+  const auto bytes = comm.fetch(key);
+  if (bytes.empty()) {
+    use(std::string());
+    return;
+  }
+  const auto local = (std::filesystem::temp_directory_path() /
+                      ("mmkt_rank" + std::to_string(comm.rank()) + "_" + std::to_string(::getpid()) +
+                       "_" + std::filesystem::path(path).filename().string()))
+                         .string();
+  io::write_file_atomic(local, bytes);
+  try {
+    use(local);
+  } catch (...) {
+    std::filesystem::remove(local);
+    throw;
+  }
+  std::filesystem::remove(local);
+}
+
+// Test hook: MMKT_FAULT_KILL="RANK:STEP" makes that rank kill itself with SIGKILL right after
+// optimizer step STEP, to check that the other workers stop with an error (tests only).
+void maybe_inject_fault(const dist::Communicator* comm, std::int64_t step) {
+  static const char* spec = std::getenv("MMKT_FAULT_KILL");
+  if (!spec || !comm) return;
+  int rank = -1;
+  long long at = -1;
+  if (std::sscanf(spec, "%d:%lld", &rank, &at) == 2 && rank == comm->rank() && at == step) {
+    std::raise(SIGKILL);
+  }
 }
 
 void append_line(const std::string& path, const std::string& line) {
@@ -92,17 +142,37 @@ std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
 }
 
 nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
-                         const std::string& run_dir, bool resume, const Runtime& runtime) {
+                         const std::string& run_dir, bool resume, const Runtime& runtime,
+                         const Parallel& parallel) {
   const RunPaths paths{run_dir};
-  std::filesystem::create_directories(run_dir);
-  if (!resume) {
-    MMKT_CHECK_INPUT(!io::file_exists(paths.checkpoint()), run_dir,
-                     ": already holds a run (checkpoint.pt); use --resume to continue it or "
-                     "choose another --run directory");
-    io::write_json_file(paths.config(), resolved);
+  dist::Communicator* comm = parallel.comm;
+  const int world = comm ? comm->world_size() : 1;
+  const int rank = comm ? comm->rank() : 0;
+  const bool leader = rank == 0;  // the only rank that reads or writes the run directory
+  MMKT_CHECK_INPUT(config.train.batch_size >= world, "train.batch_size (",
+                   config.train.batch_size, ") must be at least the number of workers (", world,
+                   "): it is the global batch, split between them");
+  if (leader) {
+    std::filesystem::create_directories(run_dir);
+    if (!resume) {
+      MMKT_CHECK_INPUT(!io::file_exists(paths.checkpoint()), run_dir,
+                       ": already holds a run (checkpoint.pt); use --resume to continue it or "
+                       "choose another --run directory");
+      io::write_json_file(paths.config(), resolved);
+    }
   }
   const auto device = runtime.device;
-  RunData data = load_run_data(config, paths.tokenizer());
+  RunData data;
+  if (!comm) {
+    data = load_run_data(config, paths.tokenizer());
+  } else if (leader) {
+    data = load_run_data(config, paths.tokenizer());
+    with_file_from_rank0(*comm, "tokenizer", paths.tokenizer(), data.tokenizer != nullptr,
+                         [](const std::string&) {});
+  } else {
+    with_file_from_rank0(*comm, "tokenizer", paths.tokenizer(), false,
+                         [&](const std::string& local) { data = load_run_data(config, local); });
+  }
   const auto modalities = resolve_modalities(config, data);
   auto model_config = config.model;
   model_config.modalities = modalities;
@@ -122,11 +192,31 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
 
   TrainingState state;
   if (resume) {
-    state = load_checkpoint(paths.checkpoint(), *model, &optimizer, /*restore_rng=*/true);
+    const auto load = [&](const std::string& file) {
+      state = load_checkpoint(file, *model, &optimizer, /*restore_rng=*/true);
+    };
+    if (comm) {
+      with_file_from_rank0(*comm, "checkpoint", paths.checkpoint(), true, load);
+    } else {
+      load(paths.checkpoint());
+    }
     log::info("resuming ", run_dir, " after epoch ", state.epochs_done, " (step ", state.step, ")");
   }
+  std::vector<torch::Tensor> params = model->parameters();
+  if (comm) {
+    // Every replica starts from rank 0's weights (they are seeded alike; this makes it certain).
+    std::vector<torch::Tensor> state_tensors;
+    for (const auto& p : params) state_tensors.push_back(p.detach());
+    for (const auto& b : model->buffers()) state_tensors.push_back(b.detach());
+    comm->broadcast(state_tensors, 0);
+    log::info("data-parallel: ", world, " workers (c10d ", "Gloo), global batch ",
+              config.train.batch_size, " = ", world, " shards of ~",
+              config.train.batch_size / world, ", buckets of ",
+              parallel.bucket_bytes / double(1 << 20), " MiB");
+  }
 
-  data::Batcher batcher(data.train, batcher_options(config, data, true, config.train.batch_size));
+  data::Batcher batcher(data.train, batcher_options(config, data, true, config.train.batch_size,
+                                                    rank, world));
   std::int64_t steps_per_epoch = batcher.batches_per_epoch();
   if (config.train.max_steps_per_epoch > 0) {
     steps_per_epoch = std::min(steps_per_epoch, config.train.max_steps_per_epoch);
@@ -135,6 +225,8 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
   double seconds_in_epochs = 0;
   std::int64_t epochs_timed = 0;
   std::int64_t samples_trained = 0;
+  std::int64_t steps_timed = 0;
+  double comm_seconds = 0;
   bool stopped_early = false;
 
   for (std::int64_t epoch = state.epochs_done; epoch < total_epochs; ++epoch) {
@@ -143,10 +235,13 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
     const auto epoch_start = Clock::now();
     auto last_progress = epoch_start;
     std::map<std::string, double> sums;
-    std::int64_t seen = 0;
+    std::int64_t seen = 0;         // rows of this rank
+    std::int64_t seen_global = 0;  // rows of the global batches
+    const double comm_at_epoch_start = comm ? comm->communication_seconds() : 0.0;
     for (std::int64_t k = 0; k < steps_per_epoch; ++k) {
       auto batch = batcher.next();
       if (!batch) break;
+      seen_global += batch->global_rows;
       // Warm-ups are linear in fractional epochs (Sonderby et al. 2016 for the KL term).
       const double progress = static_cast<double>(epoch) + static_cast<double>(k) / steps_per_epoch;
       models::ObjectiveOptions options;
@@ -156,10 +251,25 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
       options.triplet = config.triplet;
       options.triplet_weight = config.triplet.weight *
           (config.triplet.warmup_epochs > 0 ? std::min(1.0, progress / config.triplet.warmup_epochs) : 1.0);
+      optimizer.zero_grad();
+      const auto n = batch->size();
+      if (n == 0) {
+        MMKT_CHECK(comm != nullptr, "an empty training batch");
+        // This rank has no rows in a short last batch: it contributes a zero gradient.
+        dist::average_gradients(*comm, params, 0, batch->global_rows, parallel.bucket_bytes);
+        if (config.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
+        optimizer.step();
+        ++state.step;
+        continue;
+      }
       options.labels = batch->labels.to(device);
       const auto inputs = inputs_from_batch(*batch, modalities, device);
-      optimizer.zero_grad();
-      auto out = model->objective(inputs, options);
+      models::Output out;
+      {
+        // Draw the global batch's noise and keep this shard's rows (see models/gaussian.h).
+        models::NoiseShardGuard noise({batch->global_offset, comm ? batch->global_rows : 0});
+        out = model->objective(inputs, options);
+      }
       const double loss = out.loss.item<double>();
       if (!std::isfinite(loss)) {
         std::string terms;
@@ -173,21 +283,22 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
              ". Lower train.lr or set train.grad_clip.");
       }
       out.loss.backward();
+      if (comm) dist::average_gradients(*comm, params, n, batch->global_rows, parallel.bucket_bytes);
       if (config.train.grad_clip > 0) {
-        torch::nn::utils::clip_grad_norm_(model->parameters(), config.train.grad_clip);
+        torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
       }
       optimizer.step();
       ++state.step;
-      const auto n = batch->size();
+      maybe_inject_fault(comm, state.step);
       seen += n;
       for (const auto& [name, v] : out.terms) sums[name] += v.item<double>() * static_cast<double>(n);
 
       const auto now = Clock::now();
       const double since = std::chrono::duration<double>(now - last_progress).count();
-      if (since >= config.train.progress_seconds || k + 1 == steps_per_epoch) {
+      if (leader && (since >= config.train.progress_seconds || k + 1 == steps_per_epoch)) {
         last_progress = now;
         const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
-        const double rate = static_cast<double>(seen) / std::max(elapsed, 1e-9);
+        const double rate = static_cast<double>(seen_global) / std::max(elapsed, 1e-9);
         const double epoch_left = elapsed / (k + 1) * static_cast<double>(steps_per_epoch - k - 1);
         const double per_epoch = elapsed / (k + 1) * static_cast<double>(steps_per_epoch);
         const double total_left = epoch_left + per_epoch * static_cast<double>(total_epochs - epoch - 1);
@@ -195,21 +306,49 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
         line << "epoch " << epoch + 1 << "/" << total_epochs << " step " << k + 1 << "/"
              << steps_per_epoch << " | loss " << std::fixed << std::setprecision(2)
              << sums["loss"] / seen << " elbo " << sums["elbo"] / seen << " | "
-             << std::setprecision(0) << rate << " samples/s | ETA epoch "
-             << format_duration(epoch_left) << ", run " << format_duration(total_left);
+             << std::setprecision(0) << rate << " samples/s";
+        if (comm) {
+          line << " (" << world << " workers, comm " << std::setprecision(1)
+               << 1000.0 * (comm->communication_seconds() - comm_at_epoch_start) / (k + 1)
+               << " ms/step)";
+        }
+        line << " | ETA epoch " << format_duration(epoch_left) << ", run "
+             << format_duration(total_left);
         log::info(line.str());
       }
+    }
+    if (comm) {
+      // The epoch's terms over all ranks: sums of (term x rows) and the row count.
+      std::vector<double> values{static_cast<double>(seen)};
+      for (const auto& [name, v] : sums) values.push_back(v);
+      auto packed = torch::tensor(values, torch::kFloat64);
+      comm->allreduce_sum({packed}, parallel.bucket_bytes);
+      seen = static_cast<std::int64_t>(packed[0].item<double>() + 0.5);
+      std::int64_t i = 1;
+      for (auto& [name, v] : sums) v = packed[i++].item<double>();
+      comm_seconds += comm->communication_seconds() - comm_at_epoch_start;
     }
     const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     seconds_in_epochs += epoch_seconds;
     ++epochs_timed;
     samples_trained += seen;
+    steps_timed += steps_per_epoch;
     for (auto& [name, v] : sums) v /= static_cast<double>(std::max<std::int64_t>(seen, 1));
 
     nlohmann::json record{{"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds},
                           {"train", sums}};
     std::string val_text;
     state.epochs_done = epoch + 1;
+    if (!leader) {
+      // Rank 0 validates and checkpoints; everyone follows its early-stopping decision.
+      auto stop = torch::zeros({1}, torch::kInt64);
+      comm->broadcast({stop}, 0);
+      if (stop.item<std::int64_t>() != 0) {
+        stopped_early = true;
+        break;
+      }
+      continue;
+    }
     if (data.validation) {
       const auto val = evaluate_terms(model, data.validation, config, data, modalities, device);
       record["validation"] = val;
@@ -227,13 +366,21 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
     append_line(paths.log(), record.dump());
     log::info("epoch ", epoch + 1, "/", total_epochs, " done in ", format_duration(epoch_seconds),
               " | train loss ", sums["loss"], ", elbo ", sums["elbo"], val_text);
-    if (config.train.early_stopping > 0 &&
-        state.epochs_without_improvement >= config.train.early_stopping) {
+    const bool stop = config.train.early_stopping > 0 &&
+                      state.epochs_without_improvement >= config.train.early_stopping;
+    if (comm) {
+      auto flag = torch::full({1}, stop ? 1 : 0, torch::kInt64);
+      comm->broadcast({flag}, 0);
+    }
+    if (stop) {
       log::info("early stopping: no validation improvement for ", state.epochs_without_improvement,
                 " epochs");
       stopped_early = true;
       break;
     }
+  }
+  if (!leader) {
+    return {{"rank", rank}, {"world_size", world}, {"steps", state.step}};
   }
 
   // Final figures on the test set (fixed binarization), with the best model when validating.
@@ -247,6 +394,9 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
                          {"train_samples_per_second",
                           seconds_in_epochs > 0 ? samples_trained / seconds_in_epochs : 0.0},
                          {"threads", runtime.threads},
+                         {"world_size", world},
+                         {"communication_seconds_per_step",
+                          steps_timed > 0 ? comm_seconds / static_cast<double>(steps_timed) : 0.0},
                          {"device", device.str()},
                          {"test", test},
                          {"test_elbo", test.count("elbo") ? test.at("elbo") : 0.0},

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/runtime.h"
+#include "dist/communicator.h"
 #include "models/multimodal_vae.h"
 #include "train/config.h"
 #include "train/run_data.h"
@@ -41,10 +42,23 @@ std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
                                              const std::vector<models::ModalityConfig>& modalities,
                                              const torch::Device& device);
 
+// Data-parallel training (dist/communicator.h). With a communicator every rank runs train_run:
+// parameters are broadcast from rank 0, each rank takes a disjoint shard of every global batch
+// (train.batch_size rows in all) and draws the noise of the whole global batch, gradients are
+// averaged in buckets, and only rank 0 reads/writes the run directory (the tokenizer and a
+// checkpoint to resume from reach the others through the store). The parameters after k steps
+// equal, up to float rounding, those of one process on the same global batches; terms that
+// couple the items of a batch (triplet negatives) are formed within each rank's shard.
+struct Parallel {
+  dist::Communicator* comm = nullptr;       // null = one process
+  std::int64_t bucket_bytes = 25ll << 20;   // PyTorch DDP's default bucket_cap_mb = 25
+};
+
 // Trains (or, with resume, continues) the run in `run_dir` with `config` (`resolved` is its
 // JSON, written to config.json). Returns the summary written to summary.json.
 nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
-                         const std::string& run_dir, bool resume, const Runtime& runtime);
+                         const std::string& run_dir, bool resume, const Runtime& runtime,
+                         const Parallel& parallel = {});
 
 // A model built from a run directory's config and best (else latest) checkpoint, in eval mode.
 struct LoadedRun {

@@ -1,0 +1,351 @@
+#include "bench/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iomanip>
+#include <cmath>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/batcher.h"
+#include "eval/embed.h"
+#include "eval/likelihood.h"
+#include "query/index.h"
+#include "query/inputs.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace mmkt::bench {
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+nlohmann::json figure(const std::vector<double>& runs, const std::string& unit) {
+  return {{"median", median(runs)}, {"runs", runs}, {"unit", unit}};
+}
+
+// An untrained run in memory, built from an experiment's configuration plus overrides.
+train::LoadedRun in_memory_run(const std::string& config_path, const std::vector<std::string>& sets,
+                               const torch::Device& device) {
+  train::LoadedRun run;
+  run.resolved = train::resolve_config_json(config_path, sets);
+  run.config = train::config_from_json(run.resolved, config_path);
+  run.data = train::load_run_data(run.config, "");
+  run.modalities = train::resolve_modalities(run.config, run.data);
+  auto model_config = run.config.model;
+  model_config.modalities = run.modalities;
+  run.model = models::MultimodalVae(model_config);
+  run.model->to(device);
+  return run;
+}
+
+data::BatcherOptions training_batches(const train::LoadedRun& run, int workers) {
+  data::BatcherOptions o;
+  o.batch_size = run.config.train.batch_size;
+  o.seed = run.config.seed;
+  o.binarize = run.config.data.binarize == "dynamic" ? data::Binarize::kDynamic : data::Binarize::kNone;
+  o.tokenizer = run.data.tokenizer;
+  o.max_tokens = run.config.data.max_tokens;
+  o.workers = workers;
+  return o;
+}
+
+// Samples/s of the training step (the same operations as train/trainer.cpp's loop: inputs to
+// the device, zero_grad, objective, backward, clipping when configured, Adam, loss.item())
+// on `prebuilt` batches, after `warmup` steps; `repeats` timings of `steps` steps.
+std::vector<double> time_training(train::LoadedRun& run, int prebuilt, int warmup, int steps,
+                                  int repeats, const torch::Device& device) {
+  data::Batcher batcher(run.data.train, training_batches(run, 0));
+  std::vector<data::Batch> batches;
+  for (int k = 0; k < prebuilt; ++k) batches.push_back(batcher.make_batch(0, k));
+  auto& model = run.model;
+  model->train();
+  auto parameters = model->parameters();
+  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(run.config.train.lr)
+                                               .betas({run.config.train.beta1, run.config.train.beta2}));
+  models::ObjectiveOptions options;
+  options.kl_weight = 1.0;
+  options.triplet = run.config.triplet;
+  options.triplet_weight = run.config.triplet.weight;
+  std::int64_t next = 0;
+  const auto step = [&] {
+    const auto& batch = batches[static_cast<std::size_t>(next++ % prebuilt)];
+    options.labels = batch.labels.to(device);
+    const auto inputs = train::inputs_from_batch(batch, run.modalities, device);
+    optimizer.zero_grad();
+    auto out = model->objective(inputs, options);
+    const double loss = out.loss.item<double>();
+    MMKT_CHECK(std::isfinite(loss), "bench: the training loss is ", loss);
+    out.loss.backward();
+    if (run.config.train.grad_clip > 0) {
+      torch::nn::utils::clip_grad_norm_(parameters, run.config.train.grad_clip);
+    }
+    optimizer.step();
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  std::vector<double> rates;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = Clock::now();
+    for (int i = 0; i < steps; ++i) step();
+    rates.push_back(static_cast<double>(run.config.train.batch_size) * steps / seconds_since(start));
+  }
+  return rates;
+}
+
+// Samples/s of the batcher (one background worker) feeding a consumer that takes each batch
+// at once: `batches` batches per timing after 5 warm-up batches.
+std::vector<double> time_pipeline(const train::LoadedRun& run, int batches, int repeats) {
+  data::Batcher batcher(run.data.train, training_batches(run, 1));
+  const int total = static_cast<int>(std::min<std::int64_t>(batcher.batches_per_epoch(), batches + 5));
+  std::vector<double> rates;
+  for (int r = 0; r < repeats; ++r) {
+    batcher.start_epoch(r);
+    for (int i = 0; i < 5; ++i) batcher.next();
+    const auto start = Clock::now();
+    std::int64_t samples = 0;
+    for (int i = 5; i < total; ++i) samples += batcher.next()->size();
+    rates.push_back(static_cast<double>(samples) / seconds_since(start));
+  }
+  return rates;
+}
+
+std::string config_path(const BenchOptions& options, const std::string& name) {
+  return options.experiments + "/" + name;
+}
+
+bool wants(const BenchOptions& options, const std::string& part) {
+  return std::find(options.parts.begin(), options.parts.end(), part) != options.parts.end();
+}
+
+}  // namespace
+
+double median(std::vector<double> values) {
+  MMKT_CHECK(!values.empty(), "median of no values");
+  std::sort(values.begin(), values.end());
+  const auto n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+std::int64_t linear_multiply_adds(torch::nn::Module& module) {
+  std::int64_t total = 0;
+  for (const auto& m : module.modules(/*include_self=*/true)) {
+    if (const auto* linear = m->as<torch::nn::Linear>()) {
+      total += linear->weight.size(0) * linear->weight.size(1);
+    }
+  }
+  return total;
+}
+
+double matmul_gflops(std::int64_t m, std::int64_t k, std::int64_t n, int repeats) {
+  torch::NoGradGuard no_grad;
+  const auto a = torch::randn({m, k});
+  const auto b = torch::randn({k, n});
+  auto c = torch::empty({m, n});
+  for (int i = 0; i < 3; ++i) torch::mm_out(c, a, b);
+  std::vector<double> rates;
+  for (int r = 0; r < repeats; ++r) {
+    std::int64_t calls = 0;
+    const auto start = Clock::now();
+    double elapsed = 0;
+    while (elapsed < 0.2) {
+      torch::mm_out(c, a, b);
+      ++calls;
+      elapsed = seconds_since(start);
+    }
+    rates.push_back(2.0 * m * k * n * calls / elapsed / 1e9);
+  }
+  return median(rates);
+}
+
+nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtime) {
+  for (const auto& p : options.parts) {
+    MMKT_CHECK_INPUT(p == "matmul" || p == "train" || p == "train-mnist" || p == "eval" ||
+                         p == "query" || p == "pipeline",
+                     "bench: unknown part '", p,
+                     "' (expected matmul, train, train-mnist, eval, query, pipeline)");
+  }
+  MMKT_CHECK_INPUT(options.repeats >= 1 && options.steps >= 1 && options.warmup_steps >= 0,
+                   "bench: --repeats and --steps must be >= 1, --warmup >= 0");
+  const auto device = runtime.device;
+  nlohmann::json report;
+  report["machine"] = {{"threads", runtime.threads},
+                       {"blas", runtime.blas.name},
+                       {"device", device.str()},
+                       {"hardware_threads", std::thread::hardware_concurrency()},
+                       {"repeats", options.repeats}};
+  const auto mnist_config = config_path(options, "mnist_jmvae_paper.json");
+  const auto fashion_config = config_path(options, "fashion_captions_short.json");
+  const auto shapes_config = config_path(options, "shapes_l3.json");
+
+  const bool train_mnist = wants(options, "train") || wants(options, "train-mnist");
+  double peak = 0;
+  if (wants(options, "matmul") || train_mnist) {
+    log::info("bench: matmul peak");
+    peak = matmul_gflops(1024, 1024, 1024, options.repeats);
+    report["matmul_1024_gflops"] = peak;
+    report["matmul_100x784x512_gflops"] = matmul_gflops(100, 784, 512, options.repeats);
+  }
+
+  double mnist_train = 0, fashion_train = 0;
+  if (train_mnist || wants(options, "pipeline") || wants(options, "eval")) {
+    auto mnist = in_memory_run(mnist_config, {"data.validation=0"}, device);
+    if (train_mnist || wants(options, "pipeline")) {
+      log::info("bench: MNIST paper-architecture training step");
+      const auto rates = time_training(mnist, 20, options.warmup_steps, options.steps,
+                                       options.repeats, device);
+      mnist_train = median(rates);
+      const auto mads = linear_multiply_adds(*mnist.model);
+      const double step_gflop = 6.0 * static_cast<double>(mnist.config.train.batch_size) *
+                                static_cast<double>(mads) / 1e9;
+      const double gflops = step_gflop * mnist_train / mnist.config.train.batch_size;
+      report["train_mnist"] = figure(rates, "samples/s");
+      report["train_mnist"]["batch"] = mnist.config.train.batch_size;
+      report["train_mnist"]["linear_multiply_adds"] = mads;
+      report["train_mnist"]["gflop_per_step"] = step_gflop;
+      report["train_mnist"]["gflops"] = gflops;
+      report["train_mnist"]["share_of_matmul_peak"] = peak > 0 ? gflops / peak : 0.0;
+    }
+    if (wants(options, "eval")) {
+      log::info("bench: evaluation throughput and the K = 1000 likelihood");
+      mnist.model->eval();
+      std::vector<double> rates;
+      for (int r = 0; r < options.repeats; ++r) {
+        const auto start = Clock::now();
+        const auto e = eval::embed_dataset(mnist, mnist.data.test, device);
+        rates.push_back(static_cast<double>(e.labels.size(0)) / seconds_since(start));
+      }
+      report["eval_embed_mnist"] = figure(rates, "items/s");
+      eval::LikelihoodOptions lo;
+      lo.k = 1000;
+      lo.max_items = 100;
+      lo.estimates = {"joint"};
+      std::vector<double> seconds;
+      for (int r = 0; r < std::min(options.repeats, 3); ++r) {
+        const auto start = Clock::now();
+        eval::likelihood_report(mnist, mnist.data.test, lo, device);
+        seconds.push_back(seconds_since(start));
+      }
+      report["likelihood_k1000_per_100_items"] = figure(seconds, "s");
+      report["likelihood_k1000_per_100_items"]["estimate"] = "log p(image,label), q(z|image,label)";
+    }
+    if (wants(options, "pipeline")) {
+      log::info("bench: MNIST data pipeline");
+      const auto rates = time_pipeline(mnist, 200, options.repeats);
+      report["pipeline_mnist"] = figure(rates, "samples/s");
+      report["pipeline_mnist"]["ratio_to_training"] = median(rates) / mnist_train;
+    }
+  }
+
+  if (wants(options, "train")) {
+    log::info("bench: shapes 64x64 conv + text training step");
+    auto shapes = in_memory_run(shapes_config,
+                                {"data.validation=0", "data.shapes_train=2000", "data.shapes_test=100"},
+                                device);
+    const int steps = std::max(1, options.steps / 4);
+    report["train_shapes"] = figure(
+        time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device),
+        "samples/s");
+  }
+
+  if (wants(options, "train") || wants(options, "pipeline") || wants(options, "query")) {
+    auto fashion = in_memory_run(fashion_config, {"data.validation=0"}, device);
+    if (wants(options, "train") || wants(options, "pipeline")) {
+      log::info("bench: Fashion-MNIST + captions training step");
+      const int steps = std::max(1, options.steps / 2);
+      const auto rates = time_training(fashion, 10, std::min(options.warmup_steps, 3), steps,
+                                       options.repeats, device);
+      fashion_train = median(rates);
+      report["train_fashion"] = figure(rates, "samples/s");
+    }
+    if (wants(options, "pipeline")) {
+      log::info("bench: Fashion-MNIST + captions data pipeline");
+      const auto rates = time_pipeline(fashion, 100, options.repeats);
+      report["pipeline_fashion"] = figure(rates, "samples/s");
+      report["pipeline_fashion"]["ratio_to_training"] = median(rates) / fashion_train;
+    }
+    if (wants(options, "query")) {
+      log::info("bench: text -> image query over every Fashion-MNIST image");
+      fashion.model->eval();
+      torch::NoGradGuard no_grad;
+      query::SearchIndex index;
+      std::vector<torch::Tensor> mu;
+      for (const auto& ds : query::collection_datasets(fashion, "all")) {
+        eval::EmbedOptions eo;
+        eo.modalities = {"image"};
+        mu.push_back(eval::embed_dataset(fashion, ds, device, eo).mu.at("image").to(torch::kFloat32));
+      }
+      index.mu = torch::cat(mu);
+      index.unit = index.mu / index.mu.norm(2, 1, true).clamp_min(1e-12);
+      index.sq_norm = index.mu.pow(2).sum(1);
+      index.labels = torch::full({index.mu.size(0)}, -1, torch::kInt64);
+      const std::string text = query::modality_of_kind(fashion, "text");
+      std::vector<double> ms;
+      for (int i = 0; i < 20 + 200; ++i) {
+        const auto start = Clock::now();
+        const auto input = query::text_input(fashion, "an ankle boot with a heel", device);
+        const auto q = fashion.model->encode(text, input).mu;
+        const auto hits = query::search(index, q, 10, "cosine");
+        MMKT_CHECK(hits.size() == 10, "bench: the query returned ", hits.size(), " hits");
+        if (i >= 20) ms.push_back(1000.0 * seconds_since(start));
+      }
+      report["query_text_to_image"] = figure(ms, "ms");
+      report["query_text_to_image"]["items"] = index.size();
+    }
+  }
+  return report;
+}
+
+std::string bench_markdown(const nlohmann::json& r) {
+  std::ostringstream out;
+  out << std::fixed;
+  const auto& m = r.at("machine");
+  out << "Machine: " << m.at("hardware_threads") << " hardware threads, " << m.at("threads").get<int>()
+      << " intra-op threads, BLAS " << m.at("blas").get<std::string>() << ", device "
+      << m.at("device").get<std::string>() << "; medians of " << m.at("repeats").get<int>()
+      << " timings after warm-up.\n\n";
+  out << "| figure | value |\n| --- | ---: |\n";
+  const auto row = [&](const std::string& key, const std::string& label, int digits,
+                       const std::string& extra = "") {
+    if (!r.contains(key)) return;
+    const auto& f = r.at(key);
+    const double v = f.is_number() ? f.get<double>() : f.at("median").get<double>();
+    const std::string unit = f.is_number() ? "GFLOP/s" : f.at("unit").get<std::string>();
+    out << "| " << label << " | " << std::setprecision(digits) << v << " " << unit << extra << " |\n";
+  };
+  row("matmul_1024_gflops", "matmul 1024 x 1024 x 1024 (peak)", 1);
+  row("matmul_100x784x512_gflops", "matmul 100 x 784 x 512 (the step's largest shape)", 1);
+  if (r.contains("train_mnist")) {
+    const auto& t = r.at("train_mnist");
+    std::ostringstream extra;
+    extra << std::fixed << std::setprecision(1) << " (" << t.at("gflops").get<double>()
+          << " GFLOP/s = " << std::setprecision(0) << 100 * t.at("share_of_matmul_peak").get<double>()
+          << "% of the matmul peak)";
+    row("train_mnist", "JMVAE-kl training, MNIST paper architecture, batch 100", 0, extra.str());
+  }
+  row("train_shapes", "JMVAE-kl + triplet training, 64x64 conv + GRU text (shapes), batch 100", 0);
+  row("train_fashion", "JMVAE-kl + triplet training, Fashion-MNIST MLP + GRU text, batch 100", 0);
+  row("eval_embed_mnist", "evaluation: posterior means of both modalities (MNIST test set)", 0);
+  row("likelihood_k1000_per_100_items", "K = 1000 log p(image,label), 100 items", 2);
+  if (r.contains("query_text_to_image")) {
+    row("query_text_to_image",
+        "text -> image query, " + std::to_string(r.at("query_text_to_image").at("items").get<std::int64_t>()) +
+            " items (tokenize, encode, score, top-10)",
+        3);
+  }
+  for (const auto& [key, label] : {std::pair<std::string, std::string>{"pipeline_mnist", "data pipeline, MNIST (dynamic binarization)"},
+                                   {"pipeline_fashion", "data pipeline, Fashion-MNIST + tokenized captions"}}) {
+    if (!r.contains(key)) continue;
+    std::ostringstream extra;
+    extra << std::fixed << std::setprecision(0) << " (" << r.at(key).at("ratio_to_training").get<double>()
+          << "x the training step's rate)";
+    row(key, label, 0, extra.str());
+  }
+  return out.str();
+}
+
+}  // namespace mmkt::bench

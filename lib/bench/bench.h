@@ -1,0 +1,54 @@
+// `mmkt bench`: the speed figures researchers ask for, each the median of repeated timings
+// after a warm-up, in one process on one machine:
+//   matmul     GFLOP/s of a 1024^3 float matmul (the machine's practical peak here) and of the
+//              MNIST step's largest matmul shape (100 x 784 x 512)
+//   train      JMVAE-kl training samples/s: the MNIST paper architecture at batch 100 (with its
+//              achieved GFLOP/s = 6 x batch x sum(in x out of every Linear) / step seconds, the
+//              usual forward + backward count, and that as a share of the matmul peak); the
+//              64x64 conv + GRU text setting of experiments/shapes_l3.json; the Fashion-MNIST +
+//              captions step of experiments/fashion_captions_short.json
+//   eval       posterior means of every modality, items/s (MNIST test set, batch 1000), and the
+//              K = 1000 importance-weighted log p(image,label): seconds per 100 items
+//   query      a text -> image query over a 70,000-item index (tokenize, encode, score, top-10)
+//   pipeline   batches the training loop consumes, built by the batcher (one worker), samples/s,
+//              for MNIST (dynamic binarization) and Fashion-MNIST + tokenized captions, and
+//              the ratio to the matching training step's samples/s
+// The models are untrained: every figure here is a cost, and costs do not depend on weights.
+// Training steps run on pre-built batches so that the step alone is timed (the pipeline is
+// measured separately).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/runtime.h"
+
+namespace mmkt::bench {
+
+// Parts: matmul, train (all three settings), train-mnist (the MNIST step only), eval, query,
+// pipeline (which also times the MNIST and Fashion training steps it is compared with).
+struct BenchOptions {
+  std::vector<std::string> parts = {"matmul", "train", "eval", "query", "pipeline"};
+  std::string experiments = "experiments";  // where the configurations are read
+  int repeats = 5;       // timings per figure (the median is reported)
+  int warmup_steps = 5;  // training steps before timing
+  int steps = 20;        // training steps per timing (MNIST; the slower settings use fewer)
+};
+
+// Runs the requested parts; returns {"machine": {...}, "<figure>": {"median", "runs", "unit"}, ...}.
+nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtime);
+std::string bench_markdown(const nlohmann::json& report);
+
+// Median of `values` (mean of the middle two for an even count); throws on an empty list.
+double median(std::vector<double> values);
+// sum(in_features x out_features) over every torch::nn::Linear in `module`: a training step
+// costs 6 x batch x this many FLOPs in its matmuls (2 forward, 4 backward).
+std::int64_t linear_multiply_adds(torch::nn::Module& module);
+// GFLOP/s of a float32 [m,k] x [k,n] matmul, median of `repeats` timings of >= 0.2 s.
+double matmul_gflops(std::int64_t m, std::int64_t k, std::int64_t n, int repeats);
+
+}  // namespace mmkt::bench
