@@ -12,6 +12,7 @@
 #include "data/batcher.h"
 #include "eval/embed.h"
 #include "eval/likelihood.h"
+#include "optim/fused_adam.h"
 #include "query/index.h"
 #include "query/inputs.h"
 #include "train/config.h"
@@ -56,28 +57,40 @@ data::BatcherOptions training_batches(const train::LoadedRun& run, int workers) 
 }
 
 // Samples/s of the training step (the same operations as train/trainer.cpp's loop: inputs to
-// the device, zero_grad, objective, backward, clipping when configured, Adam, loss.item())
-// on `prebuilt` batches, after `warmup` steps; `repeats` timings of `steps` steps.
-std::vector<double> time_training(train::LoadedRun& run, int prebuilt, int warmup, int steps,
-                                  int repeats, const torch::Device& device) {
+// the device, drop the gradients, objective, backward, clipping when configured, FusedAdam,
+// loss.item()) on `prebuilt` batches, after `warmup` steps; `repeats` timings of `steps`
+// steps. With `ablation`, the same model also steps with libtorch's torch::optim::Adam and
+// zero_grad() (what mmkt used before FusedAdam); the two are timed in alternation, each
+// going first in every other repeat, so that drifts of the machine hit both alike.
+struct TrainingRates {
+  std::vector<double> mmkt, reference_adam;
+};
+TrainingRates time_training(train::LoadedRun& run, int prebuilt, int warmup, int steps,
+                            int repeats, const torch::Device& device, bool ablation = false) {
   data::Batcher batcher(run.data.train, training_batches(run, 0));
   std::vector<data::Batch> batches;
   for (int k = 0; k < prebuilt; ++k) batches.push_back(batcher.make_batch(0, k));
   auto& model = run.model;
   model->train();
   auto parameters = model->parameters();
-  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(run.config.train.lr)
-                                               .betas({run.config.train.beta1, run.config.train.beta2}));
+  const auto adam_options = torch::optim::AdamOptions(run.config.train.lr)
+                                .betas({run.config.train.beta1, run.config.train.beta2});
+  optim::FusedAdam fused(parameters, adam_options);
+  torch::optim::Adam reference(parameters, adam_options);
   models::ObjectiveOptions options;
   options.kl_weight = 1.0;
   options.triplet = run.config.triplet;
   options.triplet_weight = run.config.triplet.weight;
   std::int64_t next = 0;
-  const auto step = [&] {
+  const auto step = [&](bool reference_adam) {
     const auto& batch = batches[static_cast<std::size_t>(next++ % prebuilt)];
     options.labels = batch.labels.to(device);
     const auto inputs = train::inputs_from_batch(batch, run.modalities, device);
-    optimizer.zero_grad();
+    if (reference_adam) {
+      reference.zero_grad();
+    } else {
+      optim::clear_gradients(parameters);
+    }
     auto out = model->objective(inputs, options);
     const double loss = out.loss.item<double>();
     MMKT_CHECK(std::isfinite(loss), "bench: the training loss is ", loss);
@@ -85,14 +98,26 @@ std::vector<double> time_training(train::LoadedRun& run, int prebuilt, int warmu
     if (run.config.train.grad_clip > 0) {
       torch::nn::utils::clip_grad_norm_(parameters, run.config.train.grad_clip);
     }
-    optimizer.step();
+    if (reference_adam) {
+      reference.step();
+    } else {
+      fused.step();
+    }
   };
-  for (int i = 0; i < warmup; ++i) step();
-  std::vector<double> rates;
-  for (int r = 0; r < repeats; ++r) {
+  const auto timed = [&](bool reference_adam) {
     const auto start = Clock::now();
-    for (int i = 0; i < steps; ++i) step();
-    rates.push_back(static_cast<double>(run.config.train.batch_size) * steps / seconds_since(start));
+    for (int i = 0; i < steps; ++i) step(reference_adam);
+    return static_cast<double>(run.config.train.batch_size) * steps / seconds_since(start);
+  };
+  for (int i = 0; i < warmup; ++i) {
+    step(false);
+    if (ablation) step(true);
+  }
+  TrainingRates rates;
+  for (int r = 0; r < repeats; ++r) {
+    if (ablation && r % 2 == 1) rates.reference_adam.push_back(timed(true));
+    rates.mmkt.push_back(timed(false));
+    if (ablation && r % 2 == 0) rates.reference_adam.push_back(timed(true));
   }
   return rates;
 }
@@ -196,8 +221,9 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
     auto mnist = in_memory_run(mnist_config, {"data.validation=0"}, device);
     if (train_mnist || wants(options, "pipeline")) {
       log::info("bench: MNIST paper-architecture training step");
-      const auto rates = time_training(mnist, 20, options.warmup_steps, options.steps,
-                                       options.repeats, device);
+      const auto both = time_training(mnist, 20, options.warmup_steps, options.steps,
+                                      options.repeats, device, /*ablation=*/true);
+      const auto& rates = both.mmkt;
       mnist_train = median(rates);
       const auto mads = linear_multiply_adds(*mnist.model);
       const double step_gflop = 6.0 * static_cast<double>(mnist.config.train.batch_size) *
@@ -209,6 +235,7 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
       report["train_mnist"]["gflop_per_step"] = step_gflop;
       report["train_mnist"]["gflops"] = gflops;
       report["train_mnist"]["share_of_matmul_peak"] = peak > 0 ? gflops / peak : 0.0;
+      report["train_mnist_reference_adam"] = figure(both.reference_adam, "samples/s");
     }
     if (wants(options, "eval")) {
       log::info("bench: evaluation throughput and the K = 1000 likelihood");
@@ -248,7 +275,7 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
                                 device);
     const int steps = std::max(1, options.steps / 4);
     report["train_shapes"] = figure(
-        time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device),
+        time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device).mmkt,
         "samples/s");
   }
 
@@ -258,7 +285,7 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
       log::info("bench: Fashion-MNIST + captions training step");
       const int steps = std::max(1, options.steps / 2);
       const auto rates = time_training(fashion, 10, std::min(options.warmup_steps, 3), steps,
-                                       options.repeats, device);
+                                       options.repeats, device).mmkt;
       fashion_train = median(rates);
       report["train_fashion"] = figure(rates, "samples/s");
     }
@@ -327,6 +354,7 @@ std::string bench_markdown(const nlohmann::json& r) {
           << "% of the matmul peak)";
     row("train_mnist", "JMVAE-kl training, MNIST paper architecture, batch 100", 0, extra.str());
   }
+  row("train_mnist_reference_adam", "the same step with libtorch's Adam + zero_grad() (ablation)", 0);
   row("train_shapes", "JMVAE-kl + triplet training, 64x64 conv + GRU text (shapes), batch 100", 0);
   row("train_fashion", "JMVAE-kl + triplet training, Fashion-MNIST MLP + GRU text, batch 100", 0);
   row("eval_embed_mnist", "evaluation: posterior means of both modalities (MNIST test set)", 0);

@@ -24,4 +24,8 @@ class FusedAdam : public torch::optim::Adam {
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
 
+// Drops every gradient (PyTorch's zero_grad(set_to_none=True); libtorch 1.13's zero_grad()
+// only zeroes): the next backward writes the gradients instead of adding to zeroed memory.
+void clear_gradients(const std::vector<torch::Tensor>& parameters);
+
 }  // namespace mmkt::optim

@@ -19,6 +19,7 @@
 #include "data/batcher.h"
 #include "io/files.h"
 #include "io/json_config.h"
+#include "optim/fused_adam.h"
 #include "train/checkpoint.h"
 
 namespace mmkt::train {
@@ -178,7 +179,7 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
   model_config.modalities = modalities;
   models::MultimodalVae model(model_config);
   model->to(device);
-  torch::optim::Adam optimizer(
+  optim::FusedAdam optimizer(
       model->parameters(),
       torch::optim::AdamOptions(config.train.lr).betas({config.train.beta1, config.train.beta2}));
   std::int64_t parameters = 0;
@@ -251,7 +252,7 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
       options.triplet = config.triplet;
       options.triplet_weight = config.triplet.weight *
           (config.triplet.warmup_epochs > 0 ? std::min(1.0, progress / config.triplet.warmup_epochs) : 1.0);
-      optimizer.zero_grad();
+      optim::clear_gradients(params);
       const auto n = batch->size();
       if (n == 0) {
         MMKT_CHECK(comm != nullptr, "an empty training batch");
