@@ -158,11 +158,14 @@ std::vector<Hit> search(const SearchIndex& index, const torch::Tensor& query, st
   }
   const auto kk = std::min(k, index.size());
   const auto [values, rows] = torch::topk(s, kk);
+  // Read the k results through pointers (one .item() per value costs a dispatch each).
+  const auto labels = index.labels.to(torch::kInt64).contiguous();
+  const auto* row = rows.data_ptr<std::int64_t>();
+  const auto* value = values.contiguous().data_ptr<float>();
+  const auto* label = labels.data_ptr<std::int64_t>();
   std::vector<Hit> hits;
-  for (std::int64_t i = 0; i < kk; ++i) {
-    const auto r = rows[i].item<std::int64_t>();
-    hits.push_back({r, values[i].item<double>(), index.labels[r].item<std::int64_t>()});
-  }
+  hits.reserve(static_cast<std::size_t>(kk));
+  for (std::int64_t i = 0; i < kk; ++i) hits.push_back({row[i], value[i], label[row[i]]});
   return hits;
 }
 
