@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "models/gru_inference.h"
 #include "models/modality.h"
 #include "models/networks.h"
 
@@ -358,6 +359,32 @@ TEST(NetworksText, EncoderIgnoresPadding) {
   EXPECT_TRUE(torch::allclose(enc->forward({text_batch(rows, 10).data, {}}), short_pad, 1e-5, 1e-6));
   // Different sequences give different features.
   EXPECT_FALSE(torch::allclose(short_pad[0], short_pad[1]));
+}
+
+TEST(NetworksText, InferenceFastPathEqualsLibtorchGru) {
+  // Batches of <= 8 captions without autograd take gru_last_state_inference; with autograd the
+  // same encoder runs libtorch's GRU. Both must give the same features, padding included.
+  torch::manual_seed(11);
+  auto config = text_config();
+  config.rnn_hidden = 37;  // not a multiple of the vector width
+  auto enc = make_feature_encoder(config);
+  const std::vector<std::vector<std::int64_t>> rows = {{2, 4, 5, 6, 3}, {2, 6, 3}, {2, 5, 4, 4, 6, 1, 3}};
+  const auto batch = text_batch(rows, 10);
+  const auto reference = enc->forward(batch).detach();  // grad mode on: libtorch's GRU
+  torch::Tensor fast;
+  {
+    torch::NoGradGuard no_grad;
+    fast = enc->forward(batch);
+  }
+  EXPECT_TRUE(torch::allclose(fast, reference, 1e-5, 1e-6))
+      << (fast - reference).abs().max().item<double>();
+  // A direct check of one direction against torch::nn::GRU on one sequence.
+  torch::nn::GRU gru(torch::nn::GRUOptions(4, 6).batch_first(true));
+  const auto x = torch::randn({1, 5, 4});
+  const auto expected = std::get<0>(gru->forward(x))[0][2];  // after 3 tokens
+  EXPECT_TRUE(torch::allclose(gru_last_state_inference(gru, x[0], 3, false), expected, 1e-5, 1e-6));
+  const auto flipped = std::get<0>(gru->forward(x.narrow(1, 0, 3).flip(1)))[0][2];
+  EXPECT_TRUE(torch::allclose(gru_last_state_inference(gru, x[0], 3, true), flipped, 1e-5, 1e-6));
 }
 
 TEST(NetworksText, DecoderLikelihoodIgnoresPadding) {

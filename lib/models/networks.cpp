@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "models/gru_inference.h"
 #include "text/tokenizer.h"
 
 namespace mmkt::models {
@@ -274,6 +275,9 @@ torch::Tensor checked_text(const std::string& name, const ModalityInput& input,
 }
 }  // namespace
 
+// Batches up to this size take the inference fast path of the text encoder.
+constexpr std::int64_t kFastInferenceMaxBatch = 8;
+
 TextGruEncoderImpl::TextGruEncoderImpl(const ModalityConfig& config)
     : name_(config.name), vocab_size_(config.vocab_size) {
   check_hidden(config);
@@ -297,6 +301,19 @@ torch::Tensor TextGruEncoderImpl::forward(const ModalityInput& input) {
   const auto ids = input.data.to(torch::kLong);
   const auto batch = ids.size(0);
   const auto steps = ids.size(1);
+  if (!torch::GradMode::is_enabled() && batch <= kFastInferenceMaxBatch && ids.device().is_cpu() &&
+      fc_->weight.scalar_type() == torch::kFloat32) {
+    // A query: per-sequence recurrences without libtorch's per-token dispatch (same result).
+    const auto embedded = embedding_->forward(ids);
+    std::vector<torch::Tensor> states;
+    const auto lengths_cpu = lengths.to(torch::kLong).contiguous();
+    const auto* len_of = lengths_cpu.data_ptr<std::int64_t>();
+    for (std::int64_t b = 0; b < batch; ++b) {
+      states.push_back(torch::cat({gru_last_state_inference(gru_forward_, embedded[b], len_of[b], false),
+                                   gru_last_state_inference(gru_backward_, embedded[b], len_of[b], true)}));
+    }
+    return torch::relu(fc_->forward(torch::stack(states)));
+  }
   // Each sequence reversed within its length (position t reads id len-1-t), padding after.
   const auto pos = torch::arange(steps, lengths.options()).unsqueeze(0);  // [1,L]
   const auto len = lengths.unsqueeze(1);                                 // [B,1]
