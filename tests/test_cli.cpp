@@ -1,30 +1,11 @@
 // The mmkt binary end to end: exit codes and one-line errors.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
 
-namespace {
+#include "run_mmkt.h"
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-// Runs the mmkt binary with `args`, capturing stdout and stderr together.
-Result run_mmkt(const std::string& args) {
-  const std::string command = std::string(MMKT_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe) != nullptr) output += buffer.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-}  // namespace
+using mmkt::testing_support::run_mmkt;
 
 TEST(Cli, VersionAndHelp) {
   const auto v = run_mmkt("--version");

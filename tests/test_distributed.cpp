@@ -20,11 +20,13 @@
 #include "dist/launcher.h"
 #include "io/files.h"
 #include "train/trainer.h"
+#include "run_mmkt.h"
 
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
 using namespace mmkt;
+using mmkt::testing_support::run_mmkt;
 namespace fs = std::filesystem;
 
 namespace {
@@ -49,24 +51,6 @@ void two_ranks(Body body) {
   for (auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }
-}
-
-struct Command {
-  int status = 0;
-  std::string output;
-  double seconds = 0;
-};
-
-Command run(const std::string& args, const std::string& env = "") {
-  const auto start = std::chrono::steady_clock::now();
-  const std::string command = env + " " + std::string(MMKT_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  Command c;
-  char buffer[4096];
-  while (pipe && fgets(buffer, sizeof buffer, pipe)) c.output += buffer;
-  c.status = pipe ? pclose(pipe) : -1;
-  c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return c;
 }
 
 // A tiny shapes run: 64x64 conv image + GRU text (tokenizer shared from rank 0), 240 items in
@@ -208,10 +192,10 @@ TEST(Distributed, TwoWorkersEqualOneProcessAndResumeAcrossWorldSizes) {
   const auto config = tiny_config(dir);
   // One process on one thread, or two workers of one thread each.
   const auto train = [&](bool two_workers, const std::string& run, int epochs, bool resume = false) {
-    const auto c = ::run(std::string(two_workers ? "train --nproc 2 " : "--threads 1 train ") +
+    const auto c = run_mmkt(std::string(two_workers ? "train --nproc 2 " : "--threads 1 train ") +
                          (resume ? "--resume" : "--config " + config) + " --run " +
                          (dir / run).string() + " --set train.epochs=" + std::to_string(epochs));
-    EXPECT_EQ(c.status, 0) << c.output;
+    EXPECT_EQ(c.code, 0) << c.output;
     return c;
   };
   // 2 epochs x 6 steps (5 batches of 41 and one of 35).
@@ -259,10 +243,10 @@ TEST(Distributed, DeadWorkerStopsTheOthersWithAClearError) {
   // Rank 1 kills itself (SIGKILL) after step 2 of epoch 1; rank 0 must stop by itself, with
   // an error naming the failed allreduce, long before the launcher's 30 s grace or the
   // 120 s collective timeout; no checkpoint may appear.
-  const auto c = run("train --nproc 2 --dist-timeout 120 --config " + config + " --run " +
+  const auto c = run_mmkt("train --nproc 2 --dist-timeout 120 --config " + config + " --run " +
                          (dir / "run").string(),
                      "MMKT_FAULT_KILL=1:2");
-  EXPECT_NE(c.status, 0) << c.output;
+  EXPECT_NE(c.code, 0) << c.output;
   EXPECT_LT(c.seconds, 25.0) << c.output;
   EXPECT_NE(c.output.find("worker rank 1"), std::string::npos) << c.output;
   EXPECT_NE(c.output.find("killed by signal 9"), std::string::npos) << c.output;
@@ -277,15 +261,15 @@ TEST(Distributed, MissingWorkerTimesOut) {
   const auto config = tiny_config(dir);
   // Rank 0 of 2 started alone: it must give up after --dist-timeout with a clear message.
   const auto port = std::to_string(dist::free_local_port());
-  const auto c = run("train --dist-timeout 2 --config " + config + " --run " + (dir / "run").string(),
+  const auto c = run_mmkt("train --dist-timeout 2 --config " + config + " --run " + (dir / "run").string(),
                      "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port);
-  EXPECT_NE(c.status, 0) << c.output;
+  EXPECT_NE(c.code, 0) << c.output;
   EXPECT_LT(c.seconds, 30.0) << c.output;
   EXPECT_NE(c.output.find("could not join the group"), std::string::npos) << c.output;
   // --nproc inside a launched worker is refused.
-  const auto both = run("train --nproc 2 --config " + config + " --run " + (dir / "run2").string(),
+  const auto both = run_mmkt("train --nproc 2 --config " + config + " --run " + (dir / "run2").string(),
                         "WORLD_SIZE=2 RANK=1 MASTER_PORT=" + port);
-  EXPECT_NE(both.status, 0);
+  EXPECT_NE(both.code, 0);
   EXPECT_NE(both.output.find("--nproc and a WORLD_SIZE"), std::string::npos) << both.output;
   fs::remove_all(dir);
 }

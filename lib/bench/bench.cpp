@@ -354,17 +354,7 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
       log::info("bench: text -> image query over every Fashion-MNIST image");
       fashion.model->eval();
       torch::NoGradGuard no_grad;
-      query::SearchIndex index;
-      std::vector<torch::Tensor> mu;
-      for (const auto& ds : query::collection_datasets(fashion, "all")) {
-        eval::EmbedOptions eo;
-        eo.modalities = {"image"};
-        mu.push_back(eval::embed_dataset(fashion, ds, device, eo).mu.at("image").to(torch::kFloat32));
-      }
-      index.mu = torch::cat(mu);
-      index.unit = index.mu / index.mu.norm(2, 1, true).clamp_min(1e-12);
-      index.sq_norm = index.mu.pow(2).sum(1);
-      index.labels = torch::full({index.mu.size(0)}, -1, torch::kInt64);
+      const auto index = query::build_index(fashion, "", "image", "all", device);
       const std::string text = query::modality_of_kind(fashion, "text");
       std::vector<double> ms, encode_ms, search_ms;
       for (int i = 0; i < 20 + 200; ++i) {

@@ -48,7 +48,7 @@ SearchIndex build_index(train::LoadedRun& run, const std::string& run_dir, const
   SearchIndex index;
   index.modality = modality;
   index.collection = collection;
-  index.checkpoint = checkpoint_fingerprint(run_dir);
+  if (!run_dir.empty()) index.checkpoint = checkpoint_fingerprint(run_dir);
   std::vector<torch::Tensor> mu, labels;
   const bool text = std::any_of(run.modalities.begin(), run.modalities.end(),
                                 [&](const auto& m) { return m.name == modality && m.kind == "text"; });

@@ -36,6 +36,8 @@ std::vector<data::DatasetPtr> collection_datasets(const train::LoadedRun& run, c
 // "<file name>:<size>:<mtime>" of the checkpoint load_run reads (best.pt, else checkpoint.pt).
 std::string checkpoint_fingerprint(const std::string& run_dir);
 
+// Posterior means of every item of `collection` for `modality`. `run_dir` names the checkpoint
+// whose fingerprint the index records; "" for a run that exists only in memory (benchmarks).
 SearchIndex build_index(train::LoadedRun& run, const std::string& run_dir, const std::string& modality,
                         const std::string& collection, const torch::Device& device);
 void save_index(const std::string& path_stem, const SearchIndex& index);
