@@ -28,6 +28,9 @@ void register_bench(CLI::App& root, CommonOptions& common) {
       ->capture_default_str();
   cmd->add_option("--warmup", args->options.warmup_steps, "training steps before timing")
       ->capture_default_str();
+  cmd->add_option("--trained-epochs", args->options.trained_epochs,
+                  "real MNIST epochs before timing the trained model's step (0: skip)")
+      ->capture_default_str();
   cmd->add_option("--experiments", args->options.experiments,
                   "folder of the experiment configurations")
       ->capture_default_str();

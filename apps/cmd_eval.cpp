@@ -32,7 +32,7 @@ std::set<std::string> split_list(const std::string& s) {
 
 void register_eval(CLI::App& root, CommonOptions& common) {
   struct Args {
-    std::string run, out, metrics = "retrieval,probe,zeroshot,coherence,pictures";
+    std::string run, out, checkpoint, metrics = "retrieval,probe,zeroshot,coherence,pictures";
     std::vector<std::string> shifts;
     eval::EvalOptions options;
   };
@@ -41,6 +41,9 @@ void register_eval(CLI::App& root, CommonOptions& common) {
       "eval", "evaluate a run: retrieval, likelihoods, linear probe, zero-shot, coherence, pictures, dataset shift");
   cmd->add_option("--run", args->run, "run directory written by mmkt train")->required();
   cmd->add_option("--out", args->out, "output folder (default RUN/eval)");
+  cmd->add_option("--checkpoint", args->checkpoint,
+                  "model file of the run to evaluate, e.g. checkpoint_epoch50.pt (default: best.pt, "
+                  "else checkpoint.pt)");
   cmd->add_option("--metrics", args->metrics,
                   "comma-separated: retrieval, likelihood, probe, zeroshot, coherence, pictures, or all")
       ->capture_default_str();
@@ -85,7 +88,7 @@ void register_eval(CLI::App& root, CommonOptions& common) {
       }
     }
     for (const auto& s : args->shifts) o.shifts.push_back(eval::parse_shift_spec(s));
-    auto run = train::load_run(args->run, rt.device);
+    auto run = train::load_run(args->run, rt.device, args->checkpoint);
     const std::string dir = args->out.empty() ? args->run + "/eval" : args->out;
     const auto report = eval::evaluate_run(run, o, dir, rt.device);
     std::cout << io::read_file(dir + "/report.md");

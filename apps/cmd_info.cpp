@@ -6,28 +6,24 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bench/bench.h"
 #include "commands.h"
 #include "core/build_info.h"
+#include "core/cpu_setup.h"
 #include "text/tokenizer.h"
 
 namespace mmkt::app {
 namespace {
 
-// GFLOP/s of an n x n float matmul, median of `reps` runs after one warm-up.
-double matmul_gflops(int n, int reps) {
+// Largest |C - C64| / max|C64| of an n x n float matmul against the same product in float64:
+// checks that the BLAS kernels in use compute correctly (a wrong forced core would show here).
+double matmul_relative_error(int n) {
   torch::NoGradGuard no_grad;
   auto a = torch::randn({n, n});
   auto b = torch::randn({n, n});
-  auto c = torch::mm(a, b);
-  std::vector<double> rates;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    c = torch::mm(a, b);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(2.0 * n * n * n / s / 1e9);
-  }
-  std::sort(rates.begin(), rates.end());
-  return rates[rates.size() / 2];
+  const auto c = torch::mm(a, b).to(torch::kFloat64);
+  const auto c64 = torch::mm(a.to(torch::kFloat64), b.to(torch::kFloat64));
+  return ((c - c64).abs().max() / c64.abs().max()).item<double>();
 }
 
 }  // namespace
@@ -45,11 +41,19 @@ void register_info(CLI::App& root, CommonOptions& common) {
     j["threads"] = rt.threads;
     j["blas"] = {{"name", rt.blas.name}, {"path", rt.blas.path},
                  {"reference", rt.blas.is_reference}};
+    j["blas_core"] = rt.blas_core;
+    j["blas_core_forced_from"] = cpu_setup().blas_core_forced_from;
+    j["blas_note"] = cpu_setup().note;
+    j["flush_denormals"] = rt.flush_denormals;
+    j["cpu"] = {{"avx2", cpu_features().avx2}, {"avx512", cpu_features().avx512}};
     j["device"] = rt.device.str();
     j["cuda_available"] = torch::cuda::is_available();
     j["cuda_devices"] = torch::cuda::device_count();
     j["sentencepiece_bridge"] = text::spm_bridge_path();
-    if (*matmul_n > 0) j["matmul_gflops"] = matmul_gflops(*matmul_n, 5);
+    if (*matmul_n > 0) {
+      j["matmul_gflops"] = bench::matmul_gflops(*matmul_n, *matmul_n, *matmul_n, 3);
+      j["matmul_relative_error"] = matmul_relative_error(*matmul_n);
+    }
     std::cout << j.dump(2) << std::endl;
   });
 }

@@ -62,6 +62,36 @@ TEST(Bench, MarkdownTableFromAReport) {
   EXPECT_NE(md.find("| 4321 samples/s (92.8 GFLOP/s = 62% of the matmul peak) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 90000 samples/s (21x the training step's rate) |"), std::string::npos) << md;
   EXPECT_EQ(md.find("query"), std::string::npos);  // absent figures are left out
+  r["train_mnist_gemm_floor"] = {{"median", 12.5}, {"unit", "ms"}, {"step_ms", 25.0}, {"step_over_floor", 2.0}};
+  r["train_mnist_trained_denormals_kept"] = {{"median", 1500.0}, {"unit", "samples/s"}, {"step_over_floor", 5.33}};
+  const auto md2 = bench::bench_markdown(r);
+  EXPECT_NE(md2.find("(GEMM floor) | 12.50 ms (the step: 25.00 ms = 2.00x the floor) |"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("denormals kept | 1500 samples/s (5.33x the GEMM floor) |"), std::string::npos) << md2;
+}
+
+TEST(Bench, TrainingGemmsOfAnMlpSkipTheDataGradient) {
+  // 784 -> 512 reads the data (no grad_x); 512 -> 10 does not.
+  torch::nn::Sequential net(torch::nn::Linear(784, 512), torch::nn::ReLU(), torch::nn::Linear(512, 10));
+  const auto gemms = bench::training_gemms(*net, 100, {784});
+  ASSERT_EQ(gemms.size(), 5u);
+  std::int64_t multiply_adds = 0;
+  for (const auto& g : gemms) multiply_adds += g.m * g.k * g.n;
+  EXPECT_EQ(multiply_adds, 100 * (784 * 512 * 2 + 512 * 10 * 3));
+  EXPECT_EQ(gemms[0].m, 100);  // forward: x [100,784] W^T [784,512] + b
+  EXPECT_EQ(gemms[0].k, 784);
+  EXPECT_EQ(gemms[0].n, 512);
+  EXPECT_TRUE(gemms[0].transposed_b && gemms[0].bias);
+  EXPECT_EQ(gemms[1].m, 512);  // grad_W = g^T [512,100] x [100,784]
+  EXPECT_EQ(gemms[1].k, 100);
+  EXPECT_TRUE(gemms[1].transposed_a);
+  EXPECT_EQ(gemms[4].m, 100);  // grad_x of the second layer = g [100,10] W [10,512]
+  EXPECT_EQ(gemms[4].k, 10);
+  EXPECT_EQ(gemms[4].n, 512);
+  // Without data widths every layer also computes grad_x: the usual 6 x batch x sum(in x out).
+  const auto all = bench::training_gemms(*net, 100, {});
+  multiply_adds = 0;
+  for (const auto& g : all) multiply_adds += g.m * g.k * g.n;
+  EXPECT_EQ(multiply_adds, 3 * 100 * bench::linear_multiply_adds(*net));
 }
 
 TEST(Bench, UnknownPartIsAnInputError) {

@@ -2,7 +2,9 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <thread>
 
+#include "core/cpu_setup.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -101,4 +103,51 @@ TEST(Files, AtomicWriteReplacesWholeFileAndLeavesNoTemp) {
   EXPECT_EQ(entries, 1);
   EXPECT_THROW(io::read_file((dir / "missing").string()), InputError);
   std::filesystem::remove_all(dir);
+}
+
+TEST(CpuSetup, FlushDenormalsReachesEveryComputeThread) {
+  const int threads_before = at::get_num_threads();
+  configure_threads(2);
+  torch::NoGradGuard no_grad;
+  const float denormal = 1e-39f;  // below FLT_MIN = 1.18e-38
+  const auto x = torch::full({1 << 20}, denormal);  // large enough for parallel chunks
+  // 256 products of 1e-21 * 1e-21 sum to 2.56e-40: a denormal result from BLAS.
+  const auto a = torch::full({128, 256}, 1e-21f);
+  const auto b = torch::full({256, 128}, 1e-21f);
+
+  EXPECT_EQ(apply_flush_denormals(false), at::get_num_threads());
+  EXPECT_FALSE(thread_flushes_denormals());
+  EXPECT_GT((x * 1.5f).min().item<float>(), 0.f);      // denormals computed as such
+  EXPECT_GT(torch::mm(a, b).min().item<float>(), 0.f);
+
+  EXPECT_EQ(apply_flush_denormals(true), at::get_num_threads());
+  EXPECT_TRUE(all_threads_flush_denormals());
+  EXPECT_EQ((x * 1.5f).abs().max().item<float>(), 0.f);  // every chunk's thread flushed
+  EXPECT_EQ(torch::mm(a, b).abs().max().item<float>(), 0.f);
+  EXPECT_EQ((x + 1.0f).sub(1.0f).abs().max().item<float>(), 0.f);
+  // Normal numbers are untouched.
+  EXPECT_FLOAT_EQ((torch::full({4}, 1e-30f) * 2.0f)[0].item<float>(), 2e-30f);
+  // A thread started now inherits the mode (the batcher's, Gloo's).
+  bool inherited = false;
+  std::thread([&] { inherited = thread_flushes_denormals(); }).join();
+  EXPECT_TRUE(inherited);
+
+  apply_flush_denormals(false);
+  EXPECT_FALSE(all_threads_flush_denormals());
+  configure_threads(threads_before);
+}
+
+TEST(CpuSetup, GenericOpenBlasCoresAreReplacedOnlyOnCapableCpus) {
+  const mmkt::CpuFeatures avx512{true, true}, avx2{true, false}, old{false, false};
+  EXPECT_EQ(openblas_core_to_force("Prescott", avx512), "SkylakeX");
+  EXPECT_EQ(openblas_core_to_force("Prescott", avx2), "Haswell");
+  EXPECT_EQ(openblas_core_to_force("Sandybridge", avx2), "Haswell");  // AVX only
+  EXPECT_EQ(openblas_core_to_force("Prescott", old), "");
+  EXPECT_EQ(openblas_core_to_force("Haswell", avx512), "SkylakeX");  // Zen 4 in 0.3.21
+  EXPECT_EQ(openblas_core_to_force("Zen", avx512), "SkylakeX");
+  EXPECT_EQ(openblas_core_to_force("Haswell", avx2), "");  // already the best kernels
+  EXPECT_EQ(openblas_core_to_force("Zen", avx2), "");
+  EXPECT_EQ(openblas_core_to_force("Cooperlake", avx512), "");
+  EXPECT_EQ(openblas_core_to_force("SKYLAKEX", avx512), "");
+  EXPECT_EQ(openblas_core_to_force("", avx512), "");  // not OpenBLAS
 }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 
 #include "core/error.h"
@@ -243,6 +244,37 @@ TEST(Config, UnknownAndMistypedKeysAreNamed) {
   EXPECT_DOUBLE_EQ(c.train.lr, 1.0);
 }
 
+TEST(Config, CosineLearningRateScheduleAndKeptCheckpoints) {
+  train::TrainConfig t;
+  t.epochs = 100;
+  t.lr = 1e-3;
+  EXPECT_DOUBLE_EQ(train::learning_rate_at(t, 60.0), 1e-3);  // constant by default
+  t.lr_schedule = "cosine";
+  t.lr_min = 1e-4;
+  t.lr_decay_start = 20;
+  EXPECT_DOUBLE_EQ(train::learning_rate_at(t, 0.0), 1e-3);
+  EXPECT_DOUBLE_EQ(train::learning_rate_at(t, 20.0), 1e-3);
+  EXPECT_NEAR(train::learning_rate_at(t, 60.0), 1e-4 + 0.9e-3 * 0.5, 1e-15);  // half-way: cos = 0
+  EXPECT_NEAR(train::learning_rate_at(t, 40.0), 1e-4 + 0.9e-3 * 0.5 * (1 + std::sqrt(0.5)), 1e-15);
+  EXPECT_NEAR(train::learning_rate_at(t, 100.0), 1e-4, 1e-15);
+  EXPECT_NEAR(train::learning_rate_at(t, 130.0), 1e-4, 1e-15);
+
+  auto j = train::default_config_json();
+  j["train"]["lr_schedule"] = "cosine";
+  j["train"]["lr_min"] = 1e-5;
+  j["train"]["keep_checkpoints"] = {50, 100};
+  const auto c = train::config_from_json(j, "test");
+  EXPECT_EQ(c.train.keep_checkpoints, (std::vector<std::int64_t>{50, 100}));
+  j["train"]["keep_checkpoints"] = {0};
+  EXPECT_THROW(train::config_from_json(j, "test"), InputError);
+  j["train"]["keep_checkpoints"] = nlohmann::json::array();
+  j["train"]["lr_schedule"] = "step";
+  EXPECT_THROW(train::config_from_json(j, "test"), InputError);
+  j["train"]["lr_schedule"] = "cosine";
+  j["train"]["lr_min"] = 1.0;  // above lr
+  EXPECT_THROW(train::config_from_json(j, "test"), InputError);
+}
+
 namespace {
 
 // A complete tiny run on generated shapes (level 1, 16x16 images so the MLP image path is used).
@@ -286,7 +318,8 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
   fs::remove_all(base);
   Runtime rt;
   rt.threads = at::get_num_threads();
-  const auto full_json = tiny_run_config(3);
+  auto full_json = tiny_run_config(3);
+  full_json["train"]["keep_checkpoints"] = {1, 2};
   const auto full = train::config_from_json(full_json, "test");
   seed_everything(full.seed);
   train::train_run(full, full_json, (base / "full").string(), false, rt);
@@ -302,6 +335,25 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(a[i], b[i]) << "epoch " << i + 1;
+  // Models kept along the way: after epochs 1 and 2 (not 3), loadable by name, and different.
+  const train::RunPaths paths{(base / "full").string()};
+  EXPECT_TRUE(fs::exists(paths.checkpoint_at(1)));
+  EXPECT_TRUE(fs::exists(paths.checkpoint_at(2)));
+  EXPECT_FALSE(fs::exists(paths.checkpoint_at(3)));
+  auto one = train::load_run(paths.dir, torch::kCPU, "checkpoint_epoch1.pt");
+  auto two = train::load_run(paths.dir, torch::kCPU, paths.checkpoint_at(2));
+  const auto p1 = one.model->parameters(), p2 = two.model->parameters();
+  ASSERT_EQ(p1.size(), p2.size());
+  double moved = 0;
+  for (size_t i = 0; i < p1.size(); ++i) moved += (p1[i] - p2[i]).abs().sum().item<double>();
+  EXPECT_GT(moved, 0.0);
+  try {
+    train::load_run(paths.dir, torch::kCPU, "checkpoint_epoch7.pt");
+    FAIL() << "no throw";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint_epoch7.pt: no such checkpoint"), std::string::npos)
+        << e.what();
+  }
   // A second fresh run into an existing run directory is refused.
   EXPECT_THROW(train::train_run(full, full_json, (base / "full").string(), false, rt), InputError);
 }

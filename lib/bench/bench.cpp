@@ -5,9 +5,11 @@
 #include <functional>
 #include <cmath>
 #include <iomanip>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "core/cpu_setup.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "data/batcher.h"
@@ -25,6 +27,26 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Seconds per call of `fn`, called until at least `min_seconds` have passed: one timing.
+double seconds_per_call(const std::function<void()>& fn, double min_seconds) {
+  std::int64_t calls = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (elapsed < min_seconds) {
+    fn();
+    ++calls;
+    elapsed = seconds_since(start);
+  }
+  return elapsed / static_cast<double>(calls);
+}
+
+// `repeats` timings of `fn` (>= min_seconds each), in milliseconds per call.
+std::vector<double> ms_per_call(int repeats, double min_seconds, const std::function<void()>& fn) {
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) ms.push_back(1000.0 * seconds_per_call(fn, min_seconds));
+  return ms;
 }
 
 nlohmann::json figure(const std::vector<double>& runs, const std::string& unit) {
@@ -57,70 +79,177 @@ data::BatcherOptions training_batches(const train::LoadedRun& run, int workers) 
   return o;
 }
 
-// Samples/s of the training step (the same operations as train/trainer.cpp's loop: inputs to
-// the device, drop the gradients, objective, backward, clipping when configured, FusedAdam,
-// loss.item()) on `prebuilt` batches, after `warmup` steps; `repeats` timings of `steps`
-// steps. With `ablation`, the same model also steps with libtorch's torch::optim::Adam and
+// The training step (the same operations as train/trainer.cpp's loop: inputs to the device,
+// drop the gradients, objective, backward, clipping when configured, FusedAdam, loss.item())
+// on `prebuilt` batches, so that the step alone is timed. The model keeps its FusedAdam state
+// between calls, so it can be trained for real epochs first (train_epochs) and timed again:
+// a trained model's gradients, Adam moments and activations reach denormal magnitudes that an
+// untrained one never shows (core/cpu_setup.h).
+class StepTimer {
+ public:
+  StepTimer(train::LoadedRun& run, int prebuilt, const torch::Device& device)
+      : run_(run),
+        device_(device),
+        parameters_(run.model->parameters()),
+        adam_options_(torch::optim::AdamOptions(run.config.train.lr)
+                          .betas({run.config.train.beta1, run.config.train.beta2})),
+        fused_(parameters_, adam_options_),
+        reference_(parameters_, adam_options_) {
+    data::Batcher batcher(run.data.train, training_batches(run, 0));
+    for (int k = 0; k < prebuilt; ++k) batches_.push_back(batcher.make_batch(0, k));
+    options_.kl_weight = 1.0;
+    options_.triplet = run.config.triplet;
+    options_.triplet_weight = run.config.triplet.weight;
+  }
+
+  // One step; `reference_adam`: libtorch's torch::optim::Adam with zero_grad() instead.
+  void step(bool reference_adam) {
+    step_on(batches_[static_cast<std::size_t>(next_++ % static_cast<std::int64_t>(batches_.size()))],
+            options_, reference_adam);
+  }
+
+  // Samples/s over `steps` steps.
+  double rate(int steps, bool reference_adam = false) {
+    const auto start = Clock::now();
+    for (int i = 0; i < steps; ++i) step(reference_adam);
+    return static_cast<double>(run_.config.train.batch_size) * steps / seconds_since(start);
+  }
+
+  // Milliseconds of FusedAdam's update alone on the current gradients (after one step), median
+  // of `repeats` timings of >= 0.2 s: the step's largest cost outside its matmuls.
+  std::vector<double> adam_ms(int repeats) {
+    step(false);
+    return ms_per_call(repeats, 0.2, [&] { fused_.step(); });
+  }
+
+  // `epochs` real training epochs (fresh batches with their dynamic binarization, the run's KL
+  // warm-up), as the trainer runs them.
+  void train_epochs(int epochs) {
+    model()->train();
+    data::Batcher batcher(run_.data.train, training_batches(run_, 1));
+    const auto per_epoch = batcher.batches_per_epoch();
+    for (int e = 0; e < epochs; ++e) {
+      batcher.start_epoch(e);
+      std::int64_t k = 0;
+      while (auto batch = batcher.next()) {
+        models::ObjectiveOptions o = options_;
+        const double progress = e + static_cast<double>(k++) / static_cast<double>(per_epoch);
+        const double warmup = run_.config.train.warmup_epochs;
+        o.kl_weight = warmup > 0 ? std::min(1.0, progress / warmup) : 1.0;
+        step_on(*batch, o, false);
+      }
+    }
+  }
+
+ private:
+  models::MultimodalVae& model() { return run_.model; }
+
+  void step_on(const data::Batch& batch, models::ObjectiveOptions& o, bool reference_adam) {
+    auto& model = run_.model;
+    model->train();
+    o.labels = batch.labels.to(device_);
+    const auto inputs = train::inputs_from_batch(batch, run_.modalities, device_);
+    if (reference_adam) {
+      reference_.zero_grad();
+    } else {
+      optim::clear_gradients(parameters_);
+    }
+    auto out = model->objective(inputs, o);
+    const double loss = out.loss.item<double>();
+    MMKT_CHECK(std::isfinite(loss), "bench: the training loss is ", loss);
+    out.loss.backward();
+    if (run_.config.train.grad_clip > 0) {
+      torch::nn::utils::clip_grad_norm_(parameters_, run_.config.train.grad_clip);
+    }
+    if (reference_adam) {
+      reference_.step();
+    } else {
+      fused_.step();
+    }
+  }
+
+  train::LoadedRun& run_;
+  torch::Device device_;
+  std::vector<torch::Tensor> parameters_;
+  torch::optim::AdamOptions adam_options_;
+  optim::FusedAdam fused_;
+  torch::optim::Adam reference_;
+  std::vector<data::Batch> batches_;
+  models::ObjectiveOptions options_;
+  std::int64_t next_ = 0;
+};
+
+// Samples/s of the training step after `warmup` steps; `repeats` timings of `steps` steps.
+// With `ablation`, the same model also steps with libtorch's torch::optim::Adam and
 // zero_grad() (what mmkt used before FusedAdam); the two are timed in alternation, each
 // going first in every other repeat, so that drifts of the machine hit both alike.
 struct TrainingRates {
   std::vector<double> mmkt, reference_adam;
 };
-TrainingRates time_training(train::LoadedRun& run, int prebuilt, int warmup, int steps,
-                            int repeats, const torch::Device& device, bool ablation = false) {
-  data::Batcher batcher(run.data.train, training_batches(run, 0));
-  std::vector<data::Batch> batches;
-  for (int k = 0; k < prebuilt; ++k) batches.push_back(batcher.make_batch(0, k));
-  auto& model = run.model;
-  model->train();
-  auto parameters = model->parameters();
-  const auto adam_options = torch::optim::AdamOptions(run.config.train.lr)
-                                .betas({run.config.train.beta1, run.config.train.beta2});
-  optim::FusedAdam fused(parameters, adam_options);
-  torch::optim::Adam reference(parameters, adam_options);
-  models::ObjectiveOptions options;
-  options.kl_weight = 1.0;
-  options.triplet = run.config.triplet;
-  options.triplet_weight = run.config.triplet.weight;
-  std::int64_t next = 0;
-  const auto step = [&](bool reference_adam) {
-    const auto& batch = batches[static_cast<std::size_t>(next++ % prebuilt)];
-    options.labels = batch.labels.to(device);
-    const auto inputs = train::inputs_from_batch(batch, run.modalities, device);
-    if (reference_adam) {
-      reference.zero_grad();
-    } else {
-      optim::clear_gradients(parameters);
-    }
-    auto out = model->objective(inputs, options);
-    const double loss = out.loss.item<double>();
-    MMKT_CHECK(std::isfinite(loss), "bench: the training loss is ", loss);
-    out.loss.backward();
-    if (run.config.train.grad_clip > 0) {
-      torch::nn::utils::clip_grad_norm_(parameters, run.config.train.grad_clip);
-    }
-    if (reference_adam) {
-      reference.step();
-    } else {
-      fused.step();
-    }
-  };
-  const auto timed = [&](bool reference_adam) {
-    const auto start = Clock::now();
-    for (int i = 0; i < steps; ++i) step(reference_adam);
-    return static_cast<double>(run.config.train.batch_size) * steps / seconds_since(start);
-  };
+TrainingRates time_training(StepTimer& timer, int warmup, int steps, int repeats,
+                            bool ablation = false) {
   for (int i = 0; i < warmup; ++i) {
-    step(false);
-    if (ablation) step(true);
+    timer.step(false);
+    if (ablation) timer.step(true);
   }
   TrainingRates rates;
   for (int r = 0; r < repeats; ++r) {
-    if (ablation && r % 2 == 1) rates.reference_adam.push_back(timed(true));
-    rates.mmkt.push_back(timed(false));
-    if (ablation && r % 2 == 0) rates.reference_adam.push_back(timed(true));
+    if (ablation && r % 2 == 1) rates.reference_adam.push_back(timer.rate(steps, true));
+    rates.mmkt.push_back(timer.rate(steps));
+    if (ablation && r % 2 == 0) rates.reference_adam.push_back(timer.rate(steps, true));
   }
   return rates;
+}
+TrainingRates time_training(train::LoadedRun& run, int prebuilt, int warmup, int steps,
+                            int repeats, const torch::Device& device, bool ablation = false) {
+  StepTimer timer(run, prebuilt, device);
+  return time_training(timer, warmup, steps, repeats, ablation);
+}
+
+// Milliseconds per pass over `gemms` (each [m,k] x [k,n] with the operand layouts a Linear's
+// forward and backward use), median of `repeats` timings of >= 0.3 s.
+std::vector<double> gemm_floor_ms(const std::vector<Gemm>& gemms, int repeats) {
+  torch::NoGradGuard no_grad;
+  struct Operands {
+    torch::Tensor a, b, bias, c;
+  };
+  std::vector<Operands> ops;
+  for (const auto& g : gemms) {
+    // forward: x [m,k] W^T (W stored [n,k]); grad_W: g^T (g stored [k,m]) x; grad_x: g W.
+    Operands o;
+    o.a = g.transposed_a ? torch::randn({g.k, g.m}).t() : torch::randn({g.m, g.k});
+    o.b = g.transposed_b ? torch::randn({g.n, g.k}).t() : torch::randn({g.k, g.n});
+    if (g.bias) o.bias = torch::randn({g.n});
+    o.c = torch::empty({g.m, g.n});
+    ops.push_back(o);
+  }
+  const auto once = [&] {
+    for (auto& o : ops) {
+      if (o.bias.defined()) {
+        torch::addmm_out(o.c, o.bias, o.a, o.b);
+      } else {
+        torch::mm_out(o.c, o.a, o.b);
+      }
+    }
+  };
+  for (int i = 0; i < 5; ++i) once();
+  return ms_per_call(repeats, 0.3, once);
+}
+
+// Input widths of the modalities whose encoders are MLPs over the data (image pixels, label and
+// attribute one-hots): the Linears that read them need no input gradient.
+std::set<std::int64_t> data_widths(const std::vector<models::ModalityConfig>& modalities) {
+  std::set<std::int64_t> widths;
+  for (const auto& m : modalities) {
+    if (m.kind == "image" && m.encoder == "mlp") {
+      std::int64_t n = 1;
+      for (const auto d : m.shape) n *= d;
+      widths.insert(n);
+    } else if (m.kind == "label" || m.kind == "attributes") {
+      widths.insert(m.classes);
+    }
+  }
+  return widths;
 }
 
 // Samples/s of the batcher (one background worker) feeding a consumer that takes each batch
@@ -191,6 +320,21 @@ bool wants(const BenchOptions& options, const std::string& part) {
 
 }  // namespace
 
+std::vector<Gemm> training_gemms(torch::nn::Module& model, std::int64_t batch,
+                                 const std::set<std::int64_t>& data_widths) {
+  std::vector<Gemm> gemms;
+  for (const auto& m : model.modules(/*include_self=*/true)) {
+    const auto* linear = m->as<torch::nn::Linear>();
+    if (!linear) continue;
+    const auto out = linear->weight.size(0), in = linear->weight.size(1);
+    const bool bias = linear->bias.defined();
+    gemms.push_back({batch, in, out, false, true, bias});   // y = x W^T + b
+    gemms.push_back({out, batch, in, true, false, false});  // grad_W = g^T x
+    if (data_widths.count(in) == 0) gemms.push_back({batch, out, in, false, false, false});  // grad_x = g W
+  }
+  return gemms;
+}
+
 double median(std::vector<double> values) {
   MMKT_CHECK(!values.empty(), "median of no values");
   std::sort(values.begin(), values.end());
@@ -215,16 +359,8 @@ double matmul_gflops(std::int64_t m, std::int64_t k, std::int64_t n, int repeats
   auto c = torch::empty({m, n});
   for (int i = 0; i < 3; ++i) torch::mm_out(c, a, b);
   std::vector<double> rates;
-  for (int r = 0; r < repeats; ++r) {
-    std::int64_t calls = 0;
-    const auto start = Clock::now();
-    double elapsed = 0;
-    while (elapsed < 0.2) {
-      torch::mm_out(c, a, b);
-      ++calls;
-      elapsed = seconds_since(start);
-    }
-    rates.push_back(2.0 * m * k * n * calls / elapsed / 1e9);
+  for (const double ms : ms_per_call(repeats, 0.2, [&] { torch::mm_out(c, a, b); })) {
+    rates.push_back(2.0 * m * k * n / (ms / 1000.0) / 1e9);
   }
   return median(rates);
 }
@@ -263,21 +399,62 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
     auto mnist = in_memory_run(mnist_config, {"data.validation=0"}, device);
     if (train_mnist || wants(options, "pipeline")) {
       log::info("bench: MNIST paper-architecture training step");
-      const auto both = time_training(mnist, 20, options.warmup_steps, options.steps,
-                                      options.repeats, device, /*ablation=*/true);
+      StepTimer timer(mnist, 20, device);
+      const auto both = time_training(timer, options.warmup_steps, options.steps, options.repeats,
+                                      /*ablation=*/true);
       const auto& rates = both.mmkt;
       mnist_train = median(rates);
+      const auto batch = mnist.config.train.batch_size;
       const auto mads = linear_multiply_adds(*mnist.model);
-      const double step_gflop = 6.0 * static_cast<double>(mnist.config.train.batch_size) *
-                                static_cast<double>(mads) / 1e9;
-      const double gflops = step_gflop * mnist_train / mnist.config.train.batch_size;
+      const double step_gflop = 6.0 * static_cast<double>(batch) * static_cast<double>(mads) / 1e9;
+      const double gflops = step_gflop * mnist_train / batch;
       report["train_mnist"] = figure(rates, "samples/s");
-      report["train_mnist"]["batch"] = mnist.config.train.batch_size;
+      report["train_mnist"]["batch"] = batch;
       report["train_mnist"]["linear_multiply_adds"] = mads;
       report["train_mnist"]["gflop_per_step"] = step_gflop;
       report["train_mnist"]["gflops"] = gflops;
       report["train_mnist"]["share_of_matmul_peak"] = peak > 0 ? gflops / peak : 0.0;
       report["train_mnist_reference_adam"] = figure(both.reference_adam, "samples/s");
+
+      log::info("bench: the step's own matmuls alone (its GEMM floor)");
+      const auto gemms = training_gemms(*mnist.model, batch, data_widths(mnist.modalities));
+      const auto floor = gemm_floor_ms(gemms, options.repeats);
+      const double floor_ms = median(floor);
+      const auto step_ms = [&](double samples_per_second) { return 1000.0 * batch / samples_per_second; };
+      report["train_mnist_gemm_floor"] = figure(floor, "ms");
+      report["train_mnist_gemm_floor"]["gemms"] = gemms.size();
+      report["train_mnist_gemm_floor"]["step_ms"] = step_ms(mnist_train);
+      report["train_mnist_gemm_floor"]["step_over_floor"] = step_ms(mnist_train) / floor_ms;
+      std::int64_t parameters = 0;
+      for (const auto& p : mnist.model->parameters()) parameters += p.numel();
+      report["train_mnist_adam_ms"] = figure(timer.adam_ms(options.repeats), "ms");
+      report["train_mnist_adam_ms"]["parameters"] = parameters;
+
+      if (options.trained_epochs > 0) {
+        // Real runs slow down after their first epoch when denormals are not flushed: time the
+        // step again on the model trained for real epochs, in both floating-point modes, in
+        // alternation.
+        log::info("bench: training the MNIST model for ", options.trained_epochs,
+                  " epoch(s), then timing its step with denormals flushed and kept");
+        const auto start = Clock::now();
+        timer.train_epochs(options.trained_epochs);
+        const bool flushing = runtime.flush_denormals;
+        std::vector<double> flushed, kept;
+        for (int r = 0; r < options.repeats; ++r) {
+          for (const bool mode : {r % 2 == 0, r % 2 != 0}) {
+            apply_flush_denormals(mode);
+            timer.step(false);  // the first step after a mode change is not timed
+            (mode ? flushed : kept).push_back(timer.rate(options.steps));
+          }
+        }
+        apply_flush_denormals(flushing);
+        report["train_mnist_trained"] = figure(flushed, "samples/s");
+        report["train_mnist_trained"]["epochs_trained"] = options.trained_epochs;
+        report["train_mnist_trained"]["training_seconds"] = seconds_since(start);
+        report["train_mnist_trained"]["step_over_floor"] = step_ms(median(flushed)) / floor_ms;
+        report["train_mnist_trained_denormals_kept"] = figure(kept, "samples/s");
+        report["train_mnist_trained_denormals_kept"]["step_over_floor"] = step_ms(median(kept)) / floor_ms;
+      }
       if (runtime.threads > 1) {
         // Thread setting: the same step on one intra-op thread.
         log::info("bench: the MNIST step on 1 thread");
@@ -286,6 +463,7 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
             time_training(mnist, 20, options.warmup_steps, options.steps, options.repeats, device).mmkt,
             "samples/s");
         at::set_num_threads(runtime.threads);
+        apply_flush_denormals(runtime.flush_denormals);
       }
       log::info("bench: fusing the two matmuls that read the same image");
       const auto [separate, fused] = time_shared_input_fusion(options.repeats);
@@ -406,6 +584,25 @@ std::string bench_markdown(const nlohmann::json& r) {
     row("train_mnist", "JMVAE-kl training, MNIST paper architecture, batch 100", 0, extra.str());
   }
   row("train_mnist_reference_adam", "the same step with libtorch's Adam + zero_grad() (ablation)", 0);
+  if (r.contains("train_mnist_gemm_floor")) {
+    const auto& f = r.at("train_mnist_gemm_floor");
+    std::ostringstream extra;
+    extra << std::fixed << std::setprecision(2) << " (the step: " << f.at("step_ms").get<double>()
+          << " ms = " << f.at("step_over_floor").get<double>() << "x the floor)";
+    row("train_mnist_gemm_floor", "the step's own matmuls alone at their shapes (GEMM floor)", 2, extra.str());
+  }
+  if (r.contains("train_mnist_adam_ms")) {
+    row("train_mnist_adam_ms", "of which FusedAdam's update alone (" +
+        std::to_string(r.at("train_mnist_adam_ms").at("parameters").get<std::int64_t>()) + " parameters)", 2);
+  }
+  for (const auto& [key, label] : {std::pair<std::string, std::string>{"train_mnist_trained", "the same step on the model after real training epochs, denormals flushed (FTZ/DAZ)"},
+                                   {"train_mnist_trained_denormals_kept", "the same trained model, denormals kept"}}) {
+    if (!r.contains(key)) continue;
+    std::ostringstream extra;
+    extra << std::fixed << std::setprecision(2) << " (" << r.at(key).at("step_over_floor").get<double>()
+          << "x the GEMM floor)";
+    row(key, label, 0, extra.str());
+  }
   row("train_mnist_1_thread", "the same step on 1 intra-op thread", 0);
   row("shared_input_separate_ms", "q(z|x) and joint image branch first layers (fwd + bwd), two 784 -> 512 matmuls", 3);
   row("shared_input_fused_ms", "the same as one 784 -> 1024 matmul, split", 3);

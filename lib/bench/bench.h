@@ -13,12 +13,17 @@
 //   pipeline   batches the training loop consumes, built by the batcher (one worker), samples/s,
 //              for MNIST (dynamic binarization) and Fashion-MNIST + tokenized captions, and
 //              the ratio to the matching training step's samples/s
-// The models are untrained: every figure here is a cost, and costs do not depend on weights.
+// The models are untrained, except for train_mnist_trained: a model trained for real epochs
+// (--trained-epochs), timed with denormals flushed and kept, because a trained model's
+// gradients and Adam moments reach denormal magnitudes that cost far more than normal numbers.
+// train_mnist_gemm_floor times the step's own matmuls alone at their shapes: the step's cost
+// over that floor is what everything else (elementwise work, the loss, Adam, the framework) adds.
 // Training steps run on pre-built batches so that the step alone is timed (the pipeline is
 // measured separately).
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +42,7 @@ struct BenchOptions {
   int repeats = 5;       // timings per figure (the median is reported)
   int warmup_steps = 5;  // training steps before timing
   int steps = 20;        // training steps per timing (MNIST; the slower settings use fewer)
+  int trained_epochs = 1;  // real MNIST epochs before timing the trained model's step (0: skip)
 };
 
 // Runs the requested parts; returns {"machine": {...}, "<figure>": {"median", "runs", "unit"}, ...}.
@@ -48,6 +54,16 @@ double median(std::vector<double> values);
 // sum(in_features x out_features) over every torch::nn::Linear in `module`: a training step
 // costs 6 x batch x this many FLOPs in its matmuls (2 forward, 4 backward).
 std::int64_t linear_multiply_adds(torch::nn::Module& module);
+// One matmul of a training step: [m,k] x [k,n], with the operand layouts libtorch uses.
+struct Gemm {
+  std::int64_t m, k, n;
+  bool transposed_a, transposed_b, bias;
+};
+// The matmuls of one training step over every torch::nn::Linear [out, in] in `model` at `batch`
+// rows: forward y = x W^T + b, grad_W = g^T x, and grad_x = g W unless the layer reads data
+// (its in_features is one of `data_widths`: autograd computes no gradient for the data).
+std::vector<Gemm> training_gemms(torch::nn::Module& model, std::int64_t batch,
+                                 const std::set<std::int64_t>& data_widths);
 // GFLOP/s of a float32 [m,k] x [k,n] matmul, median of `repeats` timings of >= 0.2 s.
 double matmul_gflops(std::int64_t m, std::int64_t k, std::int64_t n, int repeats);
 

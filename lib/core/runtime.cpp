@@ -13,6 +13,7 @@
 #include <torch/utils.h>
 
 #include "core/build_info.h"
+#include "core/cpu_setup.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/random.h"
@@ -153,9 +154,16 @@ Runtime init_runtime(const RuntimeOptions& options) {
   rt.seed = options.seed;
   seed_everything(options.seed);
   rt.blas = detect_blas();
+  const CpuSetup& cpu = cpu_setup();
+  // The pool may already exist (threads were set above): give every thread the start-up mode.
+  if (cpu.ran) apply_flush_denormals(cpu.flush_denormals);
+  rt.blas_core = cpu.blas_core;
+  rt.flush_denormals = thread_flushes_denormals();
   log::info("mmkt ", MMKT_VERSION, " (", MMKT_BUILD_TYPE, "), threads ", rt.threads, ", device ",
             rt.device.str(), ", seed ", rt.seed, ", BLAS ", rt.blas.name,
-            rt.blas.path.empty() ? "" : " [" + rt.blas.path + "]");
+            rt.blas.path.empty() ? "" : " [" + rt.blas.path + "]",
+            cpu.note.empty() ? "" : ", " + cpu.note,
+            rt.flush_denormals ? ", denormals flushed (FTZ/DAZ)" : ", denormals kept");
   if (rt.blas.is_reference) {
     log::warn("!!! the slow reference BLAS is loaded (", rt.blas.path,
               "): matrix products run 10-20x slower. Install an optimised one: "

@@ -48,6 +48,8 @@ struct Runtime {
   torch::Device device = torch::kCPU;
   std::uint64_t seed = 0;
   BlasInfo blas;
+  std::string blas_core;         // OpenBLAS's kernel family ("Haswell", ...), "" if not OpenBLAS
+  bool flush_denormals = false;  // FTZ/DAZ in effect (core/cpu_setup.h)
 };
 Runtime init_runtime(const RuntimeOptions& options);
 

@@ -1,5 +1,7 @@
 #include "train/config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "core/error.h"
@@ -28,13 +30,23 @@ json default_config_json() {
       {"train",
        {{"epochs", 10}, {"batch_size", 100}, {"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999},
         {"warmup_epochs", 0.0}, {"grad_clip", 0.0}, {"early_stopping", 0},
-        {"max_steps_per_epoch", 0}, {"progress_seconds", 5.0}, {"eval_batch_size", 500}}},
+        {"max_steps_per_epoch", 0}, {"progress_seconds", 5.0}, {"eval_batch_size", 500},
+        {"lr_schedule", "constant"}, {"lr_min", 0.0}, {"lr_decay_start", 0.0},
+        {"keep_checkpoints", json::array()}}},
   };
+}
+
+double learning_rate_at(const TrainConfig& train, double epoch) {
+  if (train.lr_schedule != "cosine" || epoch <= train.lr_decay_start) return train.lr;
+  const double span = static_cast<double>(train.epochs) - train.lr_decay_start;
+  if (span <= 0) return train.lr;
+  const double t = std::min(1.0, (epoch - train.lr_decay_start) / span);
+  return train.lr_min + (train.lr - train.lr_min) * 0.5 * (1.0 + std::cos(M_PI * t));
 }
 
 namespace {
 const std::vector<std::string> kOpenPaths = {"model.modalities", "triplet.pairs",
-                                             "model.joint_hidden"};
+                                             "model.joint_hidden", "train.keep_checkpoints"};
 
 void check_one_of(const std::string& value, const std::set<std::string>& allowed,
                   const std::string& key) {
@@ -56,6 +68,8 @@ std::vector<std::int64_t> int_list(const json& j, const std::string& where) {
   return out;
 }
 }  // namespace
+
+const std::vector<std::string>& config_open_paths() { return kOpenPaths; }
 
 json modality_to_json(const models::ModalityConfig& m) {
   return json{{"name", m.name}, {"kind", m.kind}, {"encoder", m.encoder}, {"decoder", m.decoder},
@@ -191,6 +205,16 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.train.progress_seconds = tr["progress_seconds"];
     c.train.eval_batch_size = tr["eval_batch_size"];
     MMKT_CHECK_INPUT(c.train.eval_batch_size > 0, "train.eval_batch_size must be > 0");
+    c.train.lr_schedule = tr["lr_schedule"];
+    check_one_of(c.train.lr_schedule, {"constant", "cosine"}, "train.lr_schedule");
+    c.train.lr_min = tr["lr_min"];
+    MMKT_CHECK_INPUT(c.train.lr_min >= 0 && c.train.lr_min <= c.train.lr,
+                     "train.lr_min must be in [0, train.lr]");
+    c.train.lr_decay_start = tr["lr_decay_start"];
+    MMKT_CHECK_INPUT(c.train.lr_decay_start >= 0, "train.lr_decay_start must be >= 0");
+    if (tr.contains("keep_checkpoints")) {
+      c.train.keep_checkpoints = int_list(tr["keep_checkpoints"], "train.keep_checkpoints");
+    }
     return c;
   });
 }

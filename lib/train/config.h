@@ -62,7 +62,19 @@ struct TrainConfig {
   std::int64_t max_steps_per_epoch = 0;  // 0 = the whole epoch (for quick runs)
   double progress_seconds = 5.0;   // progress line period
   std::int64_t eval_batch_size = 500;
+  // Learning-rate schedule over fractional epochs e (constant: lr throughout). cosine (Loshchilov
+  // and Hutter 2017, without restarts): lr until lr_decay_start, then
+  //   lr_min + (lr - lr_min) * (1 + cos(pi * (e - lr_decay_start) / (epochs - lr_decay_start))) / 2.
+  std::string lr_schedule = "constant";
+  double lr_min = 0.0;
+  double lr_decay_start = 0.0;
+  // Epochs after which the model is also kept as checkpoint_epoch<N>.pt (for evaluations along
+  // the learning curve, e.g. the K = 1000 likelihood at epochs 50, 100, 200 of a 500-epoch run).
+  std::vector<std::int64_t> keep_checkpoints;
 };
+
+// The learning rate at fractional epoch `epoch` (see TrainConfig::lr_schedule).
+double learning_rate_at(const TrainConfig& train, double epoch);
 
 struct RunConfig {
   std::uint64_t seed = 0;
@@ -77,6 +89,8 @@ struct RunConfig {
 nlohmann::json default_config_json();
 // Resolves a configuration: defaults <- file (if non-empty) <- overrides ("a.b=v").
 nlohmann::json resolve_config_json(const std::string& file, const std::vector<std::string>& overrides);
+// Keys whose values replace the defaults wholesale (lists) instead of being merged key by key.
+const std::vector<std::string>& config_open_paths();
 // Converts resolved JSON to structs, validating values (ranges, enum names, modalities).
 RunConfig config_from_json(const nlohmann::json& resolved, const std::string& source);
 nlohmann::json modality_to_json(const models::ModalityConfig& m);

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -252,6 +253,10 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
       options.triplet = config.triplet;
       options.triplet_weight = config.triplet.weight *
           (config.triplet.warmup_epochs > 0 ? std::min(1.0, progress / config.triplet.warmup_epochs) : 1.0);
+      const double lr = learning_rate_at(config.train, progress);
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      }
       optim::clear_gradients(params);
       const auto n = batch->size();
       if (n == 0) {
@@ -338,6 +343,9 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
 
     nlohmann::json record{{"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds},
                           {"train", sums}};
+    if (config.train.lr_schedule != "constant") {
+      record["lr"] = learning_rate_at(config.train, static_cast<double>(epoch + 1));
+    }
     std::string val_text;
     state.epochs_done = epoch + 1;
     if (!leader) {
@@ -364,6 +372,10 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
       }
     }
     save_checkpoint(paths.checkpoint(), *model, &optimizer, state);
+    const auto& keep = config.train.keep_checkpoints;
+    if (std::find(keep.begin(), keep.end(), epoch + 1) != keep.end()) {
+      save_checkpoint(paths.checkpoint_at(epoch + 1), *model, nullptr, state);
+    }
     append_line(paths.log(), record.dump());
     log::info("epoch ", epoch + 1, "/", total_epochs, " done in ", format_duration(epoch_seconds),
               " | train loss ", sums["loss"], ", elbo ", sums["elbo"], val_text);
@@ -408,20 +420,27 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
   return summary;
 }
 
-LoadedRun load_run(const std::string& run_dir, const torch::Device& device) {
+LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
+                   const std::string& checkpoint_file) {
   const RunPaths paths{run_dir};
   MMKT_CHECK_INPUT(std::filesystem::is_directory(run_dir), run_dir, ": run directory does not exist");
   LoadedRun run;
   run.resolved = io::load_json_file(paths.config());
   run.resolved = io::merge_strict(default_config_json(), run.resolved, paths.config(),
-                                  {"model.modalities", "triplet.pairs", "model.joint_hidden"});
+                                  config_open_paths());
   run.config = config_from_json(run.resolved, paths.config());
   run.data = load_run_data(run.config, paths.tokenizer());
   run.modalities = resolve_modalities(run.config, run.data);
   auto model_config = run.config.model;
   model_config.modalities = run.modalities;
   run.model = models::MultimodalVae(model_config);
-  const std::string checkpoint = io::file_exists(paths.best()) ? paths.best() : paths.checkpoint();
+  std::string checkpoint = io::file_exists(paths.best()) ? paths.best() : paths.checkpoint();
+  if (!checkpoint_file.empty()) {
+    // A bare name is looked up in the run directory.
+    checkpoint = io::file_exists(checkpoint_file) ? checkpoint_file : run_dir + "/" + checkpoint_file;
+    MMKT_CHECK_INPUT(io::file_exists(checkpoint), checkpoint_file,
+                     ": no such checkpoint (neither a file nor one in ", run_dir, ")");
+  }
   load_checkpoint(checkpoint, *run.model, nullptr, false);
   run.model->to(device);
   run.model->eval();

@@ -7,6 +7,7 @@
 //   tokenizer.model  SentencePiece model (text runs)
 //   checkpoint.pt    model + optimizer + counters + RNG (latest epoch)
 //   best.pt          model at the best validation loss (when validating)
+//   checkpoint_epochN.pt  the model after epoch N, for N in train.keep_checkpoints
 //   log.jsonl        one line per epoch: train and validation terms, seconds
 //   summary.json     final figures (test ELBO, time per epoch)
 #pragma once
@@ -30,6 +31,10 @@ struct RunPaths {
   std::string tokenizer() const { return dir + "/tokenizer.model"; }
   std::string checkpoint() const { return dir + "/checkpoint.pt"; }
   std::string best() const { return dir + "/best.pt"; }
+  // The model after `epoch` epochs (train.keep_checkpoints).
+  std::string checkpoint_at(std::int64_t epoch) const {
+    return dir + "/checkpoint_epoch" + std::to_string(epoch) + ".pt";
+  }
   std::string log() const { return dir + "/log.jsonl"; }
   std::string summary() const { return dir + "/summary.json"; }
 };
@@ -68,6 +73,8 @@ struct LoadedRun {
   std::vector<models::ModalityConfig> modalities;
   models::MultimodalVae model{nullptr};
 };
-LoadedRun load_run(const std::string& run_dir, const torch::Device& device);
+// `checkpoint` names another model file of the run (e.g. checkpoint_epoch50.pt); "" = best/latest.
+LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
+                   const std::string& checkpoint = "");
 
 }  // namespace mmkt::train
