@@ -1,5 +1,5 @@
-// The tokenizer runs SentencePiece in the same process as libtorch (the crash DESIGN.md
-// describes would kill this binary at start-up or at the first training call).
+// The tokenizer runs SentencePiece in the same process as libtorch (the protobuf clash that
+// lib/text/spm_bridge.h describes would kill this binary at start-up or at the first training call).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -1,5 +1,5 @@
-// Distillation losses, in the exact forms of their reference implementations (DESIGN.md
-// "Distillation"). Every loss returns a scalar averaged over the batch; the teacher's side is
+// Distillation losses, in the exact forms of their reference implementations (formulas
+// and sources at each function below). Every loss returns a scalar averaged over the batch; the teacher's side is
 // expected to be detached (the functions do not detach it, so tests can check gradients).
 #pragma once
 

@@ -1,5 +1,4 @@
-// Importance-weighted log-likelihood estimates (Burda et al. 2016; DESIGN.md "Likelihood
-// estimates"). With K samples z_k from a proposal q,
+// Importance-weighted log-likelihood estimates (Burda et al. 2016). With K samples z_k from a proposal q,
 //   log p(target) ~= logsumexp_k [log p~(z_k) - log q(z_k)] - log K,
 // where p~ is the unnormalised target density. The estimate is a lower bound in expectation
 // that equals the ELBO at K = 1 and tightens as K grows.

@@ -1,5 +1,5 @@
 // Ranking metrics for cross-modal and same-modality retrieval (conventions of vsepp and
-// torchmetrics; definitions in DESIGN.md "Retrieval").
+// torchmetrics; definitions below).
 //   AP(q)  = (1/R_q) sum over relevant positions k of Precision@k, over the whole ranking;
 //            a query with no relevant item scores 0. mAP = mean over queries.
 //   P@K    = relevant items in the top K / K.

@@ -1,4 +1,4 @@
-// Zero-shot classification of classes never seen in training (DESIGN.md "Zero-shot").
+// Zero-shot classification of classes never seen in training.
 //   DAP (Lampert et al. 2009): attribute posteriors p_m = p(a_m = 1 | x);
 //     score(c) = sum_m log[A_cm p_m + (1 - A_cm)(1 - p_m)] - log[A_cm pr_m + (1 - A_cm)(1 - pr_m)]
 //     with pr_m = mean of A[y,m] over the seen classes (0 or 1 replaced by 0.5).
