@@ -25,6 +25,8 @@ mkdir -p "$out"
 extra=()
 [ -n "${KEEP:-}" ] && extra+=(--set "train.keep_checkpoints=[${KEEP}]")
 train_cmd=("$mmkt" --threads "$threads" train --config "$config" --run "$run" "${extra[@]}" "$@")
+# A resume reads the run's own config.json (which already holds KEEP); --set may extend it.
+resume_cmd=("$mmkt" --threads "$threads" train --run "$run" "$@" --resume)
 # The environment that changes numbers or speed, written before the command in command.txt.
 environment() {
   local vars
@@ -36,9 +38,9 @@ if [ "$stage" = all ] || [ "$stage" = train ]; then
   "$mmkt" --threads "$threads" info > "$out/machine.json"
   if [ -f "$run/checkpoint.pt" ]; then
     echo "resuming $run"
-    printf '# %s\n%s --resume\n' "$(environment)" "${train_cmd[*]}" >> "$out/command.txt"
+    printf '# %s\n%s\n' "$(environment)" "${resume_cmd[*]}" >> "$out/command.txt"
     start=$(date +%s)
-    "${train_cmd[@]}" --resume 2>&1 | tee -a "$out/train.log"
+    "${resume_cmd[@]}" 2>&1 | tee -a "$out/train.log"
   else
     printf '%s\n# %s\n' "${train_cmd[*]}" "$(environment)" > "$out/command.txt"
     : > "$out/train.log"
