@@ -267,8 +267,15 @@ TEST(Distill, ComparisonTableGivesRatiosToTheTeacher) {
                          {"retrieval", {{"image->image", {{"euclidean", {{"mAP", 0.5}, {"P@100", 0.6}}}}}}}};
   nlohmann::json student{{"name", "s"}, {"label", "pkt mlp:8"}, {"parameters", 50}, {"images_per_second", 1500.0},
                          {"teacher_parameters", 1000}, {"teacher_images_per_second", 100.0}};
+  teacher["retrieval"]["image->image"]["cosine"] = {
+      {"mAP", 0.7}, {"P@100", 0.6},
+      {"groups", {{"seen", {{"mAP", 0.8}, {"P@100", 0.65}}}, {"unseen", {{"mAP", 0.4}, {"P@100", 0.45}}}}}};
   const auto table = distill::comparison_markdown({teacher, student});
-  EXPECT_NE(table.find("| teacher | 1000 | 100.0 | 100 | 1.0x | 0.500 | 0.600 |"), std::string::npos) << table;
+  // Cells with query groups read "all / seen / unseen".
+  EXPECT_NE(table.find("| teacher | 1000 | 100.0 | 100 | 1.0x | 0.500 | 0.700 / 0.800 / 0.400 | "
+                       "0.600 / 0.650 / 0.450 | - |"),
+            std::string::npos)
+      << table;
   EXPECT_NE(table.find("| pkt mlp:8 | 50 | 5.0 | 1500 | 15.0x | - |"), std::string::npos) << table;
 }
 

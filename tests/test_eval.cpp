@@ -223,6 +223,17 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   const double map = report["retrieval"]["text->image"]["cosine"]["mAP"];
   EXPECT_GT(map, 0.0);
   EXPECT_LE(map, 1.0);
+  // Seen- and unseen-class queries apart (the held-out combinations are unseen); together they
+  // are all queries, so their query-weighted mean is the overall mAP.
+  const auto& groups = report["retrieval"]["text->image"]["cosine"]["groups"];
+  const double seen_n = groups["seen"]["queries"].get<double>();
+  const double unseen_n = groups["unseen"]["queries"].get<double>();
+  EXPECT_GT(unseen_n, 0.0);
+  EXPECT_EQ(seen_n + unseen_n, report["retrieval"]["text->image"]["cosine"]["queries"].get<double>());
+  EXPECT_NEAR((seen_n * groups["seen"]["mAP"].get<double>() + unseen_n * groups["unseen"]["mAP"].get<double>()) /
+                  (seen_n + unseen_n),
+              map, 1e-9);
+  EXPECT_NE(io::read_file(out + "/report.md").find("| mAP all | mAP seen | mAP unseen |"), std::string::npos);
   const auto& ll = report["likelihood"]["estimates"];
   EXPECT_TRUE(ll.contains("log p(image,text)") && ll.contains("log p(image|text)") && ll.contains("log p(text|image)"));
   EXPECT_LT(ll["log p(image,text)"]["mean"].get<double>(), 0.0);

@@ -97,3 +97,42 @@ TEST(Retrieval, RandomBaselines) {
   EXPECT_NEAR(r.map, 0.10, 0.01);
   EXPECT_NEAR(r.random_map, 0.10, 0.01);
 }
+
+TEST(Retrieval, SeenAndUnseenQueryGroupsAgainstTheWholeDatabase) {
+  // Three queries at 0 over the database 0.1 .. 0.5 with labels 0 1 0 2 2:
+  //   class 0: relevant at ranks 1, 3 -> AP (1 + 2/3) / 2 = 5/6, P@1 = 1
+  //   class 1: relevant at rank 2     -> AP 1/2,                P@1 = 0
+  //   class 2: relevant at ranks 4, 5 -> AP (1/4 + 2/5) / 2 = 0.325, P@1 = 0
+  // Class 2 unseen: seen mAP = (5/6 + 1/2) / 2 = 2/3, unseen mAP = 0.325.
+  eval::RetrievalOptions o;
+  o.ks = {1, 5};
+  const auto labels = torch::tensor({0, 1, 2}, torch::kInt64);
+  const auto unseen = labels.eq(2);
+  o.query_groups = {{"seen", unseen.logical_not()}, {"unseen", unseen}};
+  const auto r = eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels, col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
+                                torch::tensor({0, 1, 0, 2, 2}, torch::kInt64), o);
+  EXPECT_NEAR(r.map, (5.0 / 6.0 + 0.5 + 0.325) / 3.0, 1e-9);
+  ASSERT_EQ(r.groups.size(), 2u);
+  const auto& seen = r.groups.at("seen");
+  const auto& unseen_figures = r.groups.at("unseen");
+  EXPECT_EQ(seen.queries, 2);
+  EXPECT_EQ(unseen_figures.queries, 1);
+  EXPECT_NEAR(seen.map, 2.0 / 3.0, 1e-9);
+  EXPECT_NEAR(unseen_figures.map, 0.325, 1e-9);
+  EXPECT_NEAR(seen.precision_at.at(1), 0.5, 1e-9);
+  EXPECT_NEAR(unseen_figures.precision_at.at(1), 0.0, 1e-9);
+  EXPECT_NEAR(unseen_figures.precision_at.at(5), 0.4, 1e-9);
+  EXPECT_NEAR(unseen_figures.recall_at.at(5), 1.0, 1e-9);
+  // Random baselines per group: E[AP] for N = 5 with R relevant items; E[P@5] = R / N.
+  EXPECT_NEAR(seen.random_map,
+              (eval::random_average_precision(5, 2) + eval::random_average_precision(5, 1)) / 2, 1e-12);
+  EXPECT_NEAR(unseen_figures.random_map, eval::random_average_precision(5, 2), 1e-12);
+  EXPECT_NEAR(seen.random_precision_at.at(5), (0.4 + 0.2) / 2, 1e-12);
+  const auto j = r.to_json();
+  EXPECT_NEAR(j["groups"]["unseen"]["mAP"].get<double>(), 0.325, 1e-9);
+  EXPECT_EQ(j["groups"]["seen"]["queries"].get<std::int64_t>(), 2);
+  // A mask of the wrong length is a programming error, caught with its shape.
+  o.query_groups = {{"seen", torch::ones({2}, torch::kBool)}};
+  EXPECT_ANY_THROW(eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels, col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
+                                  torch::tensor({0, 1, 0, 2, 2}, torch::kInt64), o));
+}

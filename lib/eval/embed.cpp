@@ -51,8 +51,31 @@ Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
   return e;
 }
 
+std::map<std::string, torch::Tensor> seen_unseen_groups(const torch::Tensor& labels,
+                                                        const std::vector<std::int64_t>& unseen) {
+  if (unseen.empty()) return {};
+  const auto is_unseen = torch::isin(labels.to(torch::kInt64), torch::tensor(unseen, torch::kInt64));
+  const auto count = is_unseen.sum().item<std::int64_t>();
+  if (count == 0 || count == labels.size(0)) return {};
+  return {{"seen", is_unseen.logical_not()}, {"unseen", is_unseen}};
+}
+
+nlohmann::json image_retrieval_report(const Embeddings& e, const std::string& image,
+                                      const std::vector<std::int64_t>& unseen) {
+  nlohmann::json report;
+  for (const std::string score : {"euclidean", "cosine"}) {
+    RetrievalOptions o;
+    o.score = score;
+    o.exclude_self = true;
+    o.query_groups = seen_unseen_groups(e.labels, unseen);
+    report[image + "->" + image][score] =
+        retrieve(e.mu.at(image), e.labels, e.mu.at(image), e.labels, o).to_json();
+  }
+  return report;
+}
+
 nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
-                                const std::string& text) {
+                                const std::string& text, const std::vector<std::int64_t>& unseen) {
   MMKT_CHECK_INPUT(e.mu.count(image) && e.mu.count(text), "retrieval needs modalities '", image,
                    "' and '", text, "'");
   nlohmann::json report;
@@ -69,6 +92,7 @@ nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
       o.score = score;
       o.exclude_self = t.same;
       o.paired = !t.same;  // the paired item's rank comes from the same scores
+      o.query_groups = seen_unseen_groups(e.labels, unseen);
       const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o);
       auto cls = r.to_json();
       if (!t.same) {
@@ -98,6 +122,32 @@ std::string retrieval_markdown(const nlohmann::json& report) {
       } else {
         out << "- | - | - |\n";
       }
+    }
+  }
+  bool grouped = false;
+  for (const auto& [task, by_score] : report.items()) {
+    for (const auto& [score, r] : by_score.items()) grouped = grouped || r.contains("groups");
+  }
+  if (!grouped) return out.str();
+  // Seen- and unseen-class queries apart: each against the whole database (all classes).
+  out << "\nBy query class (seen: classes in training; unseen: held out for zero-shot; every "
+         "query ranks the whole database):\n\n"
+      << "| task | score | mAP all | mAP seen | mAP unseen | random mAP seen / unseen | P@10 all | "
+         "P@10 seen | P@10 unseen | P@100 all | P@100 seen | P@100 unseen |\n"
+      << "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& [task, by_score] : report.items()) {
+    for (const auto& [score, r] : by_score.items()) {
+      if (!r.contains("groups")) continue;
+      const auto& seen = r["groups"]["seen"];
+      const auto& unseen = r["groups"]["unseen"];
+      out << "| " << task << " | " << score << " | " << r["mAP"].get<double>() << " | "
+          << seen["mAP"].get<double>() << " | " << unseen["mAP"].get<double>() << " | "
+          << seen["random_mAP"].get<double>() << " / " << unseen["random_mAP"].get<double>();
+      for (const std::string k : {"P@10", "P@100"}) {
+        out << " | " << r[k].get<double>() << " | " << seen[k].get<double>() << " | "
+            << unseen[k].get<double>();
+      }
+      out << " |\n";
     }
   }
   return out.str();

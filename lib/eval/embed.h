@@ -31,11 +31,24 @@ Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
 
 // Text->image, image->text (class-level relevance; instance-level R@K and median rank for the
 // paired item) and image->image (class-level, query removed), by Euclidean and cosine scores.
+// With `unseen` classes (a zero-shot split) each figure is also given for the queries of seen
+// and of unseen classes ("groups": {"seen": ..., "unseen": ...}), against the whole database.
 // Returns {"<query>-><database>": {"euclidean": {...}, "cosine": {...}}, ...}.
 nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
-                                const std::string& text);
+                                const std::string& text,
+                                const std::vector<std::int64_t>& unseen = {});
+// Image->image alone (runs without text), with the same groups.
+nlohmann::json image_retrieval_report(const Embeddings& e, const std::string& image,
+                                      const std::vector<std::int64_t>& unseen = {});
 
-// A Markdown table of the report (mAP, P@10, P@100, R@1, R@10 with random baselines).
+// "seen" and "unseen" query masks for `labels` (none when `unseen` is empty or one group has no
+// query).
+std::map<std::string, torch::Tensor> seen_unseen_groups(const torch::Tensor& labels,
+                                                        const std::vector<std::int64_t>& unseen);
+
+// Markdown tables of the report: mAP, P@10, P@100, R@1, R@10 with random baselines over all
+// queries, then (when the report has groups) mAP and P@K of all, seen-class and unseen-class
+// queries side by side.
 std::string retrieval_markdown(const nlohmann::json& report);
 
 }  // namespace mmkt::eval

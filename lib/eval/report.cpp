@@ -67,17 +67,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Retrieval: text<->image and image->image with a text modality, image->image otherwise.
-nlohmann::json retrieval_of(const Embeddings& e) {
-  if (e.mu.count("text")) return retrieval_report(e, "image", "text");
-  nlohmann::json report;
-  for (const std::string score : {"euclidean", "cosine"}) {
-    RetrievalOptions o;
-    o.score = score;
-    o.exclude_self = true;
-    report["image->image"][score] = retrieve(e.mu.at("image"), e.labels, e.mu.at("image"), e.labels, o).to_json();
-  }
-  return report;
+// Retrieval: text<->image and image->image with a text modality, image->image otherwise;
+// seen- and unseen-class queries also apart when the run holds classes out.
+nlohmann::json retrieval_of(const train::LoadedRun& run, const Embeddings& e) {
+  const auto& unseen = run.data.unseen_classes;
+  if (e.mu.count("text")) return retrieval_report(e, "image", "text", unseen);
+  return image_retrieval_report(e, "image", unseen);
 }
 
 std::int64_t num_classes(const train::LoadedRun& run) {
@@ -163,7 +158,7 @@ nlohmann::json shift_metrics(train::LoadedRun& run, const Embeddings& e, const E
                              const Embeddings& zs_train, const std::optional<ZeroShotTask>& task,
                              const EvalOptions& o) {
   nlohmann::json row{{"items", e.labels.size(0)}};
-  const auto r = retrieval_of(e);
+  const auto r = retrieval_of(run, e);
   for (const auto& [t, by] : r.items()) row["mAP " + t] = by["euclidean"]["mAP"];
   if (o.metrics.count("probe") && probe_train.mu.count("image")) {
     row["probe accuracy"] = probe_report(probe_train, e, num_classes(run))["accuracy"];
@@ -229,7 +224,7 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
 
   if (o.metrics.count("retrieval")) {
     t = Clock::now();
-    report["retrieval"] = retrieval_of(test);
+    report["retrieval"] = retrieval_of(run, test);
     report["seconds"]["retrieval"] = since(t);
     md << "\n## Retrieval (posterior means, class-level relevance; 'pair' = the paired item)\n\n"
        << retrieval_markdown(report["retrieval"]);

@@ -21,6 +21,15 @@ nlohmann::json RetrievalResult::to_json() const {
     for (const auto& [k, v] : random_pair_recall_at) p["random_R@" + std::to_string(k)] = v;
     p["median_rank"] = pair_median_rank;
   }
+  for (const auto& [name, g] : groups) j["groups"][name] = g.to_json();
+  return j;
+}
+
+nlohmann::json QueryGroupFigures::to_json() const {
+  nlohmann::json j{{"queries", queries}, {"mAP", map}, {"random_mAP", random_map}};
+  for (const auto& [k, v] : precision_at) j["P@" + std::to_string(k)] = v;
+  for (const auto& [k, v] : random_precision_at) j["random_P@" + std::to_string(k)] = v;
+  for (const auto& [k, v] : recall_at) j["R@" + std::to_string(k)] = v;
   return j;
 }
 
@@ -98,9 +107,13 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
   r.relevance = o.relevance;
   r.queries = m;
   r.database = effective_n;
-  double ap_sum = 0, random_ap_sum = 0;
+  // Per-query figures, averaged over all queries and over each query group at the end.
+  std::vector<double> ap_of_query, random_ap_of_query;
+  std::map<std::int64_t, std::vector<double>> p_of_query, random_p_of_query, hit_of_query;
+  ap_of_query.reserve(static_cast<std::size_t>(m));
+  random_ap_of_query.reserve(static_cast<std::size_t>(m));
   std::map<std::int64_t, double> random_ap_of;  // E[AP] depends only on R (N is fixed): O(N) once per R
-  std::map<std::int64_t, double> p_sum, rp_sum, hit_sum, rhit_sum;
+  std::map<std::int64_t, double> rhit_sum;
   std::vector<double> first_ranks, pair_ranks;
   first_ranks.reserve(static_cast<std::size_t>(m));
 
@@ -140,7 +153,9 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     const auto positions = torch::arange(1, effective_n + 1, torch::kFloat64).unsqueeze(0);
     const auto r_q = rel.sum(1);  // relevant items per query
     const auto ap = ((cum / positions) * rel).sum(1) / r_q.clamp_min(1.0);
-    ap_sum += ap.sum().item<double>();
+    const auto ap_c = ap.contiguous();
+    const auto* ap_q = ap_c.data_ptr<double>();
+    ap_of_query.insert(ap_of_query.end(), ap_q, ap_q + len);
     const auto first = (cum.lt(0.5)).sum(1) + 1;  // 1-based rank of the first relevant item
     const auto* fr = first.data_ptr<std::int64_t>();
     const auto* rq = r_q.data_ptr<double>();
@@ -149,27 +164,57 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
       if (ri > 0) first_ranks.push_back(static_cast<double>(fr[i]));
       auto it = random_ap_of.find(ri);
       if (it == random_ap_of.end()) it = random_ap_of.emplace(ri, random_average_precision(effective_n, ri)).first;
-      random_ap_sum += it->second;
+      random_ap_of_query.push_back(it->second);
       for (const auto k : o.ks) {
         const auto kk = std::min(k, effective_n);
-        rp_sum[k] += static_cast<double>(ri) / static_cast<double>(effective_n);
+        random_p_of_query[k].push_back(static_cast<double>(ri) / static_cast<double>(effective_n));
         rhit_sum[k] += random_hit(effective_n, ri, kk);
       }
     }
     for (const auto k : o.ks) {
       const auto kk = std::min(k, effective_n);
-      const auto in_top = cum.select(1, kk - 1);
-      p_sum[k] += (in_top / static_cast<double>(kk)).sum().item<double>();
-      hit_sum[k] += in_top.gt(0.5).sum().item<double>();
+      const auto in_top = cum.select(1, kk - 1).contiguous();
+      const auto* top = in_top.data_ptr<double>();
+      for (std::int64_t i = 0; i < len; ++i) {
+        p_of_query[k].push_back(top[i] / static_cast<double>(kk));
+        hit_of_query[k].push_back(top[i] > 0.5 ? 1.0 : 0.0);
+      }
     }
   }
-  r.map = ap_sum / static_cast<double>(m);
-  r.random_map = random_ap_sum / static_cast<double>(m);
+  // The mean of per-query values over the queries where `mask` (nullptr: all) is set.
+  const auto mean_over = [](const std::vector<double>& values, const bool* mask) {
+    double sum = 0;
+    std::int64_t count = 0;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (mask && !mask[i]) continue;
+      sum += values[i];
+      ++count;
+    }
+    return count ? sum / static_cast<double>(count) : 0.0;
+  };
+  r.map = mean_over(ap_of_query, nullptr);
+  r.random_map = mean_over(random_ap_of_query, nullptr);
   for (const auto k : o.ks) {
-    r.precision_at[k] = p_sum[k] / static_cast<double>(m);
-    r.random_precision_at[k] = rp_sum[k] / static_cast<double>(m);
-    r.recall_at[k] = hit_sum[k] / static_cast<double>(m);
+    r.precision_at[k] = mean_over(p_of_query[k], nullptr);
+    r.random_precision_at[k] = mean_over(random_p_of_query[k], nullptr);
+    r.recall_at[k] = mean_over(hit_of_query[k], nullptr);
     r.random_recall_at[k] = rhit_sum[k] / static_cast<double>(m);
+  }
+  for (const auto& [name, group] : o.query_groups) {
+    MMKT_CHECK(group.dim() == 1 && group.size(0) == m, "retrieve: query group '", name,
+               "' needs a [", m, "] mask, got ", group.sizes());
+    const auto mask_tensor = group.to(torch::kCPU, torch::kBool).contiguous();
+    const bool* mask = mask_tensor.data_ptr<bool>();
+    QueryGroupFigures g;
+    g.queries = mask_tensor.sum().item<std::int64_t>();
+    g.map = mean_over(ap_of_query, mask);
+    g.random_map = mean_over(random_ap_of_query, mask);
+    for (const auto k : o.ks) {
+      g.precision_at[k] = mean_over(p_of_query[k], mask);
+      g.random_precision_at[k] = mean_over(random_p_of_query[k], mask);
+      g.recall_at[k] = mean_over(hit_of_query[k], mask);
+    }
+    r.groups[name] = g;
   }
   r.median_rank = median(first_ranks);
   if (o.paired) {

@@ -29,6 +29,18 @@ struct RetrievalOptions {
   // Class relevance with paired rows (query i <-> item i): also the paired item's rank, from
   // the same scores without a second sort (pair_recall_at, pair_median_rank).
   bool paired = false;
+  // Figures over subsets of the queries, each ranked against the same whole database: name ->
+  // [M] bool mask (e.g. "seen" and "unseen" classes of a zero-shot split, whose queries measure
+  // different things: an unseen-class caption names a class the text encoder never saw).
+  std::map<std::string, torch::Tensor> query_groups;
+};
+
+// mAP, P@K and R@K (with their random baselines) over one group of queries.
+struct QueryGroupFigures {
+  std::int64_t queries = 0;
+  double map = 0, random_map = 0;
+  std::map<std::int64_t, double> precision_at, random_precision_at, recall_at;
+  nlohmann::json to_json() const;
 };
 
 struct RetrievalResult {
@@ -40,6 +52,7 @@ struct RetrievalResult {
   double median_rank = 0;
   std::map<std::int64_t, double> pair_recall_at, random_pair_recall_at;  // when options.paired
   double pair_median_rank = 0;
+  std::map<std::string, QueryGroupFigures> groups;  // options.query_groups
   nlohmann::json to_json() const;
 };
 

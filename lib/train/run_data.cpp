@@ -69,6 +69,14 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
         config, config.seed, d.shapes_train, holdout ? data::ShapesSplit::kTrain : data::ShapesSplit::kAll));
     out.test = std::make_shared<data::ShapesDataset>(shapes_options(
         config, derive_seed(config.seed, "shapes-test"), d.shapes_test, data::ShapesSplit::kAll));
+    if (holdout) {  // the held-out combinations' class indices (the training split lacks them)
+      const auto combinations = data::default_shapes_holdout(d.shapes_level);
+      for (std::int64_t c = 0; c < data::shapes_num_classes(d.shapes_level); ++c) {
+        if (data::shapes_matches_holdout(data::shapes_factors_from_label(c, d.shapes_level), combinations)) {
+          out.unseen_classes.push_back(c);
+        }
+      }
+    }
   } else {
     auto train = std::make_shared<data::ManifestDataset>(manifest_options(config, d.manifest));
     out.class_attributes = train->class_attributes();

@@ -22,7 +22,8 @@ struct RunData {
   data::DatasetPtr test;        // all classes; images fixed-binarized when data.binarize=dynamic
   std::shared_ptr<const text::Tokenizer> tokenizer;  // null when no modality is text
   std::optional<data::ClassAttributes> class_attributes;
-  std::vector<std::int64_t> unseen_classes;          // held out of training
+  std::vector<std::int64_t> unseen_classes;  // held out of training (the attribute file's unseen
+                                             // classes, or the shapes' held-out combinations)
 };
 
 // Loads the datasets. The tokenizer is loaded from `tokenizer_path` when that file exists,
