@@ -192,21 +192,8 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     }
     return count ? sum / static_cast<double>(count) : 0.0;
   };
-  r.map = mean_over(ap_of_query, nullptr);
-  r.random_map = mean_over(random_ap_of_query, nullptr);
-  for (const auto k : o.ks) {
-    r.precision_at[k] = mean_over(p_of_query[k], nullptr);
-    r.random_precision_at[k] = mean_over(random_p_of_query[k], nullptr);
-    r.recall_at[k] = mean_over(hit_of_query[k], nullptr);
-    r.random_recall_at[k] = rhit_sum[k] / static_cast<double>(m);
-  }
-  for (const auto& [name, group] : o.query_groups) {
-    MMKT_CHECK(group.dim() == 1 && group.size(0) == m, "retrieve: query group '", name,
-               "' needs a [", m, "] mask, got ", group.sizes());
-    const auto mask_tensor = group.to(torch::kCPU, torch::kBool).contiguous();
-    const bool* mask = mask_tensor.data_ptr<bool>();
+  const auto figures_over = [&](const bool* mask) {
     QueryGroupFigures g;
-    g.queries = mask_tensor.sum().item<std::int64_t>();
     g.map = mean_over(ap_of_query, mask);
     g.random_map = mean_over(random_ap_of_query, mask);
     for (const auto k : o.ks) {
@@ -214,7 +201,21 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
       g.random_precision_at[k] = mean_over(random_p_of_query[k], mask);
       g.recall_at[k] = mean_over(hit_of_query[k], mask);
     }
-    r.groups[name] = g;
+    return g;
+  };
+  const auto all = figures_over(nullptr);
+  r.map = all.map;
+  r.random_map = all.random_map;
+  r.precision_at = all.precision_at;
+  r.random_precision_at = all.random_precision_at;
+  r.recall_at = all.recall_at;
+  for (const auto k : o.ks) r.random_recall_at[k] = rhit_sum[k] / static_cast<double>(m);
+  for (const auto& [name, group] : o.query_groups) {
+    MMKT_CHECK(group.dim() == 1 && group.size(0) == m, "retrieve: query group '", name,
+               "' needs a [", m, "] mask, got ", group.sizes());
+    const auto mask = group.to(torch::kCPU, torch::kBool).contiguous();
+    r.groups[name] = figures_over(mask.data_ptr<bool>());
+    r.groups[name].queries = mask.sum().item<std::int64_t>();
   }
   r.median_rank = median(first_ranks);
   if (o.paired) {
