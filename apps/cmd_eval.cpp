@@ -33,6 +33,7 @@ std::set<std::string> split_list(const std::string& s) {
 void register_eval(CLI::App& root, CommonOptions& common) {
   struct Args {
     std::string run, out, checkpoint, metrics = "retrieval,probe,zeroshot,coherence,pictures";
+    std::string split = "test";
     std::vector<std::string> shifts;
     eval::EvalOptions options;
   };
@@ -44,6 +45,11 @@ void register_eval(CLI::App& root, CommonOptions& common) {
   cmd->add_option("--checkpoint", args->checkpoint,
                   "model file of the run to evaluate, e.g. checkpoint_epoch50.pt (default: best.pt, "
                   "else checkpoint.pt)");
+  cmd->add_option("--split", args->split,
+                  "evaluate on the test set, or on the validation split carved from training "
+                  "(for choosing recipes; seen classes only, so no zero-shot)")
+      ->check(CLI::IsMember({"test", "validation"}))
+      ->capture_default_str();
   cmd->add_option("--metrics", args->metrics,
                   "comma-separated: retrieval, likelihood, probe, zeroshot, coherence, pictures, or all")
       ->capture_default_str();
@@ -78,6 +84,7 @@ void register_eval(CLI::App& root, CommonOptions& common) {
     o.seed = rt.seed;
     o.likelihood.seed = rt.seed;
     o.coherence.seed = rt.seed;
+    o.zero_shot.seed = rt.seed;
     const auto wanted = split_list(args->metrics);
     o.metrics.clear();
     for (const auto& m : wanted) {
@@ -89,7 +96,13 @@ void register_eval(CLI::App& root, CommonOptions& common) {
     }
     for (const auto& s : args->shifts) o.shifts.push_back(eval::parse_shift_spec(s));
     auto run = train::load_run(args->run, rt.device, args->checkpoint);
-    const std::string dir = args->out.empty() ? args->run + "/eval" : args->out;
+    if (args->split == "validation") {
+      MMKT_CHECK_INPUT(run.data.validation, args->run, ": the run has no validation split (data.validation = 0)");
+      run.data.test = run.data.validation;
+      if (o.metrics.erase("zeroshot")) log::warn("--split validation: no zero-shot (the split holds seen classes only)");
+    }
+    const std::string dir = args->out.empty() ? args->run + (args->split == "test" ? "/eval" : "/eval_validation")
+                                              : args->out;
     const auto report = eval::evaluate_run(run, o, dir, rt.device);
     std::cout << io::read_file(dir + "/report.md");
     log::info("evaluation written to ", dir, "/report.{json,md} and ", dir, "/pictures/ in ",

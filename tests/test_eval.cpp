@@ -126,6 +126,26 @@ TEST(ZeroShot, ZslAndGzslMetricsOnAHandWorkedExample) {
   EXPECT_TRUE(torch::equal(m.zsl_predicted, torch::tensor({2, 3, 3}, torch::kInt64)));
 }
 
+TEST(ZeroShot, CalibratedStackingOnTheSameHandWorkedExample) {
+  // The example above, seen {0,1}. gamma is subtracted from the seen columns; per item the
+  // prediction switches to the best unseen class once gamma exceeds its seen-minus-unseen gap:
+  //   gaps 5, -5, 5, -3, 7, 1. For 1 < gamma < 5 the last item (class 3) becomes right and
+  //   nothing else changes: s = mean(1/2, 1) = 0.75, u = mean(1/2, 1) = 0.75, H = 0.75.
+  //   gamma > 5 loses both seen items that were right: s = 0, H = 0.
+  const auto scores = torch::tensor({{5., 0., 0., 0.}, {0., 0., 5., 1.}, {0., 5., 0., 0.}, {0., 0., 3., 1.}, {9., 0., 1., 2.}, {3., 0., 1., 2.}});
+  const auto truth = torch::tensor({0, 0, 1, 2, 2, 3}, torch::kInt64);
+  const auto shifted = eval::calibrated_scores(scores, {0, 1}, 2.0);
+  EXPECT_TRUE(torch::allclose(shifted[5], torch::tensor({1., -2., 1., 2.}, torch::kFloat64)));
+  const auto m = eval::zero_shot_metrics(shifted, truth, {2, 3}, {0, 1});
+  EXPECT_NEAR(m.u, 0.75, 1e-12);
+  EXPECT_NEAR(m.s, 0.75, 1e-12);
+  EXPECT_NEAR(m.h, 0.75, 1e-12);
+  const std::vector<eval::CalibrationSplit> splits{{scores, truth, {2, 3}, {0, 1}}};
+  EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {0.0, 6.0, 2.0}), 2.0);
+  EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {3.0, 2.0}), 2.0);  // equal H: the smaller gamma
+  EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {0.0, 6.0}), 0.0);   // H 0.375 beats 0
+}
+
 TEST(Linear, SoftmaxAndSigmoidFitSeparableData) {
   torch::manual_seed(3);
   // Three well separated blobs in 4-D.
@@ -243,6 +263,15 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
     EXPECT_LE(z, 1.0);
   }
   EXPECT_EQ(report["zeroshot"]["unseen"].size(), 4u);  // red hearts and blue stars, small and big
+  // The CADA-VAE-style classifier and the calibrated-stacking rows (gamma from validation).
+  for (const std::string m : {"generated", "dap+cs", "iap+cs", "text+cs", "generated+cs"}) {
+    ASSERT_TRUE(report["zeroshot"].contains(m)) << m;
+    EXPECT_GE(report["zeroshot"][m]["H"].get<double>(), 0.0);
+    EXPECT_LE(report["zeroshot"][m]["H"].get<double>(), 1.0);
+  }
+  EXPECT_TRUE(std::isfinite(report["zeroshot"]["dap+cs"]["gamma"].get<double>()));
+  // Calibration changes GZSL only: ZSL accuracy is the uncalibrated one.
+  EXPECT_DOUBLE_EQ(report["zeroshot"]["dap+cs"]["zsl"].get<double>(), report["zeroshot"]["dap"]["zsl"].get<double>());
   const double strict = report["coherence"]["image|text"]["strict"];
   EXPECT_GE(strict, 0.0);
   EXPECT_LE(strict, 1.0);

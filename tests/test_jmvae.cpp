@@ -102,6 +102,34 @@ TEST(Triplet, HardNegativeIsTheClosestOtherClass) {
   EXPECT_NEAR(loss.item<double>(), 2.0 / 3.0, 1e-5);
 }
 
+TEST(Triplet, ContrastiveOnHandWorkedCosines) {
+  // a = (1,0), (0,1); b = (2,0) [cos 1 with a0, 0 with a1], (1,1) [cos 1/sqrt2 with both].
+  // The means' scale and the variances do not matter (cosine of the means).
+  const Gaussian a{torch::tensor({{1.0, 0.0}, {0.0, 1.0}}, torch::kFloat64), torch::zeros({2, 2}, torch::kFloat64)};
+  const Gaussian b{torch::tensor({{2.0, 0.0}, {1.0, 1.0}}, torch::kFloat64), torch::ones({2, 2}, torch::kFloat64)};
+  train::TripletConfig c;
+  c.kind = "contrastive";
+  c.temperature = 0.5;
+  const double r = 1.0 / std::sqrt(2.0);
+  // Cosines: a0 -> (1, r), a1 -> (0, r); b0 -> (1, 0), b1 -> (r, r). Scores s = cos / 0.5.
+  const auto lse = [](double x, double y) { return std::log(std::exp(x) + std::exp(y)); };
+  // Different classes: each anchor's only positive is its pair.
+  const double a_to_b = -0.5 * ((2.0 - lse(2.0, 2 * r)) + (2 * r - lse(0.0, 2 * r)));
+  const double b_to_a = -0.5 * ((2.0 - lse(2.0, 0.0)) + (2 * r - lse(2 * r, 2 * r)));
+  EXPECT_NEAR(models::triplet_loss(a, b, torch::tensor({0, 1}, torch::kInt64), c).item<double>(),
+              0.5 * (a_to_b + b_to_a), 1e-12);
+  // One class: both candidates are positives, l_i = -(1/2) sum_j log softmax_ij.
+  const double same_ab = -0.5 * (0.5 * ((2.0 - lse(2.0, 2 * r)) + (2 * r - lse(2.0, 2 * r))) +
+                                 0.5 * ((0.0 - lse(0.0, 2 * r)) + (2 * r - lse(0.0, 2 * r))));
+  const double same_ba = -0.5 * (0.5 * ((2.0 - lse(2.0, 0.0)) + (0.0 - lse(2.0, 0.0))) +
+                                 0.5 * ((2 * r - lse(2 * r, 2 * r)) + (2 * r - lse(2 * r, 2 * r))));
+  EXPECT_NEAR(models::triplet_loss(a, b, torch::tensor({3, 3}, torch::kInt64), c).item<double>(),
+              0.5 * (same_ab + same_ba), 1e-12);
+  // Unknown labels (-1): the pair alone is positive, as with different classes.
+  EXPECT_NEAR(models::triplet_loss(a, b, torch::tensor({-1, -1}, torch::kInt64), c).item<double>(),
+              0.5 * (a_to_b + b_to_a), 1e-12);
+}
+
 TEST(Jmvae, GradientsReachEveryParameterAndAStepLowersTheLoss) {
   for (const std::string type : {"jmvae", "mvae", "mmvae"}) {
     torch::manual_seed(1);

@@ -260,7 +260,11 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
     zo.features = o.zero_shot.features == "encoder";
     zo.max_items = o.zero_shot.max_train;
     zs_train = embed_dataset(run, run.data.train, device, zo);
-    report["zeroshot"] = zero_shot_report(run, *task, zs_train, test, o.zero_shot, &confusions);
+    // Seen-class validation items calibrate the "+cs" rows (calibrated stacking).
+    std::optional<Embeddings> validation;
+    if (run.data.validation) validation = embed_dataset(run, run.data.validation, device, zo);
+    report["zeroshot"] = zero_shot_report(run, *task, zs_train, test, o.zero_shot, &confusions,
+                                          validation ? &*validation : nullptr);
     report["seconds"]["zeroshot"] = since(t);
     md << "\n## Zero-shot (unseen: " << report["zeroshot"]["unseen"].dump() << ")\n\n"
        << zero_shot_markdown(report["zeroshot"]);

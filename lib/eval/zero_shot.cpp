@@ -1,10 +1,15 @@
 #include "eval/zero_shot.h"
 
+#include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <sstream>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "core/error.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "data/batcher.h"
 #include "data/class_attributes.h"
 #include "data/shapes.h"
@@ -100,6 +105,8 @@ std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run) {
       task.class_names.push_back(data::shapes_class_name(f, level));
       rows.push_back(data::shapes_attributes(f, level));
       task.descriptions.push_back({data::shapes_class_description(f, level)});
+      task.captions.emplace_back();
+      for (std::uint64_t k = 0; k < 32; ++k) task.captions.back().push_back(data::shapes_caption(f, level, 5000 + k));
       (data::shapes_matches_holdout(f, holdout) ? task.unseen : task.seen).push_back(c);
     }
     task.class_attributes = torch::stack(rows);
@@ -120,6 +127,8 @@ std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run) {
     for (std::uint64_t k = 0; k < 16; ++k) {
       task.descriptions[static_cast<std::size_t>(c)].push_back(grammar.description(c, 1000 + k));
     }
+    task.captions.emplace_back();
+    for (std::uint64_t k = 0; k < 32; ++k) task.captions.back().push_back(grammar.caption(c, 5000 + k));
   }
   return task;
 }
@@ -155,34 +164,195 @@ torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t
 
 }  // namespace
 
-torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task) {
+namespace {
+// q(z|text) of each text, on the CPU: (mu [T,D], logvar [T,D]).
+std::pair<torch::Tensor, torch::Tensor> encode_texts(train::LoadedRun& run, const std::vector<std::string>& texts) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> prototypes;
   const auto device = run.model->parameters().front().device();
-  for (const auto& descriptions : task.descriptions) {
-    std::vector<std::vector<std::int64_t>> ids;
-    for (const auto& d : descriptions) ids.push_back(run.data.tokenizer->encode_with_bos_eos(d));
-    auto [tokens, lengths] = data::pad_tokens(ids, run.config.data.max_tokens);
-    const auto q = run.model->encode("text", models::ModalityInput{tokens.to(device), lengths.to(device)});
-    prototypes.push_back(q.mu.mean(0).cpu());
-  }
+  std::vector<std::vector<std::int64_t>> ids;
+  for (const auto& t : texts) ids.push_back(run.data.tokenizer->encode_with_bos_eos(t));
+  auto [tokens, lengths] = data::pad_tokens(ids, run.config.data.max_tokens);
+  const auto q = run.model->encode("text", models::ModalityInput{tokens.to(device), lengths.to(device)});
+  return {q.mu.cpu(), q.logvar.cpu()};
+}
+}  // namespace
+
+torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task) {
+  std::vector<torch::Tensor> prototypes;
+  for (const auto& descriptions : task.descriptions) prototypes.push_back(encode_texts(run, descriptions).first.mean(0));
   return torch::stack(prototypes);
 }
+
+torch::Tensor calibrated_scores(const torch::Tensor& scores, const std::vector<std::int64_t>& seen,
+                                double gamma) {
+  auto out = scores.to(torch::kFloat64).clone();
+  const auto cols = torch::tensor(seen, torch::kInt64);
+  out.index_copy_(1, cols, out.index_select(1, cols) - gamma);
+  return out;
+}
+
+double best_calibration(const std::vector<CalibrationSplit>& splits, const std::vector<double>& candidates) {
+  MMKT_CHECK(!splits.empty() && !candidates.empty(), "best_calibration: no split or no candidate");
+  double best_gamma = 0, best_h = -1;
+  auto sorted = candidates;
+  std::sort(sorted.begin(), sorted.end());
+  for (const double gamma : sorted) {
+    double h = 0;
+    for (const auto& sp : splits) {
+      h += zero_shot_metrics(calibrated_scores(sp.scores, sp.seen, gamma), sp.truth, sp.unseen, sp.seen).h;
+    }
+    h /= static_cast<double>(splits.size());
+    if (h > best_h + 1e-12) {
+      best_h = h;
+      best_gamma = gamma;
+    }
+  }
+  return best_gamma;
+}
+
+namespace {
+
+// The latents the "generated" classifier learns from: for seen classes, up to n per class drawn
+// from q(z|image) of training images; for unseen classes, n drawn from q(z|text) of the class's
+// captions and descriptions (cycled). Returns (z [M,D], labels [M]).
+std::pair<torch::Tensor, torch::Tensor> generated_training_set(
+    train::LoadedRun& run, const ZeroShotTask& task, const torch::Tensor& mu_train,
+    const torch::Tensor& logvar_train, const torch::Tensor& y_train, std::int64_t n, std::uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  const auto draw = [&](const torch::Tensor& mu, const torch::Tensor& logvar) {
+    return mu + torch::exp(0.5 * logvar) * at::randn(mu.sizes(), generator, mu.options());
+  };
+  std::vector<torch::Tensor> zs, ys;
+  for (const auto c : task.seen) {
+    auto rows = y_train.eq(c).nonzero().squeeze(1);
+    if (rows.numel() == 0) continue;
+    rows = rows.narrow(0, 0, std::min<std::int64_t>(n, rows.numel()));
+    zs.push_back(draw(mu_train.index_select(0, rows), logvar_train.index_select(0, rows)));
+    ys.push_back(torch::full({rows.numel()}, c, torch::kInt64));
+  }
+  for (const auto c : task.unseen) {
+    auto texts = task.captions[static_cast<std::size_t>(c)];
+    const auto& d = task.descriptions[static_cast<std::size_t>(c)];
+    texts.insert(texts.end(), d.begin(), d.end());
+    const auto [mu, logvar] = encode_texts(run, texts);
+    const auto pick = torch::arange(n, torch::kInt64).remainder(static_cast<std::int64_t>(texts.size()));
+    zs.push_back(draw(mu.index_select(0, pick), logvar.index_select(0, pick)));
+    ys.push_back(torch::full({n}, c, torch::kInt64));
+  }
+  return {torch::cat(zs), torch::cat(ys)};
+}
+
+// Scores [N,C] of every zero-shot method for test features `x_test`, with classifiers fit on
+// training features of task.seen classes.
+std::map<std::string, torch::Tensor> method_scores(train::LoadedRun& run, const ZeroShotTask& task,
+                                                   const torch::Tensor& x_train, const torch::Tensor& y_train,
+                                                   const torch::Tensor& logvar_train,
+                                                   const torch::Tensor& x_test, const torch::Tensor& mu_test,
+                                                   const ZeroShotOptions& o) {
+  std::map<std::string, torch::Tensor> scores;
+  const auto a = task.class_attributes.to(torch::kFloat32);
+  const auto classes = a.size(0);
+  const auto prior = attribute_prior(a, task.seen);
+  // DAP: one logistic regression per attribute, on seen-class items labelled with their class's
+  // attributes.
+  scores["dap"] = dap_log_scores(fit_sigmoid(x_train, a.index_select(0, y_train)).probabilities(x_test), a, prior);
+  // IAP: a softmax over the seen classes, then attribute probabilities through A.
+  {
+    const auto seen_t = torch::tensor(task.seen, torch::kInt64);
+    const auto clf = fit_softmax(x_train, positions_within(task.seen, classes).index_select(0, y_train),
+                                 static_cast<std::int64_t>(task.seen.size()));
+    scores["iap"] = dap_log_scores(iap_attribute_probs(clf.probabilities(x_test), a.index_select(0, seen_t)), a, prior);
+  }
+  if (!run.model->has_modality("text") || !run.data.tokenizer) return scores;
+  // Text: the mean latent of each class's descriptions under q(z|text).
+  {
+    const auto protos = text_class_prototypes(run, task);  // [C,D]
+    namespace F = torch::nn::functional;
+    scores["text"] = o.score == "cosine"
+                         ? torch::mm(F::normalize(mu_test, F::NormalizeFuncOptions().dim(1)),
+                                     F::normalize(protos, F::NormalizeFuncOptions().dim(1)).t())
+                         : -torch::cdist(mu_test, protos);
+  }
+  // Generated: a softmax over all classes on image latents (seen) and text latents (unseen).
+  if (logvar_train.defined()) {
+    const auto [z, y] = generated_training_set(run, task, x_train, logvar_train, y_train,
+                                               o.generated_per_class, o.seed);
+    scores["generated"] = fit_softmax(z, y, classes).logits(mu_test);
+  }
+  return scores;
+}
+
+// Pseudo-GZSL splits of seen-class validation data: in each fold, as many seen classes as there
+// are unseen ones (at most all but two) play unseen; the classifiers are refit on the training
+// items of the rest. Returns method -> one CalibrationSplit per fold.
+std::map<std::string, std::vector<CalibrationSplit>> calibration_splits(
+    train::LoadedRun& run, const ZeroShotTask& task, const torch::Tensor& x_train, const torch::Tensor& y_train,
+    const torch::Tensor& logvar_train, const Embeddings& validation, const torch::Tensor& x_validation,
+    const ZeroShotOptions& o) {
+  std::map<std::string, std::vector<CalibrationSplit>> out;
+  const auto held = std::min(task.unseen.size(), task.seen.size() - 2);
+  if (task.seen.size() < 3 || held == 0) return out;
+  SplitMix rng(mix64(o.seed ^ 0x63616c6962ULL));
+  for (std::int64_t fold = 0; fold < o.calibration_folds; ++fold) {
+    auto order = task.seen;
+    for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+    ZeroShotTask pseudo = task;
+    pseudo.unseen.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(held));
+    pseudo.seen.assign(order.begin() + static_cast<std::ptrdiff_t>(held), order.end());
+    std::sort(pseudo.unseen.begin(), pseudo.unseen.end());
+    std::sort(pseudo.seen.begin(), pseudo.seen.end());
+    const auto keep = torch::isin(y_train, torch::tensor(pseudo.seen, torch::kInt64)).nonzero().squeeze(1);
+    const auto scores = method_scores(run, pseudo, x_train.index_select(0, keep), y_train.index_select(0, keep),
+                                      logvar_train.defined() ? logvar_train.index_select(0, keep) : torch::Tensor(),
+                                      x_validation, validation.mu.at("image"), o);
+    for (const auto& [method, s] : scores) {
+      // Only the classes of this split compete: the real unseen classes have no items here.
+      auto classes = pseudo.seen;
+      classes.insert(classes.end(), pseudo.unseen.begin(), pseudo.unseen.end());
+      auto masked = torch::full_like(s, -INFINITY, torch::kFloat64);
+      const auto cols = torch::tensor(classes, torch::kInt64);
+      masked.index_copy_(1, cols, s.to(torch::kFloat64).index_select(1, cols));
+      out[method].push_back({masked, validation.labels, pseudo.unseen, pseudo.seen});
+    }
+  }
+  return out;
+}
+
+// Candidate gammas: 0 and the quantiles of (best seen score - best unseen score) per item.
+std::vector<double> calibration_candidates(const std::vector<CalibrationSplit>& splits) {
+  std::vector<double> candidates{0.0};
+  for (const auto& sp : splits) {
+    const auto s = sp.scores;
+    const auto best_seen = s.index_select(1, torch::tensor(sp.seen, torch::kInt64)).amax(1);
+    const auto best_unseen = s.index_select(1, torch::tensor(sp.unseen, torch::kInt64)).amax(1);
+    const auto gap = (best_seen - best_unseen).contiguous();
+    const auto q = torch::quantile(gap, torch::linspace(0.0, 1.0, 41, torch::kFloat64));
+    for (std::int64_t i = 0; i < q.numel(); ++i) candidates.push_back(q[i].item<double>() + 1e-9);
+  }
+  return candidates;
+}
+
+}  // namespace
 
 nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
                                 const Embeddings& train, const Embeddings& test,
                                 const ZeroShotOptions& o,
-                                std::map<std::string, torch::Tensor>* confusions) {
+                                std::map<std::string, torch::Tensor>* confusions,
+                                const Embeddings* validation) {
   torch::NoGradGuard no_grad;
   const std::string image = "image";
-  const auto& source_train = o.features == "encoder" ? train.features : train.mu;
-  const auto& source_test = o.features == "encoder" ? test.features : test.mu;
   MMKT_CHECK_INPUT(o.features == "latent" || o.features == "encoder", "zero-shot features '",
                    o.features, "' (expected latent or encoder)");
+  const bool latent = o.features == "latent";
+  const auto& source_train = latent ? train.mu : train.features;
+  const auto& source_test = latent ? test.mu : test.features;
   MMKT_CHECK_INPUT(source_train.count(image) && source_test.count(image),
                    "zero-shot needs the image modality's ", o.features, " embeddings");
-  const auto a = task.class_attributes.to(torch::kFloat32);
+  const auto classes = task.class_attributes.size(0);
   auto [xtr, ytr] = first_rows(source_train.at(image), train.labels, o.max_train);
+  // The generated classifier draws seen latents from q(z|image): it needs the log-variances.
+  torch::Tensor logvar_tr;
+  if (latent && train.logvar.count(image)) logvar_tr = train.logvar.at(image).narrow(0, 0, xtr.size(0));
   const auto xte = source_test.at(image);
   const auto yte = test.labels;
   nlohmann::json report{{"features", o.features},
@@ -192,44 +362,36 @@ nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
   MMKT_CHECK_INPUT(!torch::isin(ytr, torch::tensor(task.unseen, torch::kInt64)).any().item<bool>(),
                    "zero-shot: the training embeddings contain unseen classes");
 
-  const auto prior = attribute_prior(a, task.seen);
   auto record = [&](const std::string& name, const torch::Tensor& scores) {
     const auto m = zero_shot_metrics(scores, yte, task.unseen, task.seen);
     report[name] = metrics_json(m);
-    if (confusions) (*confusions)[name] = confusion(m, task.unseen, a.size(0));
+    if (confusions) (*confusions)[name] = confusion(m, task.unseen, classes);
     log::info("zero-shot ", name, ": ZSL ", m.zsl, ", GZSL u ", m.u, " s ", m.s, " H ", m.h);
   };
-
-  // DAP: one logistic regression per attribute, on seen-class items labelled with their class's
-  // attributes.
-  {
-    const auto targets = a.index_select(0, ytr);
-    const auto clf = fit_sigmoid(xtr, targets);
-    record("dap", dap_log_scores(clf.probabilities(xte), a, prior));
-  }
-  // IAP: a softmax over the seen classes, then attribute probabilities through A.
-  {
-    const auto seen_t = torch::tensor(task.seen, torch::kInt64);
-    const auto clf = fit_softmax(xtr, positions_within(task.seen, a.size(0)).index_select(0, ytr),
-                                 static_cast<std::int64_t>(task.seen.size()));
-    const auto p = iap_attribute_probs(clf.probabilities(xte), a.index_select(0, seen_t));
-    record("iap", dap_log_scores(p, a, prior));
-  }
-  // Text: the mean latent of each class's descriptions under q(z|text).
-  if (run.model->has_modality("text") && run.data.tokenizer) {
-    const auto protos = text_class_prototypes(run, task);  // [C,D]
-    auto z = test.mu.at(image);
-    torch::Tensor scores;
-    if (o.score == "cosine") {
-      namespace F = torch::nn::functional;
-      scores = torch::mm(F::normalize(z, F::NormalizeFuncOptions().dim(1)),
-                         F::normalize(protos, F::NormalizeFuncOptions().dim(1)).t());
-    } else {
-      scores = -torch::cdist(z, protos);
-    }
-    record("text", scores);
+  const auto scores = method_scores(run, task, xtr, ytr, logvar_tr, xte, test.mu.at(image), o);
+  for (const auto& [method, s] : scores) record(method, s);
+  if (report.contains("text")) {
     report["text"]["score"] = o.score;
     report["text"]["descriptions_per_class"] = task.descriptions.front().size();
+  }
+  if (report.contains("generated")) report["generated"]["per_class"] = o.generated_per_class;
+
+  // Calibrated stacking, gamma chosen on pseudo-GZSL splits of the validation data.
+  if (validation && validation->labels.defined() && validation->labels.numel() > 0) {
+    const auto& source_validation = latent ? validation->mu : validation->features;
+    MMKT_CHECK_INPUT(source_validation.count(image), "zero-shot calibration needs validation ", o.features,
+                     " embeddings of the image modality");
+    const auto splits = calibration_splits(run, task, xtr, ytr, logvar_tr, *validation,
+                                           source_validation.at(image), o);
+    for (const auto& [method, method_splits] : splits) {
+      const double gamma = best_calibration(method_splits, calibration_candidates(method_splits));
+      const auto m = zero_shot_metrics(calibrated_scores(scores.at(method), task.seen, gamma), yte, task.unseen, task.seen);
+      report[method + "+cs"] = metrics_json(m);
+      report[method + "+cs"]["gamma"] = gamma;
+      log::info("zero-shot ", method, "+cs (gamma ", gamma, " from ", method_splits.size(),
+                " validation splits): GZSL u ", m.u, " s ", m.s, " H ", m.h);
+    }
+    report["calibration"] = {{"validation_items", validation->labels.size(0)}, {"folds", o.calibration_folds}};
   }
   return report;
 }
@@ -239,12 +401,21 @@ std::string zero_shot_markdown(const nlohmann::json& report) {
   out << std::fixed << std::setprecision(3);
   out << "| method | features | ZSL acc. (unseen) | GZSL u | GZSL s | GZSL H |\n"
       << "| --- | --- | ---: | ---: | ---: | ---: |\n";
-  for (const std::string m : {"dap", "iap", "text"}) {
-    if (!report.contains(m)) continue;
-    const auto& r = report[m];
-    out << "| " << m << " | " << (m == "text" ? "latent, " + r["score"].get<std::string>() : report["features"].get<std::string>())
-        << " | " << r["zsl"].get<double>() << " | " << r["u"].get<double>() << " | "
-        << r["s"].get<double>() << " | " << r["H"].get<double>() << " |\n";
+  for (const std::string base : {"dap", "iap", "text", "generated"}) {
+    for (const std::string m : {base, base + "+cs"}) {
+      if (!report.contains(m)) continue;
+      const auto& r = report[m];
+      std::string features = report["features"].get<std::string>();
+      if (base == "text") features = "latent, " + report["text"]["score"].get<std::string>();
+      if (base == "generated") features = "latent, softmax";
+      if (r.contains("gamma")) {
+        std::ostringstream g;
+        g << std::setprecision(3) << r["gamma"].get<double>();
+        features += ", gamma " + g.str();
+      }
+      out << "| " << m << " | " << features << " | " << r["zsl"].get<double>() << " | " << r["u"].get<double>()
+          << " | " << r["s"].get<double>() << " | " << r["H"].get<double>() << " |\n";
+    }
   }
   return out.str();
 }

@@ -8,6 +8,15 @@
 //   ZSL accuracy = per-class mean accuracy over the unseen classes, candidates = unseen;
 //   GZSL (Xian et al. 2018): candidates = all classes; u and s = per-class mean accuracy on
 //     unseen and seen test items; H = 2us / (u + s).
+//   Generated (the CADA-VAE recipe, Schonfeld et al. 2019, in mmkt's shared latent space):
+//     latents of unseen classes are drawn from q(z|caption) and q(z|description) of those
+//     classes (z = mu + sigma * eps), seen-class latents from q(z|image) of training images;
+//     one softmax classifier over all classes is fit on both and scores the test images' means.
+//   Calibrated stacking (Chao et al. 2016), the "+cs" rows: predict
+//     argmax_c score(x,c) - gamma * [c is seen], gamma chosen to maximise H on pseudo-GZSL
+//     splits of the validation data (seen classes only): some seen classes play unseen, the
+//     classifiers are refit without them, and gamma is swept over quantiles of the items'
+//     seen-minus-unseen score gap. ZSL accuracy is unchanged by gamma.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +64,7 @@ struct ZeroShotTask {
   torch::Tensor class_attributes;  // [C,M] float 0/1
   std::vector<std::int64_t> unseen, seen;
   std::vector<std::vector<std::string>> descriptions;  // per class
+  std::vector<std::vector<std::string>> captions;      // per class: training-style captions
 };
 // nullopt when the run's data has no class attributes or no unseen classes.
 std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run);
@@ -66,16 +76,33 @@ struct ZeroShotOptions {
   std::string features = "latent";  // latent (posterior means) | encoder (image encoder features)
   std::string score = "cosine";     // text zero-shot: euclidean | cosine
   std::int64_t max_train = 20000;   // training items used to fit the classifiers
+  // Generated: latents per class, seen (training images) and unseen (captions, descriptions).
+  std::int64_t generated_per_class = 400;
+  std::int64_t calibration_folds = 3;  // pseudo-GZSL splits of the validation data
+  std::uint64_t seed = 0;
 };
 
-// DAP, IAP and text zero-shot on the run's test set. `train` are embeddings of the run's own
-// training set (seen classes only), `test` of the test set (all classes). Returns
-// {"dap": {"zsl", "u", "s", "H"}, "iap": ..., "text": ..., "unseen": [...]} and fills
+// Calibrated stacking: scores [N,C] with gamma subtracted from the seen classes' columns.
+torch::Tensor calibrated_scores(const torch::Tensor& scores, const std::vector<std::int64_t>& seen,
+                                double gamma);
+// The gamma among `candidates` with the highest mean GZSL H over the given (scores, truth,
+// unseen, seen) splits; ties go to the smaller gamma.
+struct CalibrationSplit {
+  torch::Tensor scores, truth;
+  std::vector<std::int64_t> unseen, seen;
+};
+double best_calibration(const std::vector<CalibrationSplit>& splits, const std::vector<double>& candidates);
+
+// DAP, IAP, text and generated zero-shot on the run's test set. `train` are embeddings of the
+// run's own training set (seen classes only), `test` of the test set (all classes), and
+// `validation` (optional: seen classes only) calibrates the "+cs" rows. Returns
+// {"dap": {"zsl", "u", "s", "H"}, "dap+cs": {..., "gamma"}, ..., "unseen": [...]} and fills
 // `confusions` with the ZSL confusion matrices [U,U] per method.
 nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
                                 const Embeddings& train, const Embeddings& test,
                                 const ZeroShotOptions& options,
-                                std::map<std::string, torch::Tensor>* confusions = nullptr);
+                                std::map<std::string, torch::Tensor>* confusions = nullptr,
+                                const Embeddings* validation = nullptr);
 
 std::string zero_shot_markdown(const nlohmann::json& report);
 

@@ -55,10 +55,34 @@ torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch
   return (per_anchor * weights).sum() / weights.sum().clamp_min(1.0);
 }
 
+// Class-supervised contrastive loss with anchors from `a` and candidates from `b` (see
+// multimodal_vae.h): every item of b with the anchor's label is a positive (the paired item
+// alone where labels are unknown, -1), every other item of b a negative.
+torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
+                                   const train::TripletConfig& config) {
+  namespace F = torch::nn::functional;
+  const auto n = a.mu.size(0);
+  const auto ua = F::normalize(a.mu, F::NormalizeFuncOptions().dim(1));
+  const auto ub = F::normalize(b.mu, F::NormalizeFuncOptions().dim(1));
+  const auto logits = torch::mm(ua, ub.t()) / config.temperature;  // [B,B]
+  const auto log_softmax = logits - logits.logsumexp(1, /*keepdim=*/true);
+  auto positive = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
+  if (labels.defined()) {
+    const auto known = labels >= 0;
+    positive = positive | (labels.unsqueeze(1).eq(labels.unsqueeze(0)) & known.unsqueeze(1) &
+                           known.unsqueeze(0));
+  }
+  const auto p = positive.to(log_softmax.dtype());
+  return -((log_softmax * p).sum(1) / p.sum(1)).mean();
+}
+
 }  // namespace
 
 torch::Tensor triplet_loss(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                            const train::TripletConfig& config) {
+  if (config.kind == "contrastive") {
+    return 0.5 * (directed_contrastive(a, b, labels, config) + directed_contrastive(b, a, labels, config));
+  }
   return 0.5 * (directed_triplet(a, b, labels, config) + directed_triplet(b, a, labels, config));
 }
 

@@ -36,6 +36,13 @@ struct Output {
 // Triplet loss between the unimodal posteriors of two modalities (Kuznetsova, Bakhteev,
 // Ogaltsov 2018). Anchors in each modality; positives are the paired item's posterior in the
 // other; negatives another item of a different class. Returns the mean over anchors.
+// kind "contrastive" replaces the triplets by a class-supervised InfoNCE over the whole batch
+// (SupCon, Khosla et al. 2020, eq. 2 "L_out", across modalities as in CLIP's symmetric loss):
+//   s_ij = cos(mu_a_i, mu_b_j) / tau,  P(i) = {j : y_j = y_i} (just {i} when y_i is unknown),
+//   l_i  = -(1/|P(i)|) sum_{p in P(i)} [ s_ip - log sum_j exp(s_ij) ],
+// averaged over anchors, then over both directions (a -> b and b -> a). With class-level
+// captions the paired caption is one of many equally right ones, so every same-class caption is
+// a positive rather than a negative.
 torch::Tensor triplet_loss(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                            const train::TripletConfig& config);
 

@@ -25,7 +25,7 @@ json default_config_json() {
        {{"type", "jmvae"}, {"latent_dim", 64}, {"joint_hidden", {512}}, {"alpha", 0.1},
         {"modalities", json::array()}}},
       {"triplet",
-       {{"weight", 0.0}, {"kind", "soft"}, {"margin", 1.0}, {"negatives", "random"},
+       {{"weight", 0.0}, {"kind", "soft"}, {"margin", 1.0}, {"temperature", 0.1}, {"negatives", "random"},
         {"warmup_epochs", 0.0}, {"pairs", json::array()}}},
       {"train",
        {{"epochs", 10}, {"batch_size", 100}, {"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999},
@@ -172,8 +172,10 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.triplet.weight = t["weight"];
     MMKT_CHECK_INPUT(c.triplet.weight >= 0, "triplet.weight must be >= 0");
     c.triplet.kind = t["kind"];
-    check_one_of(c.triplet.kind, {"soft", "hinge"}, "triplet.kind");
+    check_one_of(c.triplet.kind, {"soft", "hinge", "contrastive"}, "triplet.kind");
     c.triplet.margin = t["margin"];
+    c.triplet.temperature = t["temperature"];
+    MMKT_CHECK_INPUT(c.triplet.temperature > 0, "triplet.temperature must be > 0");
     c.triplet.negatives = t["negatives"];
     check_one_of(c.triplet.negatives, {"random", "hard"}, "triplet.negatives");
     c.triplet.warmup_epochs = t["warmup_epochs"];

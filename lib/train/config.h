@@ -45,8 +45,11 @@ struct ModelConfig {
 struct TripletConfig {
   double weight = 0.0;             // 0 = off
   std::string kind = "soft";       // soft: softplus(D(a,p) - D(a,n)) on symmetric KL;
-                                   // hinge: max(0, margin + |mu_a-mu_p| - |mu_a-mu_n|)
+                                   // hinge: max(0, margin + |mu_a-mu_p| - |mu_a-mu_n|);
+                                   // contrastive: class-supervised InfoNCE over the whole batch
+                                   // on cosine similarities of the means (multimodal_vae.h)
   double margin = 1.0;
+  double temperature = 0.1;        // contrastive: the softmax temperature tau
   std::string negatives = "random";  // random | hard (in-batch, other class)
   double warmup_epochs = 0.0;      // weight ramps linearly from 0
   std::vector<std::pair<std::string, std::string>> pairs;  // empty = first two modalities
