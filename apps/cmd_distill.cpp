@@ -16,7 +16,7 @@ void register_distill(CLI::App& root, CommonOptions& common) {
   auto* cmd = root.add_subcommand("distill", "distil a trained run into a small unimodal student and evaluate it");
   cmd->add_option("--teacher", o->teacher_dir, "run directory of the teacher (mmkt train)")->required();
   cmd->add_option("--method", o->method,
-                  "baseline | kd | gd | hint | pkt | vid | bayes, a sum (pkt+bayes) or weights (pkt=1,bayes=0.1)")
+                  "baseline | kd | gd | hint | pkt | vid | bayes | mse, a sum (pkt+bayes) or weights (pkt=1,bayes=0.1)")
       ->capture_default_str();
   cmd->add_option("--student", o->student, "student network: mlp:W1,W2 | conv:C:W | gru:E:H:W")->capture_default_str();
   cmd->add_option("--modality", o->modality, "the student's modality (image or text)")->capture_default_str();

@@ -118,7 +118,19 @@ TEST(DistillLosses, HintIsTheMeanSquaredError) {
   EXPECT_NEAR(distill::hint_loss(a, b).item<double>(), (4.0 + 9.0) / 4.0, 1e-12);
 }
 
+TEST(DistillLosses, LatentMseSumsOverDimensionsAndAveragesOverTheBatch) {
+  // Rows: (1,2) vs (1,0) -> 4; (3,4) vs (0,4) -> 9; mean 6.5 (hint's element mean would be 3.25).
+  const auto a = torch::tensor({{1.0, 2.0}, {3.0, 4.0}}, torch::kFloat64).requires_grad_(true);
+  const auto b = torch::tensor({{1.0, 0.0}, {0.0, 4.0}}, torch::kFloat64);
+  const auto loss = distill::latent_mse(a, b);
+  EXPECT_NEAR(loss.item<double>(), 6.5, 1e-12);
+  loss.backward();  // d/da = 2 (a - b) / B
+  EXPECT_TRUE(torch::allclose(a.grad(), torch::tensor({{0.0, 2.0}, {3.0, 0.0}}, torch::kFloat64)));
+}
+
 TEST(Distill, MethodsParseToWeightsAndBadOnesAreRejected) {
+  EXPECT_EQ(distill::parse_method("mse"), (distill::MethodWeights{{"mse", 1.0}}));
+  EXPECT_EQ(distill::parse_method("ce=1,mse=0.5"), (distill::MethodWeights{{"ce", 1.0}, {"mse", 0.5}}));
   EXPECT_EQ(distill::parse_method("baseline"), (distill::MethodWeights{{"ce", 1.0}}));
   EXPECT_EQ(distill::parse_method("kd"), (distill::MethodWeights{{"kd", 0.9}, {"ce", 0.1}}));
   EXPECT_EQ(distill::parse_method("pkt+bayes"), (distill::MethodWeights{{"pkt", 1.0}, {"bayes", 1.0}}));

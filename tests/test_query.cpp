@@ -130,6 +130,24 @@ TEST(Query, DapEvidenceOnAHandWorkedExample) {
 }
 
 // The commands on a tiny trained shapes run (64x64 colour images and captions).
+TEST(Pictures, NearestNeighbourUpscalingKeepsPixelsSquare) {
+  // [1,1,2,2] = [[0, 1], [0.5, 0.25]] -> every pixel a 3x3 block.
+  const auto x = torch::tensor({0.0f, 1.0f, 0.5f, 0.25f}).view({1, 1, 2, 2});
+  const auto up = image::upscale_nearest(x, 3);
+  ASSERT_EQ(up.sizes(), (std::vector<std::int64_t>{1, 1, 6, 6}));
+  EXPECT_FLOAT_EQ(up[0][0][2][2].item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(up[0][0][0][3].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(up[0][0][5][0].item<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(up[0][0][3][5].item<float>(), 0.25f);
+  EXPECT_FLOAT_EQ(up.sum().item<float>(), 9.0f * 1.75f);
+  // 28-pixel items reach 112 pixels (4x); 64-pixel ones 128 (2x); big ones stay.
+  EXPECT_EQ(image::viewing_scale(28), 4);
+  EXPECT_EQ(image::viewing_scale(64), 2);
+  EXPECT_EQ(image::viewing_scale(112), 1);
+  EXPECT_EQ(image::viewing_scale(300), 1);
+  EXPECT_EQ(image::viewing_scale(7), 8);  // capped
+}
+
 TEST(Query, CommandsOnATinyShapesRun) {
   const auto base = (fs::path(::testing::TempDir()) / "mmkt_query_run").string();
   fs::remove_all(base);

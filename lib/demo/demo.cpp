@@ -131,7 +131,8 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   io::write_file_atomic(demo_dir + "/query.json",
                         nlohmann::json{{"query", o.query}, {"latency_ms", query_ms}, {"results", hit_json}}.dump(2) + "\n");
   const auto drawn = query::images_from_text(run, query::text_input(run, o.draw, rt.device), 16, rt.seed);
-  image::write_png(demo_dir + "/generated.png", image::make_grid(drawn, 4));
+  image::write_png(demo_dir + "/generated.png",
+                   image::make_grid(image::upscale_nearest(drawn, image::viewing_scale(drawn.size(2))), 4));
   figures["seconds"]["query"] = since(t);
   figures["seconds"]["total"] = since(start);
 

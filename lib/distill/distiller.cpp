@@ -16,7 +16,7 @@
 namespace mmkt::distill {
 
 const std::vector<std::string>& distill_terms() {
-  static const std::vector<std::string> terms = {"ce", "kd", "gd", "hint", "pkt", "vid", "bayes"};
+  static const std::vector<std::string> terms = {"ce", "kd", "gd", "hint", "pkt", "vid", "bayes", "mse"};
   return terms;
 }
 
@@ -26,9 +26,9 @@ MethodWeights preset(const std::string& name) {
   if (name == "baseline") return {{"ce", 1.0}};
   if (name == "kd") return {{"kd", 0.9}, {"ce", 0.1}};
   if (name == "gd") return {{"gd", 0.9}, {"ce", 0.1}};
-  if (name == "hint" || name == "pkt" || name == "vid" || name == "bayes") return {{name, 1.0}};
+  if (name == "hint" || name == "pkt" || name == "vid" || name == "bayes" || name == "mse") return {{name, 1.0}};
   fail_input("distillation method '", name,
-             "' (expected baseline, kd, gd, hint, pkt, vid, bayes, a sum such as pkt+bayes, or "
+             "' (expected baseline, kd, gd, hint, pkt, vid, bayes, mse, a sum such as pkt+bayes, or "
              "weights such as pkt=1,bayes=0.1)");
 }
 
@@ -46,7 +46,7 @@ MethodWeights parse_method(const std::string& method) {
       const auto term = item.substr(0, eq);
       MMKT_CHECK_INPUT(std::find(distill_terms().begin(), distill_terms().end(), term) != distill_terms().end(),
                        "distillation weights '", method, "': unknown term '", term,
-                       "' (expected ce, kd, gd, hint, pkt, vid, bayes)");
+                       "' (expected ce, kd, gd, hint, pkt, vid, bayes, mse)");
       double v = 0;
       std::size_t used = 0;
       try {
@@ -107,6 +107,8 @@ StepLoss distill_loss(Student& student, DistillHeads& heads, const TransferSet& 
       value = pkt_loss(q.mu, on(target.mu));
     } else if (term == "vid") {
       value = vid_loss(heads->regressor->forward(q.mu), heads->alpha, on(t.features));
+    } else if (term == "mse") {
+      value = latent_mse(q.mu, on(target.mu));
     } else if (term == "bayes") {
       value = bayesian_kl(q, models::Gaussian{on(target.mu), on(target.logvar)});
     } else {

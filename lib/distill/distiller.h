@@ -30,7 +30,8 @@ using MethodWeights = std::map<std::string, double>;  // term -> weight (> 0)
 // Every term name, in table order.
 const std::vector<std::string>& distill_terms();
 // "baseline" (ce), "kd" (0.9 kd + 0.1 ce, RepDistiller's mix), "gd" (0.9 gd + 0.1 ce), "hint",
-// "pkt", "vid", "bayes"; "a+b" sums presets; "pkt=1,bayes=0.1" gives weights directly.
+// "pkt", "vid", "bayes", "mse" (latent-mean feature mimicry); "a+b" sums presets;
+// "pkt=1,bayes=0.1" gives weights directly.
 MethodWeights parse_method(const std::string& method);
 bool uses_teacher(const MethodWeights& weights);
 

@@ -46,4 +46,8 @@ torch::Tensor bayesian_kl(const models::Gaussian& student, const models::Gaussia
   return models::kl_divergence(student, teacher).mean();
 }
 
+torch::Tensor latent_mse(const torch::Tensor& student_mu, const torch::Tensor& teacher_mu) {
+  return (student_mu - teacher_mu).pow(2).sum(1).mean();
+}
+
 }  // namespace mmkt::distill

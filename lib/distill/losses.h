@@ -31,6 +31,12 @@ torch::Tensor hint_loss(const torch::Tensor& projected, const torch::Tensor& tea
 torch::Tensor vid_loss(const torch::Tensor& mean, const torch::Tensor& alpha,
                        const torch::Tensor& teacher);
 
+// Feature mimicry on the shared latent (CLIP-KD's feature distillation, Yang et al. 2024, which
+// found it beats CRD and most alternatives for cross-modal students): ||mu_s - mu_t||^2 summed
+// over latent dimensions and averaged over the batch. The student's latent is the teacher's
+// space, so no projection is learned (unlike hint).
+torch::Tensor latent_mse(const torch::Tensor& student_mu, const torch::Tensor& teacher_mu);
+
 // Bayesian distillation (Grabovoy & Strijov 2021): the teacher's posterior replaces the N(0,I)
 // prior of the student's posterior: KL(q_s(z|x) || q_t(z|x,w)), summed over latent dimensions
 // and averaged over the batch.

@@ -96,7 +96,8 @@ void reconstruction_picture(train::LoadedRun& run, const std::string& path, cons
   const auto from_image = dec.mean(run.model->encode("image", inputs.at("image")).mu).cpu();
   const auto from_all = dec.mean(run.model->encode_joint(inputs).mu).cpu();
   const auto grid = torch::cat(std::vector<torch::Tensor>{batch->images.cpu(), from_image, from_all});
-  image::write_png(path, image::make_grid(grid, static_cast<int>(batch->size())));
+  image::write_png(path, image::make_grid(image::upscale_nearest(grid, image::viewing_scale(grid.size(2))),
+                                          static_cast<int>(batch->size())));
 }
 
 // A contact sheet for a few text queries against the test images (cosine on posterior means).

@@ -1,5 +1,7 @@
 #include "image/convert.h"
 
+#include <algorithm>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
@@ -98,6 +100,16 @@ torch::Tensor make_grid(const torch::Tensor& images, int columns, int padding, f
         .copy_(src[i]);
   }
   return grid;
+}
+
+torch::Tensor upscale_nearest(const torch::Tensor& images, int factor) {
+  MMKT_CHECK(factor >= 1 && images.dim() >= 2, "upscale_nearest: factor ", factor, " for ", images.sizes());
+  if (factor == 1) return images;
+  return images.repeat_interleave(factor, -1).repeat_interleave(factor, -2);
+}
+
+int viewing_scale(std::int64_t height) {
+  return static_cast<int>(std::clamp<std::int64_t>((112 + height - 1) / std::max<std::int64_t>(height, 1), 1, 8));
 }
 
 void write_png(const std::string& path, const torch::Tensor& image) {

@@ -23,6 +23,11 @@ cv::Mat tensor_to_mat(const torch::Tensor& image);
 // Tiles images [N,C,H,W] into a grid `columns` wide with `padding` pixels between them.
 torch::Tensor make_grid(const torch::Tensor& images, int columns, int padding = 2,
                         float pad_value = 1.0f);
+// Nearest-neighbour upscaling of the last two dimensions by an integer factor (pixels stay
+// sharp squares: 28-pixel items are unreadable at their own size).
+torch::Tensor upscale_nearest(const torch::Tensor& images, int factor);
+// The factor that brings an item of `height` pixels to at least 112 pixels (1 to 8).
+int viewing_scale(std::int64_t height);
 // Writes a tensor image as PNG, atomically; throws Error on failure.
 void write_png(const std::string& path, const torch::Tensor& image);
 
