@@ -181,7 +181,7 @@ TEST(Distill, TeacherIsUnchangedByDistillationAndTheStudentLearns) {
   o.epochs = 1;
   o.batch_size = 16;
   o.progress_seconds = 1e9;
-  const auto weights = distill::parse_method("ce=1,kd=1,hint=1,pkt=1,vid=1,bayes=1");
+  const auto weights = distill::parse_method("ce=1,kd=1,hint=1,pkt=1,vid=1,bayes=1,mse=1");
   distill::DistillHeads heads(4, transfer.features.size(1));
   const auto first = distill::distill_loss(student, heads, transfer, torch::arange(16), weights, o, torch::kCPU);
   for (const auto& term : distill::distill_terms()) {
