@@ -47,8 +47,8 @@ std::string openblas_core_name();
 //  - on a CPU with AVX-512 (see CpuFeatures): any core without AVX-512 kernels -> "SkylakeX".
 //    This covers the generic fallbacks (Prescott, ...) and also AVX2-only cores chosen for
 //    AVX-512 CPUs that 0.3.21 does not know (Zen 4 is run with its Haswell kernels): on such a
-//    machine (2-vCPU AMD EPYC) `mmkt bench --part train-mnist` measured 4378 samples/s with
-//    Haswell and 5587 with AVX-512 kernels, and the 1024^3 matmul 176 vs 318 GFLOP/s
+//    machine (2-vCPU AMD EPYC) `mmkt bench --part train-mnist` measured 4224 samples/s with
+//    Haswell and 5826 with AVX-512 kernels, and the 1024^3 matmul 174 vs 312 GFLOP/s
 //    (experiments/results/bench_train_mnist/);
 //  - on a CPU with AVX2 only: a core without AVX2 kernels (Prescott, Core2, Nehalem,
 //    Sandybridge, ...) -> "Haswell".
