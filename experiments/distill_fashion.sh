@@ -5,7 +5,8 @@
 # Markdown table (the layout of the PKT paper's Table 1 plus cross-modal columns).
 #
 # Usage: [TEACHER=runs/fm6] [STUDENT=mlp:32] [AUX=mlp:256] [EPOCHS=20] [THREADS=2] \
-#        [OUT=runs/distill_fashion] [COMBINED=ce=1,bayes=0.1] bash experiments/distill_fashion.sh
+#        [OUT=runs/distill_fashion] [COMBINED=ce=1,bayes=0.1] [HEAVY=1] bash experiments/distill_fashion.sh
+# HEAVY=0 keeps the single-method rows only (no -H, data-free or text-student rows: ~15 min).
 # Without TEACHER, a teacher is trained first (JMVAE-kl + triplets, 6 epochs, ~30 min on 2
 # cores). Each student run takes 1-2 minutes; the whole table ~30 minutes on 2 cores.
 # Writes OUT/<row>/{result.json,result.md,student.pt,...} and OUT/table.md (also printed).
@@ -35,14 +36,16 @@ distil() {  # distil ROW STUDENT EPOCHS [options...]
   rows+=("$out/$row")
 }
 distil baseline "$student" "$epochs" --method baseline
-for m in kd gd hint pkt vid bayes "$combined"; do
+for m in kd gd hint pkt vid bayes mse "$combined"; do
   distil "$m" "$student" "$epochs" --method "$m"
 done
-for m in kd gd hint pkt vid bayes "$combined"; do
-  distil "$m-H" "$student" "$epochs" --method "$m" --heavy
-done
-distil "bayes-datafree" "$student" "$epochs" --method bayes --data-free
-# A text-only student (captions -> the teacher's latent space), compared with the teacher's
-# text encoder; its t->i column is student text -> teacher images.
-distil "text-bayes" "${TEXT_STUDENT:-gru:32:64:64}" "${TEXT_EPOCHS:-3}" --method bayes --modality text
+if [ "${HEAVY:-1}" = 1 ]; then
+  for m in kd gd hint pkt vid bayes mse "$combined"; do
+    distil "$m-H" "$student" "$epochs" --method "$m" --heavy
+  done
+  distil "bayes-datafree" "$student" "$epochs" --method bayes --data-free
+  # A text-only student (captions -> the teacher's latent space), compared with the teacher's
+  # text encoder; its t->i column is student text -> teacher images.
+  distil "text-bayes" "${TEXT_STUDENT:-gru:32:64:64}" "${TEXT_EPOCHS:-3}" --method bayes --modality text
+fi
 $mmkt --log-level warn distill-table "${rows[@]}" --out "$out/table.md"
