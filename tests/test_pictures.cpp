@@ -113,11 +113,12 @@ TEST(Pictures, ConfusionPngSizeAndCellColours) {
 
 TEST(Pictures, ImageRowsPng) {
   const auto path = temp_path("rows.png");
-  // 2 rows of 3 RGB 28x28 images, short captions (one line each): row height = 56.
+  // 2 rows of 3 RGB 28x28 images, short captions (one line each); the default scale brings
+  // 28-pixel items to 112 pixels (4x): row height = 112.
   eval::write_image_rows_png(path, {"a red circle", "a blue square"}, torch::rand({2, 3, 3, 28, 28}));
   auto m = read_png(path);
-  EXPECT_EQ(m.cols, 260 + 3 * (56 + 4));
-  EXPECT_EQ(m.rows, 4 + 2 * (56 + 4));
+  EXPECT_EQ(m.cols, 260 + 3 * (112 + 4));
+  EXPECT_EQ(m.rows, 4 + 2 * (112 + 4));
   // A grey image per row (K = 1, a caption generated from it), scale 3, a narrow strip: a long
   // caption wraps over more lines than the image is high, so its row grows.
   const std::string long_caption(
@@ -143,7 +144,7 @@ TEST(Pictures, ContactSheetPng) {
   relevant[0][0] = true;
   // Image queries: tile = 10*2 + 6 = 26; row height = max(26, 1*18 + 8) = 26.
   eval::write_contact_sheet_png(path, {"query one", "query two"}, torch::rand({2, 3, 10, 10}),
-                                results, relevant);
+                                results, relevant, 2);
   auto m = read_png(path);
   const int tile = 26, results_x = 4 + tile + 4 + 260;
   EXPECT_EQ(m.cols, results_x + 4 * (tile + 4));
@@ -160,8 +161,11 @@ TEST(Pictures, ContactSheetPng) {
   EXPECT_EQ(m.cols, 4 + 260 + 5 * (16 + 4));
   EXPECT_EQ(m.rows, 4 + 26 + 4);  // max(16, 18 + 8)
   // Grey queries beside colour results (image -> image across datasets).
-  eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 1, 10, 10}), results, relevant);
+  eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 1, 10, 10}), results, relevant, 2);
   EXPECT_EQ(read_png(path).cols, results_x + 4 * (tile + 4));
+  // The default scale for 10-pixel items: 12x would reach 112 pixels, the cap is 8x: tile 86.
+  eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 1, 10, 10}), results, relevant);
+  EXPECT_EQ(read_png(path).cols, 4 + (80 + 6) + 4 + 260 + 4 * (80 + 6 + 4));
   EXPECT_THROW(eval::write_contact_sheet_png(path, {"a"}, {}, results, relevant), InputError);
   EXPECT_THROW(eval::write_contact_sheet_png(path, {"a", "b"}, {}, results, relevant.narrow(1, 0, 3)),
                InputError);

@@ -1,6 +1,6 @@
 // `mmkt demo`: the main job behind the README's first command, on Fashion-MNIST with the
 // captions and attributes in data/ (nothing beyond the set-up):
-//   1. trains a JMVAE-kl with triplet constraints for a few minutes (2 short epochs),
+//   1. trains a JMVAE-kl with contrastive image-caption constraints for a few minutes (2 short epochs),
 //   2. evaluates retrieval and zero-shot, with pictures (eval/report.h),
 //   3. distils one image student (mlp:32, CE + Bayesian KL) and evaluates it beside the teacher,
 //   4. answers one text query from a saved index and draws images for one caption,

@@ -338,6 +338,7 @@ void write_image_rows_png(const std::string& path, const std::vector<std::string
   const auto rows = images.size(0), k = images.size(1), h = images.size(3), w = images.size(4);
   MMKT_CHECK_INPUT(static_cast<std::int64_t>(row_captions.size()) == rows, path, ": ",
                    row_captions.size(), " captions for ", rows, " rows of images");
+  if (scale == 0) scale = image::viewing_scale(h);
   MMKT_CHECK_INPUT(caption_width >= 40 && scale >= 1, path,
                    ": caption_width must be >= 40 and scale >= 1, got ", caption_width, " and ", scale);
   const int tile_w = static_cast<int>(w) * scale, tile_h = static_cast<int>(h) * scale;
@@ -385,6 +386,7 @@ void write_contact_sheet_png(const std::string& path,
                      path, ": query_images ", query_images.sizes(), " do not match results ",
                      results.sizes());
   }
+  if (scale == 0) scale = image::viewing_scale(h);
   MMKT_CHECK_INPUT(scale >= 1, path, ": scale must be >= 1, got ", scale);
 
   constexpr int kCaption = 260, kFrame = 3;

@@ -38,20 +38,21 @@ void write_confusion_png(const std::string& path, const torch::Tensor& confusion
                          const std::vector<std::string>& col_names, const std::string& title);
 
 // One row per caption: the caption (wrapped) on a white strip caption_width wide, then the K
-// images of images [R,K,C,H,W] (float in [0,1], C = 1 or 3) upscaled by `scale` (nearest).
+// images of images [R,K,C,H,W] (float in [0,1], C = 1 or 3) upscaled by `scale` (nearest;
+// 0 = image::viewing_scale(H): 4x for 28-pixel items, 2x for 64-pixel ones).
 // Layout (pad 4, line 18 px): row height = max(H*scale, lines*18 + 8);
 // width = caption_width + K*(W*scale + 4), height = 4 + sum of (row height + 4).
 void write_image_rows_png(const std::string& path, const std::vector<std::string>& row_captions,
-                          const torch::Tensor& images, int caption_width = 260, int scale = 2);
+                          const torch::Tensor& images, int caption_width = 260, int scale = 0);
 
 // Retrieval contact sheet, one row per query: the query image (query_images [R,C,H,W], C = 1
 // or 3 whatever the results' C, or undefined for text queries), its caption on a 260 px strip, then the top-K results [R,K,C,H,W]
-// framed 3 px green when relevant [R,K] and red when not. Layout (pad 4, tile t = W*scale + 6
+// framed 3 px green when relevant [R,K] and red when not (scale 0 = image::viewing_scale(H)). Layout (pad 4, tile t = W*scale + 6
 // wide, H*scale + 6 high): width = 4 + (query image ? t + 4 : 0) + 260 + K*(t + 4);
 // row height = max(H*scale + 6, lines*18 + 8); height = 4 + sum of (row height + 4).
 void write_contact_sheet_png(const std::string& path,
                              const std::vector<std::string>& query_captions,
                              const torch::Tensor& query_images, const torch::Tensor& results,
-                             const torch::Tensor& relevant, int scale = 2);
+                             const torch::Tensor& relevant, int scale = 0);
 
 }  // namespace mmkt::eval
