@@ -128,6 +128,10 @@ TEST(Retrieval, SeenAndUnseenQueryGroupsAgainstTheWholeDatabase) {
               (eval::random_average_precision(5, 2) + eval::random_average_precision(5, 1)) / 2, 1e-12);
   EXPECT_NEAR(unseen_figures.random_map, eval::random_average_precision(5, 2), 1e-12);
   EXPECT_NEAR(seen.random_precision_at.at(5), (0.4 + 0.2) / 2, 1e-12);
+  // E[R@1] = R / N per query: seen (2/5 + 1/5) / 2, unseen 2/5; all queries (2+1+2)/15.
+  EXPECT_NEAR(seen.random_recall_at.at(1), 0.3, 1e-12);
+  EXPECT_NEAR(unseen_figures.random_recall_at.at(1), 0.4, 1e-12);
+  EXPECT_NEAR(r.random_recall_at.at(1), 1.0 / 3.0, 1e-12);
   const auto j = r.to_json();
   EXPECT_NEAR(j["groups"]["unseen"]["mAP"].get<double>(), 0.325, 1e-9);
   EXPECT_EQ(j["groups"]["seen"]["queries"].get<std::int64_t>(), 2);

@@ -97,9 +97,7 @@ class StepTimer {
         reference_(parameters_, adam_options_) {
     data::Batcher batcher(run.data.train, training_batches(run, 0));
     for (int k = 0; k < prebuilt; ++k) batches_.push_back(batcher.make_batch(0, k));
-    options_.kl_weight = 1.0;
-    options_.triplet = run.config.triplet;
-    options_.triplet_weight = run.config.triplet.weight;
+    options_ = train::objective_options_at(run.config, INFINITY);  // after every warm-up
   }
 
   // One step; `reference_adam`: libtorch's torch::optim::Adam with zero_grad() instead.
@@ -122,8 +120,8 @@ class StepTimer {
     return ms_per_call(repeats, 0.2, [&] { fused_.step(); });
   }
 
-  // `epochs` real training epochs (fresh batches with their dynamic binarization, the run's KL
-  // warm-up), as the trainer runs them.
+  // `epochs` real training epochs (fresh batches with their dynamic binarization, the run's
+  // warm-ups and learning-rate schedule), as the trainer runs them.
   void train_epochs(int epochs) {
     model()->train();
     data::Batcher batcher(run_.data.train, training_batches(run_, 1));
@@ -132,17 +130,21 @@ class StepTimer {
       batcher.start_epoch(e);
       std::int64_t k = 0;
       while (auto batch = batcher.next()) {
-        models::ObjectiveOptions o = options_;
         const double progress = e + static_cast<double>(k++) / static_cast<double>(per_epoch);
-        const double warmup = run_.config.train.warmup_epochs;
-        o.kl_weight = warmup > 0 ? std::min(1.0, progress / warmup) : 1.0;
+        auto o = train::objective_options_at(run_.config, progress);
+        set_learning_rate(train::learning_rate_at(run_.config.train, progress));
         step_on(*batch, o, false);
       }
     }
+    set_learning_rate(run_.config.train.lr);
   }
 
  private:
   models::MultimodalVae& model() { return run_.model; }
+
+  void set_learning_rate(double lr) {
+    for (auto& group : fused_.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  }
 
   void step_on(const data::Batch& batch, models::ObjectiveOptions& o, bool reference_adam) {
     auto& model = run_.model;

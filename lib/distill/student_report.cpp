@@ -168,9 +168,9 @@ std::string at_path(const nlohmann::json& j, const std::vector<std::string>& pat
 std::string by_group(const nlohmann::json& r, const std::string& task, const std::string& score,
                      const std::string& figure) {
   const auto all = at_path(r, {"retrieval", task, score, figure});
-  if (all == "-" || !r["retrieval"][task][score].contains("groups")) return all;
-  return all + " / " + at_path(r, {"retrieval", task, score, "groups", "seen", figure}) + " / " +
-         at_path(r, {"retrieval", task, score, "groups", "unseen", figure});
+  const auto seen = at_path(r, {"retrieval", task, score, "groups", "seen", figure});
+  if (seen == "-") return all;
+  return all + " / " + seen + " / " + at_path(r, {"retrieval", task, score, "groups", "unseen", figure});
 }
 }  // namespace
 

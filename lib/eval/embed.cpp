@@ -60,50 +60,51 @@ std::map<std::string, torch::Tensor> seen_unseen_groups(const torch::Tensor& lab
   return {{"seen", is_unseen.logical_not()}, {"unseen", is_unseen}};
 }
 
-nlohmann::json image_retrieval_report(const Embeddings& e, const std::string& image,
-                                      const std::vector<std::int64_t>& unseen) {
+namespace {
+
+struct RetrievalTask {
+  std::string query, database;  // modalities; the same one: the query item is left out
+};
+
+// Each task by Euclidean and cosine score, class-level relevance, with seen/unseen query groups;
+// cross-modal tasks also rank the paired item from the same scores.
+nlohmann::json retrieval_tasks(const Embeddings& e, const std::vector<RetrievalTask>& tasks,
+                               const std::vector<std::int64_t>& unseen) {
+  const auto groups = seen_unseen_groups(e.labels, unseen);
   nlohmann::json report;
-  for (const std::string score : {"euclidean", "cosine"}) {
-    RetrievalOptions o;
-    o.score = score;
-    o.exclude_self = true;
-    o.query_groups = seen_unseen_groups(e.labels, unseen);
-    report[image + "->" + image][score] =
-        retrieve(e.mu.at(image), e.labels, e.mu.at(image), e.labels, o).to_json();
+  for (const auto& t : tasks) {
+    const bool same = t.query == t.database;
+    for (const std::string score : {"euclidean", "cosine"}) {
+      RetrievalOptions o;
+      o.score = score;
+      o.exclude_self = same;
+      o.paired = !same;
+      o.query_groups = groups;
+      const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o);
+      auto cls = r.to_json();
+      if (!same) {
+        cls["instance"] = {{"R@1", r.pair_recall_at.at(1)}, {"R@5", r.pair_recall_at.at(5)},
+                           {"R@10", r.pair_recall_at.at(10)}, {"median_rank", r.pair_median_rank},
+                           {"random_R@10", r.random_pair_recall_at.at(10)}};
+      }
+      report[t.query + "->" + t.database][score] = cls;
+    }
   }
   return report;
+}
+
+}  // namespace
+
+nlohmann::json image_retrieval_report(const Embeddings& e, const std::string& image,
+                                      const std::vector<std::int64_t>& unseen) {
+  return retrieval_tasks(e, {{image, image}}, unseen);
 }
 
 nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
                                 const std::string& text, const std::vector<std::int64_t>& unseen) {
   MMKT_CHECK_INPUT(e.mu.count(image) && e.mu.count(text), "retrieval needs modalities '", image,
                    "' and '", text, "'");
-  nlohmann::json report;
-  struct Task {
-    std::string name, query, database;
-    bool same;
-  };
-  const std::vector<Task> tasks = {{text + "->" + image, text, image, false},
-                                   {image + "->" + text, image, text, false},
-                                   {image + "->" + image, image, image, true}};
-  for (const auto& t : tasks) {
-    for (const std::string score : {"euclidean", "cosine"}) {
-      RetrievalOptions o;
-      o.score = score;
-      o.exclude_self = t.same;
-      o.paired = !t.same;  // the paired item's rank comes from the same scores
-      o.query_groups = seen_unseen_groups(e.labels, unseen);
-      const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o);
-      auto cls = r.to_json();
-      if (!t.same) {
-        cls["instance"] = {{"R@1", r.pair_recall_at.at(1)}, {"R@5", r.pair_recall_at.at(5)},
-                           {"R@10", r.pair_recall_at.at(10)}, {"median_rank", r.pair_median_rank},
-                           {"random_R@10", r.random_pair_recall_at.at(10)}};
-      }
-      report[t.name][score] = cls;
-    }
-  }
-  return report;
+  return retrieval_tasks(e, {{text, image}, {image, text}, {image, image}}, unseen);
 }
 
 std::string retrieval_markdown(const nlohmann::json& report) {

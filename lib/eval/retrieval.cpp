@@ -30,6 +30,7 @@ nlohmann::json QueryGroupFigures::to_json() const {
   for (const auto& [k, v] : precision_at) j["P@" + std::to_string(k)] = v;
   for (const auto& [k, v] : random_precision_at) j["random_P@" + std::to_string(k)] = v;
   for (const auto& [k, v] : recall_at) j["R@" + std::to_string(k)] = v;
+  for (const auto& [k, v] : random_recall_at) j["random_R@" + std::to_string(k)] = v;
   return j;
 }
 
@@ -109,11 +110,11 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
   r.database = effective_n;
   // Per-query figures, averaged over all queries and over each query group at the end.
   std::vector<double> ap_of_query, random_ap_of_query;
-  std::map<std::int64_t, std::vector<double>> p_of_query, random_p_of_query, hit_of_query;
+  std::map<std::int64_t, std::vector<double>> p_of_query, random_p_of_query, hit_of_query,
+      random_hit_of_query;
   ap_of_query.reserve(static_cast<std::size_t>(m));
   random_ap_of_query.reserve(static_cast<std::size_t>(m));
   std::map<std::int64_t, double> random_ap_of;  // E[AP] depends only on R (N is fixed): O(N) once per R
-  std::map<std::int64_t, double> rhit_sum;
   std::vector<double> first_ranks, pair_ranks;
   first_ranks.reserve(static_cast<std::size_t>(m));
 
@@ -168,7 +169,7 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
       for (const auto k : o.ks) {
         const auto kk = std::min(k, effective_n);
         random_p_of_query[k].push_back(static_cast<double>(ri) / static_cast<double>(effective_n));
-        rhit_sum[k] += random_hit(effective_n, ri, kk);
+        random_hit_of_query[k].push_back(random_hit(effective_n, ri, kk));
       }
     }
     for (const auto k : o.ks) {
@@ -200,6 +201,7 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
       g.precision_at[k] = mean_over(p_of_query[k], mask);
       g.random_precision_at[k] = mean_over(random_p_of_query[k], mask);
       g.recall_at[k] = mean_over(hit_of_query[k], mask);
+      g.random_recall_at[k] = mean_over(random_hit_of_query[k], mask);
     }
     return g;
   };
@@ -209,7 +211,7 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
   r.precision_at = all.precision_at;
   r.random_precision_at = all.random_precision_at;
   r.recall_at = all.recall_at;
-  for (const auto k : o.ks) r.random_recall_at[k] = rhit_sum[k] / static_cast<double>(m);
+  r.random_recall_at = all.random_recall_at;
   for (const auto& [name, group] : o.query_groups) {
     MMKT_CHECK(group.dim() == 1 && group.size(0) == m, "retrieve: query group '", name,
                "' needs a [", m, "] mask, got ", group.sizes());

@@ -39,7 +39,7 @@ struct RetrievalOptions {
 struct QueryGroupFigures {
   std::int64_t queries = 0;
   double map = 0, random_map = 0;
-  std::map<std::int64_t, double> precision_at, random_precision_at, recall_at;
+  std::map<std::int64_t, double> precision_at, random_precision_at, recall_at, random_recall_at;
   nlohmann::json to_json() const;
 };
 

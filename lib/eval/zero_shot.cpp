@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -212,11 +213,30 @@ double best_calibration(const std::vector<CalibrationSplit>& splits, const std::
 
 namespace {
 
+// What the text side gives zero-shot, encoded once per report (the calibration folds reuse it):
+// the text prototypes, and per class q(z|text) of its captions then its descriptions, which the
+// generated classifier draws unseen-class latents from.
+struct ClassTextLatents {
+  torch::Tensor prototypes;                                     // [C,D]
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> texts;  // per class (mu, logvar) [T,D]
+};
+
+ClassTextLatents class_text_latents(train::LoadedRun& run, const ZeroShotTask& task) {
+  ClassTextLatents out;
+  out.prototypes = text_class_prototypes(run, task);
+  for (std::size_t c = 0; c < task.captions.size(); ++c) {
+    auto texts = task.captions[c];
+    texts.insert(texts.end(), task.descriptions[c].begin(), task.descriptions[c].end());
+    out.texts.push_back(encode_texts(run, texts));
+  }
+  return out;
+}
+
 // The latents the "generated" classifier learns from: for seen classes, up to n per class drawn
 // from q(z|image) of training images; for unseen classes, n drawn from q(z|text) of the class's
 // captions and descriptions (cycled). Returns (z [M,D], labels [M]).
 std::pair<torch::Tensor, torch::Tensor> generated_training_set(
-    train::LoadedRun& run, const ZeroShotTask& task, const torch::Tensor& mu_train,
+    const ZeroShotTask& task, const ClassTextLatents& text, const torch::Tensor& mu_train,
     const torch::Tensor& logvar_train, const torch::Tensor& y_train, std::int64_t n, std::uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);
   const auto draw = [&](const torch::Tensor& mu, const torch::Tensor& logvar) {
@@ -231,11 +251,8 @@ std::pair<torch::Tensor, torch::Tensor> generated_training_set(
     ys.push_back(torch::full({rows.numel()}, c, torch::kInt64));
   }
   for (const auto c : task.unseen) {
-    auto texts = task.captions[static_cast<std::size_t>(c)];
-    const auto& d = task.descriptions[static_cast<std::size_t>(c)];
-    texts.insert(texts.end(), d.begin(), d.end());
-    const auto [mu, logvar] = encode_texts(run, texts);
-    const auto pick = torch::arange(n, torch::kInt64).remainder(static_cast<std::int64_t>(texts.size()));
+    const auto& [mu, logvar] = text.texts[static_cast<std::size_t>(c)];
+    const auto pick = torch::arange(n, torch::kInt64).remainder(mu.size(0));
     zs.push_back(draw(mu.index_select(0, pick), logvar.index_select(0, pick)));
     ys.push_back(torch::full({n}, c, torch::kInt64));
   }
@@ -243,8 +260,8 @@ std::pair<torch::Tensor, torch::Tensor> generated_training_set(
 }
 
 // Scores [N,C] of every zero-shot method for test features `x_test`, with classifiers fit on
-// training features of task.seen classes.
-std::map<std::string, torch::Tensor> method_scores(train::LoadedRun& run, const ZeroShotTask& task,
+// training features of task.seen classes; the text methods only with `text`.
+std::map<std::string, torch::Tensor> method_scores(const ZeroShotTask& task, const ClassTextLatents* text,
                                                    const torch::Tensor& x_train, const torch::Tensor& y_train,
                                                    const torch::Tensor& logvar_train,
                                                    const torch::Tensor& x_test, const torch::Tensor& mu_test,
@@ -263,10 +280,10 @@ std::map<std::string, torch::Tensor> method_scores(train::LoadedRun& run, const 
                                  static_cast<std::int64_t>(task.seen.size()));
     scores["iap"] = dap_log_scores(iap_attribute_probs(clf.probabilities(x_test), a.index_select(0, seen_t)), a, prior);
   }
-  if (!run.model->has_modality("text") || !run.data.tokenizer) return scores;
+  if (!text) return scores;
   // Text: the mean latent of each class's descriptions under q(z|text).
   {
-    const auto protos = text_class_prototypes(run, task);  // [C,D]
+    const auto& protos = text->prototypes;  // [C,D]
     namespace F = torch::nn::functional;
     scores["text"] = o.score == "cosine"
                          ? torch::mm(F::normalize(mu_test, F::NormalizeFuncOptions().dim(1)),
@@ -275,7 +292,7 @@ std::map<std::string, torch::Tensor> method_scores(train::LoadedRun& run, const 
   }
   // Generated: a softmax over all classes on image latents (seen) and text latents (unseen).
   if (logvar_train.defined()) {
-    const auto [z, y] = generated_training_set(run, task, x_train, logvar_train, y_train,
+    const auto [z, y] = generated_training_set(task, *text, x_train, logvar_train, y_train,
                                                o.generated_per_class, o.seed);
     scores["generated"] = fit_softmax(z, y, classes).logits(mu_test);
   }
@@ -286,12 +303,12 @@ std::map<std::string, torch::Tensor> method_scores(train::LoadedRun& run, const 
 // are unseen ones (at most all but two) play unseen; the classifiers are refit on the training
 // items of the rest. Returns method -> one CalibrationSplit per fold.
 std::map<std::string, std::vector<CalibrationSplit>> calibration_splits(
-    train::LoadedRun& run, const ZeroShotTask& task, const torch::Tensor& x_train, const torch::Tensor& y_train,
-    const torch::Tensor& logvar_train, const Embeddings& validation, const torch::Tensor& x_validation,
-    const ZeroShotOptions& o) {
+    const ZeroShotTask& task, const ClassTextLatents* text, const torch::Tensor& x_train,
+    const torch::Tensor& y_train, const torch::Tensor& logvar_train, const Embeddings& validation,
+    const torch::Tensor& x_validation, const ZeroShotOptions& o) {
   std::map<std::string, std::vector<CalibrationSplit>> out;
+  if (task.seen.size() < 3) return out;  // at least two seen classes must stay seen
   const auto held = std::min(task.unseen.size(), task.seen.size() - 2);
-  if (task.seen.size() < 3 || held == 0) return out;
   SplitMix rng(mix64(o.seed ^ 0x63616c6962ULL));
   for (std::int64_t fold = 0; fold < o.calibration_folds; ++fold) {
     auto order = task.seen;
@@ -302,7 +319,7 @@ std::map<std::string, std::vector<CalibrationSplit>> calibration_splits(
     std::sort(pseudo.unseen.begin(), pseudo.unseen.end());
     std::sort(pseudo.seen.begin(), pseudo.seen.end());
     const auto keep = torch::isin(y_train, torch::tensor(pseudo.seen, torch::kInt64)).nonzero().squeeze(1);
-    const auto scores = method_scores(run, pseudo, x_train.index_select(0, keep), y_train.index_select(0, keep),
+    const auto scores = method_scores(pseudo, text, x_train.index_select(0, keep), y_train.index_select(0, keep),
                                       logvar_train.defined() ? logvar_train.index_select(0, keep) : torch::Tensor(),
                                       x_validation, validation.mu.at("image"), o);
     for (const auto& [method, s] : scores) {
@@ -327,6 +344,8 @@ std::vector<double> calibration_candidates(const std::vector<CalibrationSplit>& 
     const auto best_unseen = s.index_select(1, torch::tensor(sp.unseen, torch::kInt64)).amax(1);
     const auto gap = (best_seen - best_unseen).contiguous();
     const auto q = torch::quantile(gap, torch::linspace(0.0, 1.0, 41, torch::kFloat64));
+    // Just above each quantile: an item switches to its best unseen class once gamma exceeds
+    // its gap, so gamma = gap itself would leave it where it was.
     for (std::int64_t i = 0; i < q.numel(); ++i) candidates.push_back(q[i].item<double>() + 1e-9);
   }
   return candidates;
@@ -368,7 +387,10 @@ nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
     if (confusions) (*confusions)[name] = confusion(m, task.unseen, classes);
     log::info("zero-shot ", name, ": ZSL ", m.zsl, ", GZSL u ", m.u, " s ", m.s, " H ", m.h);
   };
-  const auto scores = method_scores(run, task, xtr, ytr, logvar_tr, xte, test.mu.at(image), o);
+  std::optional<ClassTextLatents> text;
+  if (run.model->has_modality("text") && run.data.tokenizer) text = class_text_latents(run, task);
+  const auto* text_latents = text ? &*text : nullptr;
+  const auto scores = method_scores(task, text_latents, xtr, ytr, logvar_tr, xte, test.mu.at(image), o);
   for (const auto& [method, s] : scores) record(method, s);
   if (report.contains("text")) {
     report["text"]["score"] = o.score;
@@ -381,7 +403,7 @@ nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
     const auto& source_validation = latent ? validation->mu : validation->features;
     MMKT_CHECK_INPUT(source_validation.count(image), "zero-shot calibration needs validation ", o.features,
                      " embeddings of the image modality");
-    const auto splits = calibration_splits(run, task, xtr, ytr, logvar_tr, *validation,
+    const auto splits = calibration_splits(task, text_latents, xtr, ytr, logvar_tr, *validation,
                                            source_validation.at(image), o);
     for (const auto& [method, method_splits] : splits) {
       const double gamma = best_calibration(method_splits, calibration_candidates(method_splits));

@@ -21,6 +21,12 @@ torch::Tensor pairwise_euclidean(const torch::Tensor& a, const torch::Tensor& b)
   return (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1).add(1e-12).sqrt();
 }
 
+// [B,B] true where items i and j have the same known label (labels -1 are unknown).
+torch::Tensor same_known_class(const torch::Tensor& labels) {
+  const auto known = labels >= 0;
+  return labels.unsqueeze(1).eq(labels.unsqueeze(0)) & known.unsqueeze(1) & known.unsqueeze(0);
+}
+
 // Loss with anchors from `a` and positives/negatives from `b`.
 torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                                const train::TripletConfig& config) {
@@ -30,12 +36,7 @@ torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch
   // Valid negatives: another item, of another class where labels are known.
   auto eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
   auto valid = eye.logical_not();
-  if (labels.defined()) {
-    const auto known = (labels >= 0);
-    const auto same = labels.unsqueeze(1).eq(labels.unsqueeze(0)) &
-                      known.unsqueeze(1) & known.unsqueeze(0);
-    valid = valid & same.logical_not();
-  }
+  if (labels.defined()) valid = valid & same_known_class(labels).logical_not();
   const auto has_negative = valid.any(1);
   torch::Tensor negative_index;
   if (config.negatives == "hard") {
@@ -67,11 +68,7 @@ torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const t
   const auto logits = torch::mm(ua, ub.t()) / config.temperature;  // [B,B]
   const auto log_softmax = logits - logits.logsumexp(1, /*keepdim=*/true);
   auto positive = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
-  if (labels.defined()) {
-    const auto known = labels >= 0;
-    positive = positive | (labels.unsqueeze(1).eq(labels.unsqueeze(0)) & known.unsqueeze(1) &
-                           known.unsqueeze(0));
-  }
+  if (labels.defined()) positive = positive | same_known_class(labels);
   const auto p = positive.to(log_softmax.dtype());
   return -((log_softmax * p).sum(1) / p.sum(1)).mean();
 }

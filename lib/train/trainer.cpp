@@ -244,15 +244,8 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
       auto batch = batcher.next();
       if (!batch) break;
       seen_global += batch->global_rows;
-      // Warm-ups are linear in fractional epochs (Sonderby et al. 2016 for the KL term).
       const double progress = static_cast<double>(epoch) + static_cast<double>(k) / steps_per_epoch;
-      models::ObjectiveOptions options;
-      options.kl_weight = config.train.warmup_epochs > 0
-                              ? std::min(1.0, progress / config.train.warmup_epochs)
-                              : 1.0;
-      options.triplet = config.triplet;
-      options.triplet_weight = config.triplet.weight *
-          (config.triplet.warmup_epochs > 0 ? std::min(1.0, progress / config.triplet.warmup_epochs) : 1.0);
+      auto options = objective_options_at(config, progress);
       const double lr = learning_rate_at(config.train, progress);
       for (auto& group : optimizer.param_groups()) {
         static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
@@ -418,6 +411,17 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
   log::info("test (", data.test->size(), " items, single-sample bound): ", format_terms(test));
   log::info("run written to ", run_dir);
   return summary;
+}
+
+models::ObjectiveOptions objective_options_at(const RunConfig& config, double epoch) {
+  const auto ramp = [epoch](double warmup_epochs) {
+    return warmup_epochs > 0 ? std::min(1.0, epoch / warmup_epochs) : 1.0;
+  };
+  models::ObjectiveOptions options;
+  options.kl_weight = ramp(config.train.warmup_epochs);
+  options.triplet = config.triplet;
+  options.triplet_weight = config.triplet.weight * ramp(config.triplet.warmup_epochs);
+  return options;
 }
 
 LoadedRun load_run(const std::string& run_dir, const torch::Device& device,

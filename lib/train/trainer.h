@@ -73,6 +73,11 @@ struct LoadedRun {
   std::vector<models::ModalityConfig> modalities;
   models::MultimodalVae model{nullptr};
 };
+// The objective's weights at fractional epoch `epoch` of a run: the KL term and the triplet term
+// warm up linearly over train.warmup_epochs and triplet.warmup_epochs (Sonderby et al. 2016 for
+// the KL term). Labels are the caller's.
+models::ObjectiveOptions objective_options_at(const RunConfig& config, double epoch);
+
 // `checkpoint` names another model file of the run (e.g. checkpoint_epoch50.pt); "" = best/latest.
 LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
                    const std::string& checkpoint = "");
