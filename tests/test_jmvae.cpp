@@ -174,6 +174,39 @@ TEST(Jmvae, AlphaZeroLeavesUnimodalEncodersOutOfTheLoss) {
   }
 }
 
+TEST(Mvae, UnimodalPosteriorIsTheExpertTimesThePrior) {
+  // MVAE trains q(z|m) = expert x N(0,I). With the image head pinned to the expert N(2, 3 I)
+  // (zero weights, bias [mu | logvar]), the posterior is precision-weighted with the prior:
+  // var = 1 / (1/3 + 1) = 0.75, mu = 0.75 * (2/3) = 0.5. Retrieval and every other consumer
+  // of encode() must see that, not the raw expert.
+  torch::manual_seed(4);
+  models::MultimodalVae model(tiny_model("mvae"));
+  const auto d = model->config().latent_dim;
+  for (auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    auto& p = item.value();
+    if (name.rfind("enc_image_head.", 0) != 0) continue;
+    torch::NoGradGuard no_grad;
+    if (name == "enc_image_head.weight") p.zero_();
+    if (name == "enc_image_head.bias") {
+      p.narrow(0, 0, d).fill_(2.0);
+      p.narrow(0, d, d).fill_(std::log(3.0));
+    }
+  }
+  const auto inputs = tiny_inputs();
+  const auto expert = model->encode_expert("image", inputs.at("image"));
+  EXPECT_NEAR(expert.mu.mean().item<double>(), 2.0, 1e-6);
+  const auto q = model->encode("image", inputs.at("image"));
+  EXPECT_NEAR(q.mu.min().item<double>(), 0.5, 1e-5);
+  EXPECT_NEAR(q.mu.max().item<double>(), 0.5, 1e-5);
+  EXPECT_NEAR(q.logvar.mean().item<double>(), std::log(0.75), 1e-5);
+  // encode_subset with one modality is the same posterior; JMVAE and MMVAE keep the expert.
+  EXPECT_TRUE(torch::allclose(model->encode_subset({{"image", inputs.at("image")}}).mu, q.mu));
+  models::MultimodalVae mmvae(tiny_model("mmvae"));
+  EXPECT_TRUE(torch::equal(mmvae->encode("image", inputs.at("image")).mu,
+                           mmvae->encode_expert("image", inputs.at("image")).mu));
+}
+
 TEST(Jmvae, ElboTermsAddUp) {
   torch::manual_seed(2);
   models::MultimodalVae model(tiny_model("jmvae"));

@@ -15,6 +15,7 @@
 #include "data/batcher.h"
 #include "eval/embed.h"
 #include "eval/likelihood.h"
+#include "models/fused_gru.h"
 #include "optim/fused_adam.h"
 #include "query/index.h"
 #include "query/inputs.h"
@@ -206,6 +207,17 @@ TrainingRates time_training(train::LoadedRun& run, int prebuilt, int warmup, int
                             int repeats, const torch::Device& device, bool ablation = false) {
   StepTimer timer(run, prebuilt, device);
   return time_training(timer, warmup, steps, repeats, ablation);
+}
+
+// Runs `timing` with the text networks on libtorch's GRU instead of the fused one (the
+// ablation rows), restoring the fused path afterwards.
+template <typename Timing>
+std::vector<double> with_libtorch_gru(Timing timing) {
+  struct Restore {
+    ~Restore() { models::set_fused_gru_enabled(true); }
+  } restore;
+  models::set_fused_gru_enabled(false);
+  return timing();
 }
 
 // Milliseconds per pass over `gemms` (each [m,k] x [k,n] with the operand layouts a Linear's
@@ -512,6 +524,11 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
     report["train_shapes"] = figure(
         time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device).mmkt,
         "samples/s");
+    report["train_shapes_libtorch_gru"] = figure(
+        with_libtorch_gru([&] {
+          return time_training(shapes, 8, 1, steps, options.repeats, device).mmkt;
+        }),
+        "samples/s");
   }
 
   if (wants(options, "train") || wants(options, "pipeline") || wants(options, "query")) {
@@ -523,6 +540,11 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
                                        options.repeats, device).mmkt;
       fashion_train = median(rates);
       report["train_fashion"] = figure(rates, "samples/s");
+      report["train_fashion_libtorch_gru"] = figure(
+          with_libtorch_gru([&] {
+            return time_training(fashion, 10, 1, steps, options.repeats, device).mmkt;
+          }),
+          "samples/s");
     }
     if (wants(options, "pipeline")) {
       log::info("bench: Fashion-MNIST + captions data pipeline");
@@ -609,7 +631,9 @@ std::string bench_markdown(const nlohmann::json& r) {
   row("shared_input_separate_ms", "q(z|x) and joint image branch first layers (fwd + bwd), two 784 -> 512 matmuls", 3);
   row("shared_input_fused_ms", "the same as one 784 -> 1024 matmul, split", 3);
   row("train_shapes", "JMVAE-kl + triplet training, 64x64 conv + GRU text (shapes), batch 100", 0);
+  row("train_shapes_libtorch_gru", "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
   row("train_fashion", "JMVAE-kl + triplet training, Fashion-MNIST MLP + GRU text, batch 100", 0);
+  row("train_fashion_libtorch_gru", "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
   row("eval_embed_mnist", "evaluation: posterior means of both modalities (MNIST test set)", 0);
   row("likelihood_k1000_per_100_items", "K = 1000 log p(image,label), 100 items", 2);
   if (r.contains("query_text_to_image")) {

@@ -298,13 +298,14 @@ nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& s
   data::Batcher batcher(test, bo);
   batcher.start_epoch(0);
   std::map<std::string, std::vector<torch::Tensor>> judged;
-  std::vector<torch::Tensor> truths;
+  std::vector<torch::Tensor> truths, labels;
   std::int64_t n = 0;
   while (n < o.max_items) {
     auto batch = batcher.next();
     if (!batch) break;
     const auto inputs = train::inputs_from_batch(*batch, run.modalities, device);
     truths.push_back(targets_from_labels(schema, batch->labels));
+    labels.push_back(batch->labels.cpu());
     for (const auto& m : others) {
       // image | m
       const auto zm = run.model->encode(m, inputs.at(m)).rsample();
@@ -332,6 +333,19 @@ nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& s
   const auto truth = torch::cat(truths);
   nlohmann::json report;
   for (auto& [name, list] : judged) report[name] = agreement(torch::cat(list), truth);
+  // The classes held out of training (shapes' compositional combinations, a zero-shot split's
+  // unseen classes) on their own: generating a combination never seen is a different test.
+  if (!run.data.unseen_classes.empty()) {
+    const auto unseen = torch::tensor(run.data.unseen_classes, torch::kLong);
+    const auto held_out = torch::isin(torch::cat(labels).to(torch::kLong), unseen);
+    if (held_out.any().item<bool>()) {
+      const auto rows = held_out.nonzero().squeeze(1);
+      for (auto& [name, list] : judged) {
+        report[name + " (held-out classes)"] =
+            agreement(torch::cat(list).index_select(0, rows), truth.index_select(0, rows));
+      }
+    }
+  }
   // Joint coherence: samples from the prior, every modality generated, judgements compared.
   for (const auto& m : others) {
     std::vector<torch::Tensor> a, b;

@@ -10,7 +10,9 @@
 //   cross-coherence m|image : z ~ q(z|image), m generated (greedy caption / label argmax), parsed
 //   joint coherence         : z ~ N(0,I); both generated; agreement of the two judgements
 // Reported: strict = share of items with every group right ("strict" of CdSprites+), feats =
-// mean number of groups right (and as a share of G).
+// mean number of groups right (and as a share of G); each cross-coherence again on the test
+// items of the classes held out of training ("... (held-out classes)": shapes' compositional
+// combinations such as red hearts), when the run has any.
 #pragma once
 
 #include <cstdint>

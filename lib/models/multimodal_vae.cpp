@@ -126,10 +126,16 @@ DecoderImpl& MultimodalVaeImpl::decoder(const std::string& modality) {
   return *it->second;
 }
 
-Gaussian MultimodalVaeImpl::encode(const std::string& modality, const ModalityInput& input) {
+Gaussian MultimodalVaeImpl::encode_expert(const std::string& modality, const ModalityInput& input) {
   auto it = unimodal_features_.find(modality);
   MMKT_CHECK_INPUT(it != unimodal_features_.end(), "model has no modality '", modality, "'");
   return gaussian_from_params(unimodal_heads_.at(modality)->forward(it->second->forward(input)));
+}
+
+Gaussian MultimodalVaeImpl::encode(const std::string& modality, const ModalityInput& input) {
+  auto expert = encode_expert(modality, input);
+  if (config_.type == "mvae") return product_of_experts({expert}, true);
+  return expert;
 }
 
 torch::Tensor MultimodalVaeImpl::unimodal_features(const std::string& modality,
@@ -152,7 +158,6 @@ Gaussian MultimodalVaeImpl::encode_subset(const Inputs& inputs) {
   }
   if (inputs.size() == 1) {
     const auto& [name, input] = *inputs.begin();
-    if (config_.type == "mvae") return product_of_experts({encode(name, input)}, true);
     return encode(name, input);
   }
   if (config_.type == "jmvae") {
@@ -162,7 +167,7 @@ Gaussian MultimodalVaeImpl::encode_subset(const Inputs& inputs) {
     return joint_jmvae(inputs);
   }
   std::vector<Gaussian> experts;
-  for (const auto& [name, input] : inputs) experts.push_back(encode(name, input));
+  for (const auto& [name, input] : inputs) experts.push_back(encode_expert(name, input));
   if (config_.type == "mvae") return product_of_experts(experts, true);
   // mmvae: moment-matched uniform mixture.
   torch::Tensor mu_sum, second_sum;
@@ -240,11 +245,11 @@ Output MultimodalVaeImpl::objective_jmvae(const Inputs& inputs, const ObjectiveO
 
 Output MultimodalVaeImpl::objective_mvae(const Inputs& inputs, const ObjectiveOptions& options) {
   Output out;
-  std::map<std::string, Gaussian> unimodal;
+  std::map<std::string, Gaussian> unimodal;  // q(z|m) = expert x prior, as encode() gives it
   std::vector<Gaussian> experts;
   for (const auto& name : names_) {
-    unimodal.emplace(name, encode(name, inputs.at(name)));
-    experts.push_back(unimodal.at(name));
+    experts.push_back(encode_expert(name, inputs.at(name)));
+    unimodal.emplace(name, product_of_experts({experts.back()}, true));
   }
   // Joint ELBO with the product of all experts, then each single-modality ELBO (the
   // sub-sampled terms of Wu & Goodman 2018 for the one-modality subsets).
@@ -256,7 +261,7 @@ Output MultimodalVaeImpl::objective_mvae(const Inputs& inputs, const ObjectiveOp
   out.terms["kl"] = mean_of(kl);
   out.terms["elbo"] = mean_of(rec - kl);
   for (const auto& m : config_.modalities) {
-    const auto qm = product_of_experts({unimodal.at(m.name)}, true);
+    const auto& qm = unimodal.at(m.name);
     const auto zm = qm.rsample();
     const auto llm = log_likelihood(m.name, zm, inputs.at(m.name));
     const auto klm = kl_standard_normal(qm);

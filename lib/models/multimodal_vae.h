@@ -54,8 +54,13 @@ class MultimodalVaeImpl : public torch::nn::Module {
   std::vector<std::string> modality_names() const;
   bool has_modality(const std::string& name) const;
 
-  // Unimodal posterior q(z | m).
+  // Unimodal posterior q(z | m), as training defines it: the expert for jmvae and mmvae; for
+  // mvae the expert times the N(0, I) prior expert (Wu & Goodman 2018, eq. 3 with one
+  // modality). Retrieval, embeddings, generation, zero-shot and distillation targets use this.
   Gaussian encode(const std::string& modality, const ModalityInput& input);
+  // The unimodal encoder head's Gaussian alone, before any prior expert (what MVAE multiplies
+  // and MMVAE mixes).
+  Gaussian encode_expert(const std::string& modality, const ModalityInput& input);
   // The unimodal encoder's features of m, before the Gaussian head [B,F] (probes, DAP).
   torch::Tensor unimodal_features(const std::string& modality, const ModalityInput& input);
   // Posterior given all modalities present in `inputs` (any non-empty subset): JMVAE uses its

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "models/fused_gru.h"
 #include "models/gru_inference.h"
 #include "text/tokenizer.h"
 
@@ -319,12 +320,9 @@ torch::Tensor TextGruEncoderImpl::forward(const ModalityInput& input) {
   const auto len = lengths.unsqueeze(1);                                 // [B,1]
   const auto reversed =
       ids.gather(1, (len - 1 - pos).clamp_min(0)).masked_fill(pos >= len, kPad);
-  const auto out_f = std::get<0>(gru_forward_->forward(embedding_->forward(ids)));
-  const auto out_b = std::get<0>(gru_backward_->forward(embedding_->forward(reversed)));
   // The state after the last real token: it has read only real tokens, whatever the padding.
-  const auto last = (lengths - 1).view({batch, 1, 1}).expand({batch, 1, out_f.size(2)});
-  const auto h_f = out_f.gather(1, last).squeeze(1);
-  const auto h_b = out_b.gather(1, last).squeeze(1);
+  const auto h_f = gru_sequence(gru_forward_, embedding_->forward(ids), lengths).last;
+  const auto h_b = gru_sequence(gru_backward_, embedding_->forward(reversed), lengths).last;
   return torch::relu(fc_->forward(torch::cat({h_f, h_b}, 1)));
 }
 
@@ -372,12 +370,16 @@ torch::Tensor TextGruDecoderImpl::log_likelihood(const torch::Tensor& z,
   const auto targets = ids.slice(1, 1, steps + 1);
   const auto x = torch::cat(
       {embedding_->forward(inputs), z.unsqueeze(1).expand({batch, steps, z.size(1)})}, 2);
-  const auto out = std::get<0>(gru_->forward(x, initial_state(z)));
-  const auto logp = torch::log_softmax(out_->forward(out), -1);         // [B,T,V]
-  const auto picked = logp.gather(2, targets.unsqueeze(2)).squeeze(2);  // [B,T]
-  // Position t predicts id t+1, which is real when t + 1 < length.
+  // Position t predicts id t+1, which is real when t + 1 < length: row b runs length-1 steps.
+  const auto out = gru_sequence(gru_, x, lengths - 1, initial_state(z).squeeze(0)).output;
   const auto mask = torch::arange(steps, lengths.options()).unsqueeze(0) < (lengths - 1).unsqueeze(1);
-  return picked.masked_fill(~mask, 0.0).sum(1);
+  // The vocabulary layer and softmax only at real positions (padding would be masked anyway).
+  const auto real = mask.flatten().nonzero().squeeze(1);  // positions b*T+t, row-major
+  const auto hidden = out.reshape({batch * steps, out.size(2)}).index_select(0, real);
+  const auto logp = torch::log_softmax(out_->forward(hidden), -1);  // [N,V]
+  const auto picked = logp.gather(1, targets.reshape({batch * steps}).index_select(0, real).unsqueeze(1));
+  return torch::zeros({batch}, logp.options())
+      .index_add(0, torch::div(real, steps, "floor"), picked.squeeze(1));
 }
 
 torch::Tensor TextGruDecoderImpl::mean(const torch::Tensor& z) {
