@@ -1,4 +1,5 @@
 // `mmkt data shapes`: write a procedural shapes dataset (PNG + JSONL manifest).
+// `mmkt data photos`: write a folder of user-style photos with captions (own-data experiments).
 // `mmkt data bench`: measure the data pipeline's batches/s.
 #include <chrono>
 #include <iostream>
@@ -7,16 +8,18 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "data/batcher.h"
 #include "data/labelled_images.h"
+#include "data/photo_folder.h"
 #include "data/shapes.h"
 #include "text/tokenizer.h"
 
 namespace mmkt::app {
 
 void register_data(CLI::App& root, CommonOptions& common) {
-  auto* group = root.add_subcommand("data", "datasets: generate shapes, benchmark the pipeline");
+  auto* group = root.add_subcommand("data", "datasets: generate shapes or a user-style photo folder, benchmark the pipeline");
   group->require_subcommand(1);
 
   struct ShapesArgs {
@@ -43,6 +46,34 @@ void register_data(CLI::App& root, CommonOptions& common) {
       s->options.holdout = data::default_shapes_holdout(s->options.level);
     }
     data::write_shapes(s->options, s->out);
+  });
+
+  struct PhotoArgs {
+    data::PhotoFolderOptions options;
+    std::string dataset = "fashion-mnist", root, split = "train";
+  };
+  auto ph = std::make_shared<PhotoArgs>();
+  auto* photos = group->add_subcommand(
+      "photos", "write a folder of user-style photos with free-form captions (manifest.jsonl)");
+  photos->add_option("--out", ph->options.out, "output folder")->required();
+  photos->add_option("--n", ph->options.count, "number of items")->capture_default_str();
+  photos->add_option("--dataset", ph->dataset, "fashion-mnist | mnist (the images' source)")
+      ->capture_default_str();
+  photos->add_option("--root", ph->root, "IDX folder of the source dataset (default location if empty)");
+  photos->add_option("--split", ph->split, "train | test split of the source")->capture_default_str();
+  photos->add_option("--min-size", ph->options.min_size)->capture_default_str();
+  photos->add_option("--max-size", ph->options.max_size)->capture_default_str();
+  photos->callback([&common, ph] {
+    const Runtime rt = init_runtime(common.runtime);
+    ph->options.seed = rt.seed;
+    data::LabelledImagesOptions o;
+    o.dataset = ph->dataset;
+    o.root = ph->root;
+    o.split = ph->split;
+    o.seed = rt.seed;
+    const data::LabelledImageDataset source(o);
+    MMKT_CHECK_INPUT(source.class_attributes().has_value(), ph->dataset, ": no class-attribute file");
+    std::cout << data::write_photo_folder(source, *source.class_attributes(), ph->options) << std::endl;
   });
 
   struct BenchArgs {

@@ -7,8 +7,9 @@
 #      --set data.shapes_level=L model.type=MODEL seed=SEED (skipped when its summary.json
 #      exists; resumed with --resume when only its checkpoint does);
 #   2. `mmkt eval --metrics coherence` on all 5000 test items. One image evaluator per level
-#      judges every model and seed of that level (trained by the level's first run, then copied),
-#      as the toolkit uses one pretrained classifier per level;
+#      (3 epochs over 30000 fresh real images of every combination; its test accuracy is in each
+#      report) judges every model and seed of that level: trained by the level's first run, then
+#      copied, as the toolkit uses one pretrained classifier per level;
 #   3. copies the evidence to experiments/results/shapes/l<L>_<MODEL>_s<SEED>/ and writes
 #      experiments/results/shapes/table.{json,md}: mean +- std over the seeds present.
 # Usage: [LEVELS="1 2 3 4 5"] [MODELS="jmvae mvae mmvae"] [SEEDS="0 1 2"] [THREADS=2]
@@ -51,7 +52,8 @@ if [ -z "${TABLE_ONLY:-}" ]; then
           evaluator=runs/shapes_evaluators/level$level.pt
           mkdir -p "$run/eval"
           [ -f "$evaluator" ] && cp "$evaluator" "$run/eval/evaluator_image.pt"
-          eval_cmd=("$mmkt" --threads "$threads" eval --run "$run" --metrics coherence --coherence-items 5000)
+          eval_cmd=("$mmkt" --threads "$threads" eval --run "$run" --metrics coherence --coherence-items 5000
+                    --evaluator-epochs 3 --evaluator-items 30000)
           echo "${eval_cmd[*]}" >> "$dest/command.txt"
           start=$(date +%s)
           "${eval_cmd[@]}" > "$dest/eval.log" 2>&1

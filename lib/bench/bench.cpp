@@ -59,7 +59,7 @@ train::LoadedRun in_memory_run(const std::string& config_path, const std::vector
                                const torch::Device& device) {
   train::LoadedRun run;
   run.resolved = train::resolve_config_json(config_path, sets);
-  run.config = train::config_from_json(run.resolved, config_path);
+  run.config = train::resolve_data_choices(train::config_from_json(run.resolved, config_path));
   run.data = train::load_run_data(run.config, "");
   run.modalities = train::resolve_modalities(run.config, run.data);
   auto model_config = run.config.model;

@@ -3,7 +3,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +14,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "image/convert.h"
+
+#include <opencv2/core.hpp>
 #include "text/utf8.h"
 
 namespace mmkt::data {
@@ -89,20 +93,12 @@ Line parse_line(const std::string& raw, std::size_t number, const std::string& w
   return line;
 }
 
-}  // namespace
-
-ManifestDataset::ManifestDataset(const ManifestOptions& o) {
-  MMKT_CHECK_INPUT(o.channels == 1 || o.channels == 3, "manifest channels must be 1 or 3, got ",
-                   o.channels);
-  MMKT_CHECK_INPUT(o.image_size >= 8 && o.image_size <= 1024, "manifest image_size ",
-                   o.image_size, " out of range 8..1024");
-  if (!fs::exists(o.path)) fail_input(o.path, ": manifest does not exist");
-  std::ifstream in(o.path, std::ios::binary);
-  MMKT_CHECK_INPUT(static_cast<bool>(in), o.path, ": cannot open manifest");
-  const fs::path base = fs::path(o.path).parent_path();
-
-  if (!o.attributes_file.empty()) attrs_ = ClassAttributes::load(o.attributes_file);
-
+// Every non-blank line of a manifest, parsed, with image paths made absolute and checked.
+std::vector<Line> read_lines(const std::string& path) {
+  if (!fs::exists(path)) fail_input(path, ": manifest does not exist");
+  std::ifstream in(path, std::ios::binary);
+  MMKT_CHECK_INPUT(static_cast<bool>(in), path, ": cannot open manifest");
+  const fs::path base = fs::path(path).parent_path();
   std::vector<Line> lines;
   std::string raw;
   std::size_t number = 0;
@@ -110,9 +106,96 @@ ManifestDataset::ManifestDataset(const ManifestOptions& o) {
     ++number;
     if (!raw.empty() && raw.back() == '\r') raw.pop_back();
     if (raw.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
-    lines.push_back(parse_line(raw, number, o.path + ":" + std::to_string(number)));
+    const std::string where = path + ":" + std::to_string(number);
+    auto line = parse_line(raw, number, where);
+    const fs::path p(line.image);
+    line.image = p.is_absolute() ? p.string() : (base / p).string();
+    MMKT_CHECK_INPUT(fs::exists(line.image), where, ": image ", line.image, " does not exist");
+    lines.push_back(std::move(line));
   }
-  MMKT_CHECK_INPUT(!lines.empty(), o.path, ": the manifest holds no items (empty dataset)");
+  MMKT_CHECK_INPUT(!lines.empty(), path, ": the manifest holds no items (empty dataset)");
+  return lines;
+}
+
+// Runs work(i) for i in [0, n) on `threads` threads; the first error per item is kept and the
+// first one (in item order) is thrown after every thread has finished.
+template <typename Work>
+void for_each_item(std::int64_t n, int threads, Work work) {
+  std::atomic<std::int64_t> next{0};
+  std::vector<std::string> errors(static_cast<std::size_t>(n));
+  auto loop = [&] {
+    for (std::int64_t i = next++; i < n; i = next++) {
+      try {
+        work(i);
+      } catch (const Error& e) {
+        errors[i] = e.what();
+      } catch (const std::exception& e) {  // OpenCV and allocation errors: never escape a thread
+        errors[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(loop);
+  loop();
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors) {
+    if (!e.empty()) fail_input(e);
+  }
+}
+
+}  // namespace
+
+ManifestImageSurvey survey_manifest_images(const std::string& manifest, std::int64_t max_images,
+                                           int threads) {
+  const auto lines = read_lines(manifest);
+  ManifestImageSurvey survey;
+  survey.items = static_cast<std::int64_t>(lines.size());
+  const auto n = std::min<std::int64_t>(survey.items, std::max<std::int64_t>(1, max_images));
+  std::vector<int> short_side(n), colour(n);
+  std::vector<double> binary_pixels(n), pixels(n);
+  for_each_item(n, threads, [&](std::int64_t k) {
+    const auto& line = lines[static_cast<std::size_t>(k * survey.items / n)];  // evenly spaced
+    try {
+      const cv::Mat bgr = image::load_image(line.image, 3);
+      short_side[k] = std::min(bgr.rows, bgr.cols);
+      std::int64_t spread = 0, extreme = 0;
+      for (int r = 0; r < bgr.rows; ++r) {
+        const auto* p = bgr.ptr<cv::Vec3b>(r);
+        for (int c = 0; c < bgr.cols; ++c) {
+          const int b = p[c][0], g = p[c][1], rr = p[c][2];
+          if (std::max({std::abs(b - g), std::abs(g - rr), std::abs(b - rr)}) > 16) ++spread;
+          const int grey = (b + g + rr) / 3;
+          if (grey <= 16 || grey >= 239) ++extreme;
+        }
+      }
+      const double total = static_cast<double>(bgr.rows) * bgr.cols;
+      colour[k] = spread > 0.02 * total ? 1 : 0;
+      binary_pixels[k] = static_cast<double>(extreme);
+      pixels[k] = total;
+    } catch (const Error& e) {
+      fail_input(manifest, ":", line.number, ": ", e.what());
+    }
+  });
+  survey.surveyed = n;
+  double extreme = 0, total = 0;
+  for (std::int64_t k = 0; k < n; ++k) {
+    survey.colour += colour[k];
+    extreme += binary_pixels[k];
+    total += pixels[k];
+  }
+  survey.binary_pixel_share = total > 0 ? extreme / total : 0.0;
+  std::nth_element(short_side.begin(), short_side.begin() + n / 2, short_side.end());
+  survey.median_short_side = short_side[n / 2];
+  return survey;
+}
+
+ManifestDataset::ManifestDataset(const ManifestOptions& o) {
+  MMKT_CHECK_INPUT(o.channels == 1 || o.channels == 3, "manifest channels must be 1 or 3, got ",
+                   o.channels);
+  MMKT_CHECK_INPUT(o.image_size >= 8 && o.image_size <= 1024, "manifest image_size ",
+                   o.image_size, " out of range 8..1024");
+  if (!o.attributes_file.empty()) attrs_ = ClassAttributes::load(o.attributes_file);
+  auto lines = read_lines(o.path);
 
   // Labels: integers as given; class names through the class-attribute file, or numbered in
   // order of first appearance.
@@ -161,9 +244,6 @@ ManifestDataset::ManifestDataset(const ManifestOptions& o) {
                        " attributes but ", o.attributes_file, " defines ",
                        attrs_->attribute_names.size());
     }
-    const fs::path p(l.image);
-    l.image = p.is_absolute() ? p.string() : (base / p).string();
-    MMKT_CHECK_INPUT(fs::exists(l.image), where, ": image ", l.image, " does not exist");
   }
   if (labels.front() >= 0 && class_names.empty()) {
     const auto max_label = *std::max_element(labels.begin(), labels.end());
@@ -174,25 +254,14 @@ ManifestDataset::ManifestDataset(const ManifestOptions& o) {
   const auto n = static_cast<std::int64_t>(lines.size());
   const int s = o.image_size;
   images_ = torch::empty({n, o.channels, s, s}, torch::kUInt8);
-  std::atomic<std::int64_t> next{0};
-  std::vector<std::string> errors(lines.size());
-  auto work = [&] {
-    for (std::int64_t i = next++; i < n; i = next++) {
-      try {
-        const auto mat = image::resize_center_crop(image::load_image(lines[i].image, o.channels), s);
-        images_[i].copy_(image::mat_to_tensor(mat));
-      } catch (const Error& e) {
-        errors[i] = o.path + ":" + std::to_string(lines[i].number) + ": " + e.what();
-      }
+  for_each_item(n, o.threads, [&](std::int64_t i) {
+    try {
+      const auto mat = image::resize_center_crop(image::load_image(lines[i].image, o.channels), s);
+      images_[i].copy_(image::mat_to_tensor(mat));
+    } catch (const std::exception& e) {
+      fail_input(o.path, ":", lines[i].number, ": ", e.what());
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, o.threads); ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  for (const auto& e : errors) {
-    if (!e.empty()) fail_input(e);
-  }
+  });
 
   for (auto& l : lines) {
     captions_.push_back(l.text);

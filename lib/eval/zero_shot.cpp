@@ -424,7 +424,7 @@ std::string zero_shot_markdown(const nlohmann::json& report) {
   out << "| method | features | ZSL acc. (unseen) | GZSL u | GZSL s | GZSL H |\n"
       << "| --- | --- | ---: | ---: | ---: | ---: |\n";
   for (const std::string base : {"dap", "iap", "text", "generated"}) {
-    for (const std::string m : {base, base + "+cs"}) {
+    for (const auto& m : std::vector<std::string>{base, base + "+cs"}) {
       if (!report.contains(m)) continue;
       const auto& r = report[m];
       std::string features = report["features"].get<std::string>();

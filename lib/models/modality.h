@@ -43,7 +43,7 @@ struct ModalityConfig {
   std::int64_t rnn_hidden = 256;     // [rnn_hidden] text GRU width
   std::int64_t max_length = 48;      // [max_length] text: longest generated caption
   std::int64_t channels = 32;        // [channels] conv: width of the first conv layer
-  double likelihood_scale = 0.1;     // [likelihood_scale] fixed sigma (gaussian) or b (laplace)
+  double likelihood_scale = 0.1;     // [likelihood_scale] sigma (gaussian) or b (laplace); 0 = learned
   double weight = 1.0;               // [weight] multiplies this modality's log-likelihood
 };
 

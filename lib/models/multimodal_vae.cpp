@@ -217,13 +217,23 @@ torch::Tensor MultimodalVaeImpl::weighted_reconstruction(const torch::Tensor& z,
   return rec;
 }
 
+namespace {
+// The prior term of the loss: KL(q || N(0,I)) per item, with free bits sum_d max(lambda, KL_d)
+// (Kingma et al. 2016, eq. 15, per item) when lambda > 0.
+torch::Tensor prior_kl_term(const Gaussian& q, double free_bits) {
+  if (free_bits <= 0) return kl_standard_normal(q);
+  const auto per_dim = 0.5 * (q.mu.pow(2) + q.logvar.exp() - 1.0 - q.logvar);
+  return per_dim.clamp_min(free_bits).sum(-1);
+}
+}  // namespace
+
 Output MultimodalVaeImpl::objective_jmvae(const Inputs& inputs, const ObjectiveOptions& options) {
   Output out;
   const auto q = joint_jmvae(inputs);
   const auto z = q.rsample();
   const auto rec = weighted_reconstruction(z, inputs, out, "");
   const auto kl = kl_standard_normal(q);
-  auto bound = rec - options.kl_weight * kl;
+  auto bound = rec - options.kl_weight * prior_kl_term(q, options.free_bits);
   std::map<std::string, Gaussian> unimodal;
   if (config_.alpha > 0 || options.triplet_weight > 0) {
     for (const auto& name : names_) unimodal.emplace(name, encode(name, inputs.at(name)));
@@ -257,7 +267,7 @@ Output MultimodalVaeImpl::objective_mvae(const Inputs& inputs, const ObjectiveOp
   const auto z = q.rsample();
   const auto rec = weighted_reconstruction(z, inputs, out, "");
   const auto kl = kl_standard_normal(q);
-  auto bound = rec - options.kl_weight * kl;
+  auto bound = rec - options.kl_weight * prior_kl_term(q, options.free_bits);
   out.terms["kl"] = mean_of(kl);
   out.terms["elbo"] = mean_of(rec - kl);
   for (const auto& m : config_.modalities) {
@@ -266,7 +276,7 @@ Output MultimodalVaeImpl::objective_mvae(const Inputs& inputs, const ObjectiveOp
     const auto llm = log_likelihood(m.name, zm, inputs.at(m.name));
     const auto klm = kl_standard_normal(qm);
     out.terms["elbo_" + m.name] = mean_of(llm - klm);
-    bound = bound + m.weight * llm - options.kl_weight * klm;
+    bound = bound + m.weight * llm - options.kl_weight * prior_kl_term(qm, options.free_bits);
   }
   out.loss = -bound.mean();
   add_triplet(out, inputs, options, unimodal);

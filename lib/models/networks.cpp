@@ -110,22 +110,26 @@ ImageLikelihood parse_image_likelihood(const std::string& name, const std::strin
 }
 
 torch::Tensor image_log_likelihood(const torch::Tensor& output, const torch::Tensor& target,
-                                   ImageLikelihood likelihood, double scale) {
+                                   ImageLikelihood likelihood, double scale,
+                                   const torch::Tensor& log_scale) {
   const auto x = target.to(output.scalar_type());
   torch::Tensor per_pixel;
-  switch (likelihood) {
-    case ImageLikelihood::kBernoulli:
-      per_pixel = -torch::binary_cross_entropy_with_logits(output, x, {}, {},
-                                                           at::Reduction::None);
-      break;
-    case ImageLikelihood::kGaussian: {
-      const auto diff = x - torch::sigmoid(output);
-      per_pixel = -0.5 * diff * diff / (scale * scale) - (std::log(scale) + 0.5 * kLog2Pi);
-      break;
+  if (likelihood == ImageLikelihood::kBernoulli) {
+    per_pixel = -torch::binary_cross_entropy_with_logits(output, x, {}, {}, at::Reduction::None);
+    return per_pixel.flatten(1).sum(1);
+  }
+  const auto diff = x - torch::sigmoid(output);
+  if (log_scale.defined()) {  // learned: log s is a parameter
+    const auto ls = log_scale.clamp(kMinLogScale, kMaxLogScale);
+    if (likelihood == ImageLikelihood::kGaussian) {
+      per_pixel = -0.5 * diff * diff * torch::exp(-2.0 * ls) - ls - 0.5 * kLog2Pi;
+    } else {
+      per_pixel = -diff.abs() * torch::exp(-ls) - ls - std::log(2.0);
     }
-    case ImageLikelihood::kLaplace:
-      per_pixel = -(x - torch::sigmoid(output)).abs() / scale - std::log(2.0 * scale);
-      break;
+  } else if (likelihood == ImageLikelihood::kGaussian) {
+    per_pixel = -0.5 * diff * diff / (scale * scale) - (std::log(scale) + 0.5 * kLog2Pi);
+  } else {
+    per_pixel = -diff.abs() / scale - std::log(2.0 * scale);
   }
   return per_pixel.flatten(1).sum(1);
 }
@@ -186,8 +190,11 @@ ImageDecoderImpl::ImageDecoderImpl(const ModalityConfig& config, ImageLikelihood
   check_image_shape(config);
   check_hidden(config);
   if (likelihood != ImageLikelihood::kBernoulli) {
-    MMKT_CHECK_INPUT(scale_ > 0.0 && std::isfinite(scale_), where(name_),
-                     ": 'likelihood_scale' must be positive, got ", scale_);
+    MMKT_CHECK_INPUT(scale_ >= 0.0 && std::isfinite(scale_), where(name_),
+                     ": 'likelihood_scale' must be positive (or 0: learned), got ", scale_);
+    if (scale_ == 0.0) {
+      log_scale_ = register_parameter("log_scale", torch::full({}, std::log(kInitialLearnedScale)));
+    }
   }
 }
 
@@ -195,7 +202,7 @@ torch::Tensor ImageDecoderImpl::log_likelihood(const torch::Tensor& z,
                                                const ModalityInput& target) {
   check_image_batch(name_, target.data, shape_);
   check_batch(name_, z, target.data);
-  return image_log_likelihood(output(z), target.data, likelihood_, scale_);
+  return image_log_likelihood(output(z), target.data, likelihood_, scale_, log_scale_);
 }
 
 torch::Tensor ImageDecoderImpl::mean(const torch::Tensor& z) { return torch::sigmoid(output(z)); }

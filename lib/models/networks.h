@@ -20,17 +20,27 @@ namespace mmkt::models {
 
 // Pixel likelihood of an image decoder. The decoder emits one real per pixel, `o`.
 //   bernoulli: o are logits; log p = -BCEWithLogits(o, x) (x may be continuous in [0,1]).
-//   gaussian:  mean m = sigmoid(o), fixed sigma s; log p = -log(s) - 0.5 log(2 pi) - (x-m)^2/2s^2.
-//   laplace:   mean m = sigmoid(o), fixed scale b; log p = -log(2b) - |x-m|/b.
-// All normalising constants are included, so sums are log-likelihoods in nats.
+//   gaussian:  mean m = sigmoid(o), sigma s; log p = -log(s) - 0.5 log(2 pi) - (x-m)^2/2s^2.
+//   laplace:   mean m = sigmoid(o), scale b; log p = -log(2b) - |x-m|/b.
+// The scale is fixed (likelihood_scale > 0) or learned (likelihood_scale = 0): one scalar
+// parameter log s per decoder ("log_scale"), as the sigma-VAE of Rybkin, Daniilidis and Levine
+// (2021) learns it. A learned scale weighs reconstruction against the KL by how well the images
+// are reconstructed, so continuous photos neither drown the latent (collapse) nor get blurred by
+// a guessed scale. All normalising constants are included: sums are log-likelihoods in nats.
 enum class ImageLikelihood { kBernoulli, kGaussian, kLaplace };
+
+// A learned scale starts at 0.1 and stays within [e^-6, e^2] (log s is clamped).
+constexpr double kInitialLearnedScale = 0.1;
+constexpr double kMinLogScale = -6.0, kMaxLogScale = 2.0;
 
 // Parses "bernoulli" | "gaussian" | "laplace"; throws InputError naming `modality` otherwise.
 ImageLikelihood parse_image_likelihood(const std::string& name, const std::string& modality);
 
-// log p(target | output) per item, summed over every dimension but the first: [B].
+// log p(target | output) per item, summed over every dimension but the first: [B]. A defined
+// `log_scale` (scalar tensor) is a learned log s and replaces `scale`.
 torch::Tensor image_log_likelihood(const torch::Tensor& output, const torch::Tensor& target,
-                                   ImageLikelihood likelihood, double scale);
+                                   ImageLikelihood likelihood, double scale,
+                                   const torch::Tensor& log_scale = {});
 
 // Linear+ReLU for each width in `widths`, starting from `in_features`. Empty `widths` gives
 // an identity. Shared by the MLP encoders and decoders.
@@ -86,6 +96,7 @@ class ImageDecoderImpl : public DecoderImpl {
   std::vector<std::int64_t> shape_;  // {C,H,W}
   ImageLikelihood likelihood_;
   double scale_;
+  torch::Tensor log_scale_;  // defined when the scale is learned (likelihood_scale 0)
 };
 
 // z -> Linear+ReLU per reversed config.hidden -> Linear to C*H*W -> [B,C,H,W].

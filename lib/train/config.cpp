@@ -16,9 +16,9 @@ json default_config_json() {
       {"seed", 0},
       {"data",
        {{"dataset", "fashion-mnist"}, {"root", ""}, {"manifest", ""}, {"test_manifest", ""},
-        {"attributes_file", ""}, {"validation", 5000}, {"binarize", "dynamic"},
+        {"attributes_file", ""}, {"validation", 5000}, {"binarize", "auto"},
         {"zero_shot_split", true}, {"shapes_level", 3}, {"shapes_train", 50000},
-        {"shapes_test", 5000}, {"image_size", 64}, {"channels", 3}, {"workers", 1},
+        {"shapes_test", 5000}, {"image_size", 0}, {"channels", 0}, {"workers", 1},
         {"max_tokens", 48}}},
       {"tokenizer", {{"type", "unigram"}, {"vocab_size", 256}}},
       {"model",
@@ -29,7 +29,7 @@ json default_config_json() {
         {"warmup_epochs", 0.0}, {"pairs", json::array()}}},
       {"train",
        {{"epochs", 10}, {"batch_size", 100}, {"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999},
-        {"warmup_epochs", 0.0}, {"grad_clip", 0.0}, {"early_stopping", 0},
+        {"warmup_epochs", 0.0}, {"free_bits", -1.0}, {"grad_clip", 0.0}, {"early_stopping", 0},
         {"max_steps_per_epoch", 0}, {"progress_seconds", 5.0}, {"eval_batch_size", 500},
         {"lr_schedule", "constant"}, {"lr_min", 0.0}, {"lr_decay_start", 0.0},
         {"keep_checkpoints", json::array()}}},
@@ -104,7 +104,7 @@ models::ModalityConfig modality_from_json(const json& j, const std::string& wher
   m.likelihood_scale = merged["likelihood_scale"];
   m.weight = merged["weight"];
   check_one_of(m.kind, {"image", "text", "label", "attributes"}, where + ".kind");
-  MMKT_CHECK_INPUT(m.likelihood_scale > 0, where, ".likelihood_scale must be > 0");
+  MMKT_CHECK_INPUT(m.likelihood_scale >= 0, where, ".likelihood_scale must be > 0 (or 0: learned)");
   MMKT_CHECK_INPUT(m.weight > 0, where, ".weight must be > 0");
   return m;
 }
@@ -130,7 +130,7 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.data.validation = d["validation"];
     MMKT_CHECK_INPUT(c.data.validation >= 0, "data.validation must be >= 0");
     c.data.binarize = d["binarize"];
-    check_one_of(c.data.binarize, {"dynamic", "none"}, "data.binarize");
+    check_one_of(c.data.binarize, {"auto", "dynamic", "none"}, "data.binarize");
     c.data.zero_shot_split = d["zero_shot_split"];
     c.data.shapes_level = d["shapes_level"];
     MMKT_CHECK_INPUT(c.data.shapes_level >= 1 && c.data.shapes_level <= 5,
@@ -138,7 +138,11 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.data.shapes_train = d["shapes_train"];
     c.data.shapes_test = d["shapes_test"];
     c.data.image_size = d["image_size"];
+    MMKT_CHECK_INPUT(c.data.image_size == 0 || (c.data.image_size >= 8 && c.data.image_size <= 1024),
+                     "data.image_size must be 0 (auto) or 8..1024, got ", c.data.image_size);
     c.data.channels = d["channels"];
+    MMKT_CHECK_INPUT(c.data.channels == 0 || c.data.channels == 1 || c.data.channels == 3,
+                     "data.channels must be 0 (auto), 1 or 3, got ", c.data.channels);
     c.data.workers = d["workers"];
     c.data.max_tokens = d["max_tokens"];
     MMKT_CHECK_INPUT(c.data.max_tokens >= 4, "data.max_tokens must be >= 4");
@@ -201,6 +205,9 @@ RunConfig config_from_json(const json& j, const std::string& source) {
                      "train.beta1 and train.beta2 must be in [0, 1)");
     c.train.warmup_epochs = tr["warmup_epochs"];
     MMKT_CHECK_INPUT(c.train.warmup_epochs >= 0, "train.warmup_epochs must be >= 0");
+    c.train.free_bits = tr["free_bits"];
+    MMKT_CHECK_INPUT(c.train.free_bits == -1.0 || c.train.free_bits >= 0,
+                     "train.free_bits must be -1 (auto) or >= 0, got ", c.train.free_bits);
     c.train.grad_clip = tr["grad_clip"];
     c.train.early_stopping = tr["early_stopping"];
     c.train.max_steps_per_epoch = tr["max_steps_per_epoch"];

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "core/error.h"
@@ -54,8 +55,63 @@ data::ShapesOptions shapes_options(const RunConfig& config, std::uint64_t seed, 
 
 }  // namespace
 
+RunConfig resolve_data_choices(RunConfig config) {
+  auto& d = config.data;
+  const auto choose = [](const std::string& key, const auto& value, const std::string& reason) {
+    log::info("auto: ", key, " = ", value, " (", reason, "; set ", key, " to choose)");
+  };
+  if (d.dataset != "manifest") {
+    if (d.binarize == "auto") d.binarize = d.dataset == "shapes" ? "none" : "dynamic";
+    if (config.train.free_bits < 0) config.train.free_bits = 0.0;
+    return config;
+  }
+  if (d.binarize == "auto" || d.channels == 0 || d.image_size == 0) {
+    const auto s = data::survey_manifest_images(d.manifest);
+    const auto of = [&](std::int64_t k) {
+      return std::to_string(k) + " of " + std::to_string(s.surveyed) + " surveyed images";
+    };
+    if (d.channels == 0) {
+      d.channels = s.colour > 0 ? 3 : 1;
+      choose("data.channels", d.channels,
+             of(s.colour) + (s.colour > 0 ? " have colour" : " have colour: grey"));
+    }
+    if (d.image_size == 0) {
+      d.image_size = s.median_short_side >= 64 && s.items >= 20000 ? 64 : 32;
+      choose("data.image_size", d.image_size,
+             "median shorter side " + std::to_string(s.median_short_side) + " px, " +
+                 std::to_string(s.items) + " items; 64 only for images of >= 64 px and >= 20000 "
+                 "items, 32 keeps the conv networks small for a few thousand");
+    }
+    if (d.binarize == "auto") {
+      d.binarize = s.binary() ? "dynamic" : "none";
+      const auto share = std::to_string(static_cast<int>(std::lround(100 * s.binary_pixel_share)));
+      choose("data.binarize", d.binarize,
+             share + "% of pixels are near black or white: " +
+                 (s.binary() ? "binary images, binarized for a Bernoulli likelihood"
+                             : "continuous images, kept as they are (a Gaussian likelihood with a "
+                               "learned scale models them)"));
+    }
+  }
+  if (config.train.free_bits < 0) {
+    config.train.free_bits = kManifestFreeBits;
+    choose("train.free_bits", config.train.free_bits,
+           "manifest runs: keeps each latent dimension from collapsing while the decoders learn");
+  }
+  return config;
+}
+
+void store_data_choices(const RunConfig& config, nlohmann::json& resolved) {
+  resolved["data"]["binarize"] = config.data.binarize;
+  resolved["data"]["channels"] = config.data.channels;
+  resolved["data"]["image_size"] = config.data.image_size;
+  resolved["train"]["free_bits"] = config.train.free_bits;
+}
+
 RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path) {
   const auto& d = config.data;
+  MMKT_CHECK(d.binarize != "auto" && config.train.free_bits >= 0 &&
+                 (d.dataset != "manifest" || (d.channels > 0 && d.image_size > 0)),
+             "load_run_data: the configuration holds automatic values; call resolve_data_choices first");
   RunData out;
   data::DatasetPtr train_full;
   if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
@@ -173,6 +229,22 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
     const bool small = info.image_shape.size() == 3 && info.image_shape[1] % 16 != 0;
     image.encoder = image.decoder = small ? "mlp" : "conv";
     image.likelihood = "bernoulli";
+    if (config.data.dataset == "manifest") {
+      const auto items = data.train->size();
+      const bool few = items < 10000;
+      image.channels = few ? 16 : 32;
+      image.hidden = {few ? 256 : 512};
+      if (config.data.binarize != "dynamic") {
+        image.likelihood = "gaussian";
+        image.likelihood_scale = 0.0;  // learned
+      }
+      log::info("auto: image networks ", image.encoder, " with ", image.channels, " channels and a ",
+                image.hidden.back(), "-wide layer (", items, " training items", few ? " < 10000" : "",
+                "), likelihood ", image.likelihood,
+                image.likelihood == "gaussian" ? " with a learned scale (continuous pixels)"
+                                               : " (binarized pixels)",
+                "; model.modalities chooses otherwise");
+    }
     mods.push_back(image);
     models::ModalityConfig second;
     if (config.data.dataset == "mnist") {

@@ -143,9 +143,28 @@ std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
   return sums;
 }
 
-nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
+std::optional<std::string> collapse_warning(const std::map<std::string, double>& train_terms,
+                                            std::int64_t epoch) {
+  const auto kl = train_terms.find("kl");
+  if (kl == train_terms.end() || kl->second >= kCollapseKlNats) return std::nullopt;
+  std::ostringstream out;
+  out << std::setprecision(3) << "posterior collapse: KL(q(z|all) || p(z)) is " << kl->second
+      << " nats per item after epoch " << epoch << " (below " << kCollapseKlNats
+      << "): the decoders model the data without z, so retrieval and generation learn nothing. "
+         "Likely causes: an image likelihood that does not fit the pixels (bernoulli on "
+         "continuous or colour images), decoders strong enough to ignore z, a KL warm-up too "
+         "short for the data. Try: train.free_bits=0.25, a longer train.warmup_epochs, likelihood "
+         "gaussian with likelihood_scale 0 (learned), smaller image networks, more epochs.";
+  return out.str();
+}
+
+nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resolved_in,
                          const std::string& run_dir, bool resume, const Runtime& runtime,
                          const Parallel& parallel) {
+  // Automatic choices are made once and kept in config.json (eval, query and distill read them).
+  const RunConfig config = resolve_data_choices(config_in);
+  nlohmann::json resolved = resolved_in;
+  store_data_choices(config, resolved);
   const RunPaths paths{run_dir};
   dist::Communicator* comm = parallel.comm;
   const int world = comm ? comm->world_size() : 1;
@@ -336,6 +355,10 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
 
     nlohmann::json record{{"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds},
                           {"train", sums}};
+    if (const auto warning = collapse_warning(sums, epoch + 1); warning && leader) {
+      log::warn(*warning);
+      record["warning"] = *warning;
+    }
     if (config.train.lr_schedule != "constant") {
       record["lr"] = learning_rate_at(config.train, static_cast<double>(epoch + 1));
     }
@@ -419,6 +442,7 @@ models::ObjectiveOptions objective_options_at(const RunConfig& config, double ep
   };
   models::ObjectiveOptions options;
   options.kl_weight = ramp(config.train.warmup_epochs);
+  options.free_bits = std::max(0.0, config.train.free_bits);  // -1 (auto) unresolved: none
   options.triplet = config.triplet;
   options.triplet_weight = config.triplet.weight * ramp(config.triplet.warmup_epochs);
   return options;
@@ -432,7 +456,8 @@ LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
   run.resolved = io::load_json_file(paths.config());
   run.resolved = io::merge_strict(default_config_json(), run.resolved, paths.config(),
                                   config_open_paths());
-  run.config = config_from_json(run.resolved, paths.config());
+  run.config = resolve_data_choices(config_from_json(run.resolved, paths.config()));
+  store_data_choices(run.config, run.resolved);
   run.data = load_run_data(run.config, paths.tokenizer());
   run.modalities = resolve_modalities(run.config, run.data);
   auto model_config = run.config.model;

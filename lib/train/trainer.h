@@ -13,6 +13,9 @@
 #pragma once
 
 #include <map>
+#include <optional>
+
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -59,8 +62,17 @@ struct Parallel {
   std::int64_t bucket_bytes = 25ll << 20;   // PyTorch DDP's default bucket_cap_mb = 25
 };
 
+// An epoch whose mean KL(q(z|all) || p(z)) (the "kl" train term) is below this many nats per
+// item has collapsed: the latent code carries next to nothing.
+constexpr double kCollapseKlNats = 1.0;
+// The warning train_run logs (and writes into the epoch's log.jsonl line) after such an epoch:
+// what happened, the likely causes and what to change; nullopt for a healthy epoch.
+std::optional<std::string> collapse_warning(const std::map<std::string, double>& train_terms,
+                                            std::int64_t epoch);
+
 // Trains (or, with resume, continues) the run in `run_dir` with `config` (`resolved` is its
-// JSON, written to config.json). Returns the summary written to summary.json.
+// JSON, written to config.json with the automatic choices of resolve_data_choices filled in).
+// Returns the summary written to summary.json.
 nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
                          const std::string& run_dir, bool resume, const Runtime& runtime,
                          const Parallel& parallel = {});
