@@ -13,7 +13,10 @@
 #   3. copies the evidence to experiments/results/shapes/l<L>_<MODEL>_s<SEED>/ and writes
 #      experiments/results/shapes/table.{json,md}: mean +- std over the seeds present.
 # Usage: [LEVELS="1 2 3 4 5"] [MODELS="jmvae mvae mmvae"] [SEEDS="0 1 2"] [THREADS=2]
-#        [EXTRA="--set train.epochs=6"] bash experiments/shapes_levels.sh
+#        [CONFIG=experiments/shapes_levels.json] [NAME=shapes] [EXTRA="--set train.epochs=6"]
+#        bash experiments/shapes_levels.sh
+# NAME names the runs (runs/<NAME>_l<L>_<MODEL>_s<SEED>) and the results folder
+# (experiments/results/<NAME>/), so that another recipe (CONFIG) keeps its own table.
 # TABLE_ONLY=1 rebuilds the table from the committed results without training.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,19 +26,21 @@ levels=${LEVELS:-1 2 3 4 5}
 models=${MODELS:-jmvae mvae mmvae}
 seeds=${SEEDS:-0 1 2}
 extra=${EXTRA:-}
-out=experiments/results/shapes
+config=${CONFIG:-experiments/shapes_levels.json}
+name=${NAME:-shapes}
+out=experiments/results/$name
 mkdir -p "$out" runs/shapes_evaluators
 if [ -z "${TABLE_ONLY:-}" ]; then
   "$mmkt" --threads "$threads" info > "$out/machine.json"
   for seed in $seeds; do
     for level in $levels; do
       for model in $models; do
-        name=l${level}_${model}_s${seed}
-        run=runs/shapes_$name
-        dest=$out/$name
+        cell=l${level}_${model}_s${seed}
+        run=runs/${name}_$cell
+        dest=$out/$cell
         mkdir -p "$dest"
         # shellcheck disable=SC2206
-        train_cmd=("$mmkt" --threads "$threads" train --config experiments/shapes_levels.json --run "$run"
+        train_cmd=("$mmkt" --threads "$threads" train --config "$config" --run "$run"
                    --set "seed=$seed" --set "data.shapes_level=$level" --set "model.type=$model" $extra)
         if [ ! -f "$run/summary.json" ]; then
           start=$(date +%s)
@@ -67,9 +72,9 @@ if [ -z "${TABLE_ONLY:-}" ]; then
     done
   done
 fi
-python3 - "$out" <<'PY'
+python3 - "$out" "$config" <<'PY'
 import glob, json, os, re, statistics, sys
-out = sys.argv[1]
+out, config = sys.argv[1], sys.argv[2]
 # Published best model per cell (strict), multimodal-vae-comparison toolkit, CdSprites+ 1-5.
 published = {1: (0.52, 0.64, 0.17), 2: (0.18, 0.55, 0.03), 3: (0.08, 0.59, 0.00),
              4: (0.03, 0.01, 0.00), 5: (0.00, 0.00, 0.00)}
@@ -97,7 +102,7 @@ def cell(row, name):
     v = row.get(name)
     return "-" if v is None else f"{v['mean']:.3f} +- {v['std']:.3f}"
 with open(f"{out}/table.md", "w") as md:
-    md.write("Shapes levels (mmkt's generated CdSprites+ look-alike, not the official files), "
+    md.write(f"Shapes levels (mmkt's generated CdSprites+ look-alike, not the official files), recipe {config}: "
              "cross- and joint generation coherence on the 5000 test items; mean +- std over seeds. "
              "strict = every feature right; feats = features right per item (of the level's count).\n\n")
     md.write("| level | model | seeds | text->image strict | text->image feats | image->text strict | image->text feats | joint strict | joint feats |\n")

@@ -243,6 +243,13 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
     steps_per_epoch = std::min(steps_per_epoch, config.train.max_steps_per_epoch);
   }
   const auto total_epochs = config.train.epochs;
+  if (leader && !resume && config.data.dataset == "manifest" &&
+      steps_per_epoch * total_epochs < kFewManifestSteps) {
+    log::warn("this run trains ", steps_per_epoch * total_epochs, " steps (", total_epochs,
+              " epochs of ", steps_per_epoch, ") on ", data.train->size(),
+              " items: too few for the networks to learn the data; experiments/own_data.json trains "
+              "30 epochs (raise train.epochs)");
+  }
   double seconds_in_epochs = 0;
   std::int64_t epochs_timed = 0;
   std::int64_t samples_trained = 0;

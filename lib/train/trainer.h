@@ -62,6 +62,10 @@ struct Parallel {
   std::int64_t bucket_bytes = 25ll << 20;   // PyTorch DDP's default bucket_cap_mb = 25
 };
 
+// A manifest run of fewer training steps than this gets a warning at its start: a short
+// recipe made for a large built-in dataset learns little from a few thousand items.
+constexpr std::int64_t kFewManifestSteps = 300;
+
 // An epoch whose mean KL(q(z|all) || p(z)) (the "kl" train term) is below this many nats per
 // item has collapsed: the latent code carries next to nothing.
 constexpr double kCollapseKlNats = 1.0;
