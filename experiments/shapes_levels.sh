@@ -100,11 +100,14 @@ for (level, model), reports in sorted(runs.items()):
 json.dump({"published_best_strict": published, "rows": table}, open(f"{out}/table.json", "w"), indent=2)
 def cell(row, name):
     v = row.get(name)
-    return "-" if v is None else f"{v['mean']:.3f} +- {v['std']:.3f}"
+    if v is None:
+        return "-"
+    return f"{v['mean']:.3f}" if len(v["values"]) == 1 else f"{v['mean']:.3f} +- {v['std']:.3f}"
 with open(f"{out}/table.md", "w") as md:
     md.write(f"Shapes levels (mmkt's generated CdSprites+ look-alike, not the official files), recipe {config}: "
              "cross- and joint generation coherence on the 5000 test items; mean +- std over seeds. "
-             "strict = every feature right; feats = features right per item (of the level's count).\n\n")
+             "strict = every feature right; feats = features right per item (of the level's count). "
+             "One seed: the value alone; more: mean +- std.\n\n")
     md.write("| level | model | seeds | text->image strict | text->image feats | image->text strict | image->text feats | joint strict | joint feats |\n")
     md.write("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
     for level in sorted({r["level"] for r in table}):
