@@ -75,17 +75,10 @@ std::string write_folder(const fs::path& dir, int count, bool colour, bool binar
   return (dir / "manifest.jsonl").string();
 }
 
-train::RunConfig manifest_config(const std::string& manifest, const std::vector<std::string>& sets = {}) {
-  auto j = train::default_config_json();
-  j["data"]["dataset"] = "manifest";
-  j["data"]["manifest"] = manifest;
-  for (const auto& s : sets) {
-    const auto eq = s.find('=');
-    const auto key = s.substr(0, eq);
-    const auto dot = key.find('.');
-    j[key.substr(0, dot)][key.substr(dot + 1)] = nlohmann::json::parse(s.substr(eq + 1));
-  }
-  return train::config_from_json(j, "test");
+train::RunConfig manifest_config(const std::string& manifest, std::vector<std::string> sets = {}) {
+  sets.push_back("data.dataset=manifest");
+  sets.push_back("data.manifest=" + manifest);
+  return train::config_from_json(train::resolve_config_json("", sets), "test");
 }
 
 }  // namespace

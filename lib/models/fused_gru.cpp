@@ -100,24 +100,13 @@ class FusedGruFunction : public torch::autograd::Function<FusedGruFunction> {
       });
     }
     // output [B,T,H] with zeros at padding; last: row i's state at step length-1 (h0 if 0).
-    auto output = torch::empty({batch, steps, hidden}, x.options());
+    auto output = torch::zeros({batch * steps, hidden}, x.options());
+    output.index_copy_(0, pk.rows, h_out);
     auto last_sorted = torch::empty({batch, hidden}, x.options());
-    {
-      float* out = output.data_ptr<float>();
-      std::vector<char> written(static_cast<std::size_t>(batch * steps), 0);
-      const auto* r = pk.rows.data_ptr<std::int64_t>();
-      for (std::int64_t k = 0; k < n_total; ++k) {
-        std::memcpy(out + r[k] * hidden, row_ptr(h_out, k), sizeof(float) * hidden);
-        written[r[k]] = 1;
-      }
-      for (std::int64_t k = 0; k < batch * steps; ++k) {
-        if (!written[k]) std::memset(out + k * hidden, 0, sizeof(float) * hidden);
-      }
-      for (std::int64_t i = 0; i < batch; ++i) {
-        const auto len = pk.length[i];
-        const float* src = len == 0 ? row_ptr(h0_sorted, i) : row_ptr(h_out, pk.offset[len - 1] + i);
-        std::memcpy(row_ptr(last_sorted, i), src, sizeof(float) * hidden);
-      }
+    for (std::int64_t i = 0; i < batch; ++i) {
+      const auto len = pk.length[i];
+      const float* src = len == 0 ? row_ptr(h0_sorted, i) : row_ptr(h_out, pk.offset[len - 1] + i);
+      std::memcpy(row_ptr(last_sorted, i), src, sizeof(float) * hidden);
     }
     auto last = last_sorted.index_select(0, pk.inverse_tensor);
 
@@ -130,7 +119,7 @@ class FusedGruFunction : public torch::autograd::Function<FusedGruFunction> {
     ctx->saved_data["active"] = pk.active;
     ctx->saved_data["offset"] = pk.offset;
     ctx->saved_data["x_sizes"] = x.sizes().vec();
-    return {output, last};
+    return {output.view({batch, steps, hidden}), last};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
