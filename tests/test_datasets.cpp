@@ -198,6 +198,9 @@ TEST(Manifest, BadInputNamesFileAndLine) {
       {good + "{\"image\": \"missing.png\", \"text\": \"x\"}\n", "m.jsonl:2: image"},
       {good + "{\"image\": \"ok.png\", \"text\": \"caf\xff\"}\n", "m.jsonl:2: not valid UTF-8"},
       {good + "{\"image\": \"ok.png\", \"text\": \"x\", \"label\": -1}\n", "\"label\" must be >= 0"},
+      // Would have numbered 4e9 class names (a hang, then an allocation failure).
+      {good + "{\"image\": \"ok.png\", \"text\": \"x\", \"label\": 4000000000}\n",
+       "m.jsonl:2: \"label\" 4000000000 is over the limit"},
       {"{\"image\": \"ok.png\", \"text\": \"x\", \"attributes\": [1, 2]}\n", "attributes[1] must be 0 or 1"},
       {"\n\n", "holds no items (empty dataset)"},
   };
@@ -218,6 +221,29 @@ TEST(Manifest, UndecodableImageNamesLineAndFile) {
   EXPECT_NE(msg.find("m.jsonl:2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("broken.png"), std::string::npos) << msg;
   EXPECT_NE(msg.find("cannot decode"), std::string::npos) << msg;
+}
+
+TEST(Manifest, ExtremeAspectRatioIsAnInputErrorNotAnAbort) {
+  // A 1 x 65000 image resized so that its short side is 1024 would be 66.5 million pixels wide:
+  // the process aborted ("terminate called without an active exception") before the fix.
+  const auto dir = fresh_dir("sliver");
+  write_png(dir / "ok.png", 8, 8, cv::Scalar(1, 2, 3));
+  write_png(dir / "sliver.png", 65000, 1, cv::Scalar(9, 9, 9));
+  write(dir / "m.jsonl", "{\"image\": \"ok.png\", \"text\": \"x\"}\n"
+                         "{\"image\": \"sliver.png\", \"text\": \"y\"}\n");
+  data::ManifestOptions o;
+  o.path = (dir / "m.jsonl").string();
+  o.image_size = 1024;
+  o.threads = 2;
+  std::string msg;
+  try {
+    data::ManifestDataset ds(o);
+  } catch (const InputError& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("m.jsonl:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("sliver.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("65000x1"), std::string::npos) << msg;
 }
 
 TEST(Manifest, MissingManifest) {

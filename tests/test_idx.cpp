@@ -121,6 +121,26 @@ TEST(Idx, TruncatedGzipStream) {
   write_raw(cut, gz.substr(0, gz.size() / 2));
   const auto msg = expect_input_error(cut);
   EXPECT_NE(msg.find(cut), std::string::npos) << msg;
+  // The trailer of a cut stream is whatever compressed bytes ended up last: the error must call
+  // it a truncated stream, not trust those bytes as a size ("trailing bytes").
+  EXPECT_NE(msg.find("truncated gzip stream"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("trailing"), std::string::npos) << msg;
+}
+
+TEST(Idx, TruncatedGzipOfARealSizedFile) {
+  // 6000 x 28 x 28 of low-entropy pixels, cut to its first quarter: the review's case (a
+  // truncated MNIST .gz read as "trailing bytes" and then as "60000 labels for 100 images").
+  std::string bytes = header(0x08, {6000, 28, 28});
+  for (std::int64_t i = 0; i < 6000 * 784; ++i) bytes += static_cast<char>((i * 7919) % 251);
+  const auto good = tmp_path("big.gz");
+  write_gz(good, bytes);
+  std::ifstream in(good, std::ios::binary);
+  std::string gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto cut = tmp_path("bigcut.gz");
+  write_raw(cut, gz.substr(0, gz.size() / 4));
+  const auto msg = expect_input_error(cut);
+  EXPECT_NE(msg.find("truncated gzip stream"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("4704016"), std::string::npos) << msg;  // the bytes the header needs
 }
 
 TEST(Idx, HugeHeaderIsRejectedBeforeAllocating) {

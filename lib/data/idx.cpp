@@ -67,7 +67,12 @@ std::size_t gz_read_exact(gzFile gz, unsigned char* out, std::size_t n, const st
     const int r = gzread(gz, out + done, chunk);
     if (r < 0) {
       int errnum = 0;
-      const char* msg = gzerror(gz, &errnum);
+      const std::string msg = gzerror(gz, &errnum);
+      // zlib's words for input that stops inside the deflate stream or before its trailer.
+      if (msg.find("unexpected end of file") != std::string::npos) {
+        fail_input(path, ": truncated gzip stream: it ends after ", done,
+                   " uncompressed bytes of this read (the file was cut short)");
+      }
       fail_input(path, ": corrupt gzip stream at uncompressed byte ", done, ": ", msg);
     }
     if (r == 0) break;
@@ -167,25 +172,52 @@ torch::Tensor read_idx(const std::string& path, std::uint64_t max_bytes) {
   const char* kind = src.gz() ? " (uncompressed gzip content)" : "";
   unsigned char head[4 + 4 * 8] = {0};
   std::size_t n = src.read(head, 4);
+  MMKT_CHECK_INPUT(n == 4 || !src.gz(), path, ": truncated gzip stream: only ", n,
+                   " bytes before it ends, shorter than the 4-byte IDX magic");
   MMKT_CHECK_INPUT(n == 4, path, ": not an IDX file: only ", n, " bytes", kind);
   const std::size_t ndim = head[3];
-  if (ndim >= 1 && ndim <= 8) n += src.read(head + 4, 4 * ndim);
+  if (ndim >= 1 && ndim <= 8) {
+    n += src.read(head + 4, 4 * ndim);
+    MMKT_CHECK_INPUT(n == 4 + 4 * ndim || !src.gz(), path, ": truncated gzip stream: it ends ",
+                     "inside the IDX header (", n, " of ", 4 + 4 * ndim, " bytes)");
+  }
   const IdxHeader h = parse_idx_header(head, n, path, max_bytes);
   const std::uint64_t header_size = 4 + 4 * h.dims.size();
   const std::uint64_t total = header_size + h.payload_bytes;
-  // Compare with what the file holds before allocating anything.
-  const std::uint64_t claimed = src.gz() ? (total & 0xffffffffULL) : total;
-  MMKT_CHECK_INPUT(claimed == src.expected_total(), path, ": file holds ", src.expected_total(),
-                   " bytes", src.gz() ? " (gzip trailer, mod 2^32)" : "", " but its IDX header (dims ",
-                   c10::IntArrayRef(h.dims), ") needs exactly ", total,
-                   src.expected_total() < claimed ? " (truncated)" : " (trailing bytes)");
+  // Compare with what the file can hold before allocating anything. A raw file's size is exact.
+  // A gzip trailer's size (mod 2^32) is only trustworthy in a complete stream: a cut stream ends
+  // in arbitrary compressed bytes. So a gzip file is held to deflate's bound instead (at most
+  // 1032 uncompressed bytes per compressed byte, RFC 1951 / zlib's technical notes), its trailer
+  // is checked once the stream has been read whole, and zlib checks the CRC-32 and length.
+  if (src.gz()) {
+    const std::uint64_t compressed = io::file_size(path);
+    MMKT_CHECK_INPUT(total <= compressed * 1032 + 64, path, ": its IDX header (dims ",
+                     c10::IntArrayRef(h.dims), ") needs ", total, " bytes, more than a gzip file of ",
+                     compressed, " bytes can expand to (truncated or corrupt)");
+  } else {
+    MMKT_CHECK_INPUT(total == src.expected_total(), path, ": file holds ", src.expected_total(),
+                     " bytes but its IDX header (dims ", c10::IntArrayRef(h.dims), ") needs exactly ",
+                     total, src.expected_total() < total ? " (truncated)" : " (trailing bytes)");
+  }
   auto t = torch::empty(h.dims, torch::TensorOptions().dtype(scalar_type(h.dtype)));
   auto* data = static_cast<unsigned char*>(t.data_ptr());
-  const std::size_t got = src.read(data, h.payload_bytes);
-  MMKT_CHECK_INPUT(got == h.payload_bytes, path, ": truncated data: stream ends at byte offset ",
-                   header_size + got, kind, ", header needs ", total, " bytes");
+  std::size_t got = 0;
+  try {
+    got = src.read(data, h.payload_bytes);
+  } catch (const InputError& e) {
+    fail_input(e.what(), "; the IDX header (dims ", c10::IntArrayRef(h.dims), ") needs ", total,
+               " bytes");
+  }
+  MMKT_CHECK_INPUT(got == h.payload_bytes, path,
+                   src.gz() ? ": truncated gzip stream: it ends at uncompressed byte offset "
+                            : ": truncated data: file ends at byte offset ",
+                   header_size + got, ", the IDX header (dims ", c10::IntArrayRef(h.dims),
+                   ") needs ", total, " bytes");
   unsigned char extra = 0;
   MMKT_CHECK_INPUT(src.read(&extra, 1) == 0, path, ": trailing bytes after offset ", total, kind);
+  MMKT_CHECK_INPUT(!src.gz() || (total & 0xffffffffULL) == src.expected_total(), path,
+                   ": gzip trailer says ", src.expected_total(), " bytes (mod 2^32), the stream held ",
+                   total);
   const std::size_t elem = element_size(h.dtype);
   if (elem > 1) byteswap_in_place(data, h.payload_bytes / elem, elem);  // IDX is big-endian
   return t;

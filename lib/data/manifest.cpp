@@ -59,6 +59,9 @@ Line parse_line(const std::string& raw, std::size_t number, const std::string& w
       if (value.is_number_integer()) {
         line.label = value.get<std::int64_t>();
         MMKT_CHECK_INPUT(*line.label >= 0, where, ": \"label\" must be >= 0, got ", *line.label);
+        MMKT_CHECK_INPUT(*line.label <= kMaxManifestLabel, where, ": \"label\" ", *line.label,
+                         " is over the limit of ", kMaxManifestLabel, " (labels are class indices ",
+                         "0..C-1; put other identifiers in \"id\", or use class names)");
       } else if (value.is_string()) {
         line.class_name = value.get<std::string>();
       } else {
@@ -131,6 +134,8 @@ void for_each_item(std::int64_t n, int threads, Work work) {
         errors[i] = e.what();
       } catch (const std::exception& e) {  // OpenCV and allocation errors: never escape a thread
         errors[i] = e.what();
+      } catch (...) {  // an exception that escaped a std::thread would std::terminate the process
+        errors[i] = "unknown exception";
       }
     }
   };
@@ -256,8 +261,7 @@ ManifestDataset::ManifestDataset(const ManifestOptions& o) {
   images_ = torch::empty({n, o.channels, s, s}, torch::kUInt8);
   for_each_item(n, o.threads, [&](std::int64_t i) {
     try {
-      const auto mat = image::resize_center_crop(image::load_image(lines[i].image, o.channels), s);
-      images_[i].copy_(image::mat_to_tensor(mat));
+      images_[i].copy_(image::mat_to_tensor(image::load_square_image(lines[i].image, o.channels, s)));
     } catch (const std::exception& e) {
       fail_input(o.path, ":", lines[i].number, ": ", e.what());
     }

@@ -18,6 +18,11 @@
 
 namespace mmkt::data {
 
+// The largest integer "label" a manifest may use. Labels are class indices 0..C-1 and a class
+// name is made for each index up to the largest, so an unchecked 4000000000 would hang building
+// four billion names. Identifiers of other kinds belong in "id", or in "class" as names.
+constexpr std::int64_t kMaxManifestLabel = 999'999;
+
 struct ManifestOptions {
   std::string path;             // the .jsonl manifest
   int channels = 3;             // 3 = RGB, 1 = grey

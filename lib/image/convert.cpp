@@ -16,6 +16,9 @@ cv::Mat load_image(const std::string& path, int channels) {
   if (!io::file_exists(path)) fail_input(path, ": image file does not exist");
   // imdecode on bytes we read ourselves: a clear error for unreadable files, and no OpenCV
   // warnings printed for undecodable ones.
+  const auto file_bytes = io::file_size(path);
+  MMKT_CHECK_INPUT(file_bytes <= static_cast<std::uint64_t>(kMaxImageFileBytes), path,
+                   ": image file of ", file_bytes, " bytes is over the limit of ", kMaxImageFileBytes);
   const std::string bytes = io::read_file(path);
   MMKT_CHECK_INPUT(!bytes.empty(), path, ": image file is empty");
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
@@ -38,15 +41,28 @@ cv::Mat resize_center_crop(const cv::Mat& image, int size) {
   const double scale = static_cast<double>(size) / shorter;
   cv::Mat resized;
   if (scale != 1.0) {
-    const int w = std::max(size, static_cast<int>(std::lround(image.cols * scale)));
-    const int h = std::max(size, static_cast<int>(std::lround(image.rows * scale)));
-    cv::resize(image, resized, cv::Size(w, h), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
+    const auto w = std::max<std::int64_t>(size, std::llround(image.cols * scale));
+    const auto h = std::max<std::int64_t>(size, std::llround(image.rows * scale));
+    MMKT_CHECK_INPUT(w * h <= kMaxResizedPixels, "a ", image.cols, "x", image.rows,
+                     " image brought to a short side of ", size, " would be ", w, "x", h,
+                     " pixels before its centre crop, over the limit of ", kMaxResizedPixels,
+                     " (aspect ratio too extreme)");
+    cv::resize(image, resized, cv::Size(static_cast<int>(w), static_cast<int>(h)), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
   } else {
     resized = image;
   }
   const int x = (resized.cols - size) / 2;
   const int y = (resized.rows - size) / 2;
   return resized(cv::Rect(x, y, size, size)).clone();
+}
+
+cv::Mat load_square_image(const std::string& path, int channels, int size) {
+  const cv::Mat decoded = load_image(path, channels);  // its errors name the file
+  try {
+    return resize_center_crop(decoded, size);
+  } catch (const std::exception& e) {  // OpenCV's allocation errors included
+    fail_input(path, ": ", e.what());
+  }
 }
 
 torch::Tensor mat_to_tensor(const cv::Mat& image) {

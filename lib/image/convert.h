@@ -13,9 +13,20 @@ namespace mmkt::image {
 // Decodes an image file into 8-bit BGR (channels = 3) or grey (channels = 1). Throws
 // InputError naming the file when it is missing or OpenCV cannot decode it.
 cv::Mat load_image(const std::string& path, int channels);
+// Image files larger than this are refused before they are read (cv::imdecode takes an int
+// length, and no photo a model here trains on comes near it).
+constexpr std::int64_t kMaxImageFileBytes = 1ll << 30;
+// The largest intermediate image resize_center_crop makes (a 1 x 65000 sliver with a short side
+// brought to 1024 would be 66.5 million pixels wide, about 200 GB).
+constexpr std::int64_t kMaxResizedPixels = 1ll << 26;
+
 // Resizes the shorter side to `size` (area interpolation when shrinking, cubic when growing)
-// and crops the centre square size x size.
+// and crops the centre square size x size. Throws InputError when the resized image would
+// exceed kMaxResizedPixels (an extreme aspect ratio).
 cv::Mat resize_center_crop(const cv::Mat& image, int size);
+// load_image + resize_center_crop, every error naming the file: how an image file becomes a
+// size x size item (manifests and queries).
+cv::Mat load_square_image(const std::string& path, int channels, int size);
 // 8-bit HWC BGR/grey -> uint8 tensor [C,H,W] RGB/grey (owns its memory).
 torch::Tensor mat_to_tensor(const cv::Mat& image);
 // Float [C,H,W] in [0,1] (or uint8) RGB/grey -> 8-bit BGR/grey matrix.

@@ -36,8 +36,7 @@ models::ModalityInput image_file_input(const train::LoadedRun& run, const std::s
     if (m.name == name) shape = m.shape;
   }
   MMKT_CHECK(shape.size() == 3, "image modality without a shape");
-  const auto mat = image::load_image(path, static_cast<int>(shape[0]));
-  const auto square = image::resize_center_crop(mat, static_cast<int>(shape[1]));
+  const auto square = image::load_square_image(path, static_cast<int>(shape[0]), static_cast<int>(shape[1]));
   auto x = image::mat_to_tensor(square).to(torch::kFloat32).div(255.0).unsqueeze(0);
   return models::ModalityInput{x.to(device), {}};
 }
