@@ -84,8 +84,8 @@ void register_train(CLI::App& root, CommonOptions& common) {
       MMKT_CHECK_INPUT(io::file_exists(paths.config()), args->run,
                        ": no run to resume (config.json missing)");
       MMKT_CHECK_INPUT(args->config.empty(), "--resume uses the run's config.json; drop --config");
+      // Written back by train_run once the checkpoint has loaded under it (not before).
       resolved = train::resolve_config_json(paths.config(), args->set);
-      io::write_json_file(paths.config(), resolved);
     } else {
       resolved = train::resolve_config_json(args->config, args->set);
       if (args->overwrite) {

@@ -200,3 +200,29 @@ TEST(OwnData, CollapseWarningNamesTheCauseAndTheFix) {
   EXPECT_FALSE(train::collapse_warning({{"kl", 12.0}}, 2).has_value());
   EXPECT_FALSE(train::collapse_warning({{"loss", 1.0}}, 1).has_value());  // no KL term: nothing to say
 }
+
+TEST(OwnData, ManifestWithoutTestFileCarvesTestItemsOfUnseenClasses) {
+  // The review's defect: unseen classes were removed before the 10% test carve, so the test set
+  // held none of them and zero-shot accuracy read 0.0 without a word.
+  const auto dir = fresh_dir("zero_shot_carve");
+  const auto manifest = write_folder(dir, 60, false, false);
+  const auto attributes = (dir / "attributes.json").string();
+  std::ofstream(attributes) << R"({
+    "dataset": "toy", "generic_names": ["item"],
+    "attributes": [{"name": "is_bright", "phrases": ["that is bright"]},
+                   {"name": "has_corners", "phrases": ["with corners"]}],
+    "classes": [{"name": "boot", "names": ["boot"], "attributes": ["is_bright", "has_corners"]},
+                {"name": "bag", "names": ["bag"], "attributes": ["is_bright"]}],
+    "zero_shot": {"unseen": ["bag"]}})";
+  const auto config = train::resolve_data_choices(
+      manifest_config(manifest, {"data.attributes_file=" + attributes, "data.validation=0"}));
+  const auto data = train::load_run_data(config, "");
+  ASSERT_EQ(data.unseen_classes, (std::vector<std::int64_t>{1}));
+  const auto test_labels = data.test->labels(data::index_range(data.test->size()));
+  const auto train_labels = data.train->labels(data::index_range(data.train->size()));
+  EXPECT_EQ(data.test->size(), 6);  // 10% of all 60 items
+  EXPECT_GT(test_labels.eq(1).sum().item<std::int64_t>(), 0) << test_labels;
+  EXPECT_EQ(train_labels.eq(1).sum().item<std::int64_t>(), 0);
+  // Training keeps the boots outside the test set: 30 boots of 60 items, minus the test's.
+  EXPECT_EQ(data.train->size(), 30 - test_labels.eq(0).sum().item<std::int64_t>());
+}

@@ -60,14 +60,25 @@ std::string fixed(double v, int digits) {
 }
 std::string f3(double v) { return fixed(v, 3); }
 
-// The demo owns its folder: it is replaced only when it is empty or an mmkt run.
+// The file that marks a folder as the demo's own (written first, so that a demo stopped half
+// way is still recognised).
+constexpr const char* kDemoMarker = ".mmkt-demo";
+
+// The demo owns its folder: it is replaced only when it is empty or an earlier demo's (its
+// marker, or demo.json from before the marker). Any other folder, a trained run included, is
+// refused untouched.
 void fresh_run_dir(const std::string& dir) {
   if (fs::exists(dir)) {
-    MMKT_CHECK_INPUT(fs::is_directory(dir) && (fs::is_empty(dir) || fs::exists(fs::path(dir) / "config.json")),
-                     dir, ": exists and is not an mmkt run; choose another --run");
+    const fs::path p(dir);
+    const bool demo_owned = fs::exists(p / kDemoMarker) || fs::exists(p / "demo.json");
+    MMKT_CHECK_INPUT(fs::is_directory(p) && (fs::is_empty(p) || demo_owned), dir,
+                     ": exists and is not an earlier demo's folder (the demo replaces only its own); "
+                     "choose another --run");
     fs::remove_all(dir);
   }
   fs::create_directories(dir);
+  io::write_file_atomic((fs::path(dir) / kDemoMarker).string(),
+                        "written by mmkt demo: this folder is replaced by the next demo run\n");
 }
 
 }  // namespace

@@ -254,7 +254,13 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
   const auto task = zero_shot_task(run);
   Embeddings zs_train;
   std::map<std::string, torch::Tensor> confusions;
-  if (o.metrics.count("zeroshot") && task) {
+  const auto missing_unseen = task ? test_without_unseen_items(run, *task) : std::nullopt;
+  if (o.metrics.count("zeroshot") && missing_unseen) {
+    // Zero-shot accuracy over no items would read 0.0: say why instead.
+    log::warn("zero-shot skipped: ", *missing_unseen);
+    report["zeroshot"] = {{"skipped", *missing_unseen}};
+    md << "\n## Zero-shot\n\nNot measured: " << *missing_unseen << "\n";
+  } else if (o.metrics.count("zeroshot") && task) {
     t = Clock::now();
     EmbedOptions zo;
     zo.modalities = {"image"};

@@ -79,6 +79,7 @@ ZeroShotMetrics zero_shot_metrics(const torch::Tensor& scores, const torch::Tens
   // ZSL: unseen test items, candidates = unseen classes only.
   const auto is_unseen = torch::isin(t, unseen_t);
   const auto rows = is_unseen.nonzero().squeeze(1);
+  MMKT_CHECK_INPUT(rows.numel() > 0, "zero-shot: no test item belongs to an unseen class");
   m.zsl_truth = t.index_select(0, rows);
   const auto sub = s.index_select(0, rows).index_select(1, unseen_t);
   m.zsl_predicted = unseen_t.index_select(0, sub.argmax(1));
@@ -154,6 +155,27 @@ torch::Tensor positions_within(const std::vector<std::int64_t>& classes, std::in
                       torch::arange(static_cast<std::int64_t>(classes.size())));
   return position;
 }
+
+}  // namespace
+
+std::optional<std::string> test_without_unseen_items(const train::LoadedRun& run,
+                                                     const ZeroShotTask& task) {
+  const auto& test = *run.data.test;
+  const auto labels = test.labels(data::index_range(test.size()));
+  if (torch::isin(labels, torch::tensor(task.unseen, torch::kInt64)).any().item<bool>()) {
+    return std::nullopt;
+  }
+  std::string names;
+  for (const auto c : task.unseen) {
+    names += (names.empty() ? "" : ", ") + task.class_names[static_cast<std::size_t>(c)];
+  }
+  return "the test set (" + test.info().name + ", " + std::to_string(test.size()) +
+         " items) holds no item of the unseen classes (" + names +
+         "); give data.test_manifest items of them, or leave it empty so that 10% of the "
+         "manifest (unseen classes included) is carved for testing";
+}
+
+namespace {
 
 // The ZSL confusion matrix over the unseen classes, rows and columns in `unseen` order.
 torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t>& unseen,

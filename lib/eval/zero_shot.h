@@ -68,6 +68,10 @@ struct ZeroShotTask {
 };
 // nullopt when the run's data has no class attributes or no unseen classes.
 std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run);
+// Why zero-shot cannot be measured on the run's test set (it holds no item of an unseen class,
+// e.g. a test_manifest without them), or nullopt when it can.
+std::optional<std::string> test_without_unseen_items(const train::LoadedRun& run,
+                                                     const ZeroShotTask& task);
 
 // The mean q(z|text) of each class's descriptions [C,D] (CPU), the text zero-shot prototypes.
 torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task);

@@ -1,6 +1,7 @@
 #include "io/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,8 +45,12 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const std::string why = std::strerror(errno);
+  // Both calls run whatever the first one says: a failed fsync must not leak the descriptor.
+  const int synced = ::fsync(fd);
+  const int sync_errno = errno;
+  const int closed = ::close(fd);
+  if (synced != 0 || closed != 0) {
+    const std::string why = std::strerror(synced != 0 ? sync_errno : errno);
     ::unlink(tmp.c_str());
     fail(path, ": flush failed: ", why);
   }
@@ -53,6 +58,17 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
     fail(path, ": rename from ", tmp, " failed: ", why);
+  }
+  // The rename lives in the directory: fsync it too, or a crash may bring back the old name.
+  const std::string folder = target.has_parent_path() ? target.parent_path().string() : ".";
+  const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) fail(path, ": cannot open its folder to flush the rename: ", std::strerror(errno));
+  const int dir_synced = ::fsync(dir_fd);
+  const int dir_errno = errno;
+  ::close(dir_fd);
+  // EINVAL: a file system that cannot sync directories (some network and FUSE mounts).
+  if (dir_synced != 0 && dir_errno != EINVAL) {
+    fail(path, ": flushing the rename in ", folder, " failed: ", std::strerror(dir_errno));
   }
 }
 
@@ -66,6 +82,42 @@ std::uint64_t file_size(const std::string& path) {
 bool file_exists(const std::string& path) {
   std::error_code ec;
   return fs::exists(path, ec);
+}
+
+std::optional<FileLock> FileLock::try_acquire(const std::string& path, std::string* holder) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail(path, ": cannot create the lock file: ", std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int why = errno;
+    if (holder != nullptr) {
+      char buffer[32] = {0};
+      const ssize_t n = ::pread(fd, buffer, sizeof(buffer) - 1, 0);
+      *holder = n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "unknown";
+    }
+    ::close(fd);
+    if (why == EWOULDBLOCK) return std::nullopt;
+    fail(path, ": cannot lock: ", std::strerror(why));
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The lock holds without the pid; only a refused process's message is poorer.
+  }
+  return FileLock(fd);
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
 }  // namespace mmkt::io

@@ -142,6 +142,16 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
     }
   }
 
+  if (!out.test) {
+    // A manifest without a test file: carve 10% of all its items for testing, before the unseen
+    // classes leave training, so that the test set holds them (zero-shot is judged on them).
+    const auto all = train_full->size();
+    MMKT_CHECK_INPUT(all > 0, train_full->info().name, ": no training items");
+    auto [rest, test_idx] = data::split_train_validation(all, std::max<std::int64_t>(1, all / 10),
+                                                         derive_seed(config.seed, "test-split"));
+    out.test = data::subset(train_full, test_idx, train_full->info().name + "-test");
+    train_full = data::subset(train_full, rest, train_full->info().name);
+  }
   // Zero-shot: unseen classes never reach training, in any modality.
   if (d.zero_shot_split && out.class_attributes && !out.class_attributes->unseen.empty()) {
     out.unseen_classes = out.class_attributes->unseen;
@@ -152,12 +162,6 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
   const auto n = train_full->size();
   MMKT_CHECK_INPUT(n > 0, train_full->info().name, ": no training items");
   std::int64_t validation = std::min<std::int64_t>(d.validation, n / 5);
-  if (!out.test) {  // a manifest without a test file: carve 10% for testing too
-    auto [rest, test_idx] = data::split_train_validation(n, std::max<std::int64_t>(1, n / 10),
-                                                         derive_seed(config.seed, "test-split"));
-    out.test = data::subset(train_full, test_idx, train_full->info().name + "-test");
-    train_full = data::subset(train_full, rest, train_full->info().name);
-  }
   if (validation > 0) {
     auto [train_idx, val_idx] =
         data::split_train_validation(train_full->size(), validation, config.seed);

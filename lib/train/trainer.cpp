@@ -173,11 +173,22 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   MMKT_CHECK_INPUT(config.train.batch_size >= world, "train.batch_size (",
                    config.train.batch_size, ") must be at least the number of workers (", world,
                    "): it is the global batch, split between them");
+  std::optional<io::FileLock> lock;  // held by the leader until train_run returns
   if (leader) {
     std::filesystem::create_directories(run_dir);
+    std::string holder;
+    lock = io::FileLock::try_acquire(paths.lock(), &holder);
+    MMKT_CHECK_INPUT(lock.has_value(), run_dir, ": another mmkt train (pid ", holder,
+                     ") is writing this run; wait for it or choose another --run directory");
     if (!resume) {
-      MMKT_CHECK_INPUT(!io::file_exists(paths.checkpoint()), run_dir,
-                       ": already holds a run (checkpoint.pt); use --resume to continue it or "
+      // A fresh run must not pick up an old run's tokenizer or append to its log.
+      std::string stale;
+      for (const auto& f : {paths.checkpoint(), paths.best(), paths.log(), paths.summary(),
+                            paths.tokenizer()}) {
+        if (io::file_exists(f)) stale += (stale.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
+      }
+      MMKT_CHECK_INPUT(stale.empty(), run_dir, ": already holds run files (", stale,
+                       "); use --resume to continue that run, --overwrite to replace it, or "
                        "choose another --run directory");
       io::write_json_file(paths.config(), resolved);
     }
@@ -221,6 +232,9 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
     } else {
       load(paths.checkpoint());
     }
+    // config.json changes only now that the checkpoint has loaded under it: a resume whose
+    // --set does not fit the checkpoint fails above and leaves the run as it was.
+    if (leader) io::write_json_file(paths.config(), resolved);
     log::info("resuming ", run_dir, " after epoch ", state.epochs_done, " (step ", state.step, ")");
   }
   std::vector<torch::Tensor> params = model->parameters();

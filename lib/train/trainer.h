@@ -40,6 +40,8 @@ struct RunPaths {
   }
   std::string log() const { return dir + "/log.jsonl"; }
   std::string summary() const { return dir + "/summary.json"; }
+  // Held (flock) by the process that trains the run: a second one is refused.
+  std::string lock() const { return dir + "/train.lock"; }
 };
 
 // Mean of every objective term over a dataset (eval mode, no gradients, full KL weight).
