@@ -237,6 +237,48 @@ TEST(Distributed, TwoWorkersEqualOneProcessAndResumeAcrossWorldSizes) {
   fs::remove_all(dir);
 }
 
+TEST(Distributed, TwoWorkersEqualOneProcessWithTriplets) {
+  // Triplet terms couple the items of a batch: every worker forms them over the whole global
+  // batch (models/batch_peers.h). Before, each worker formed them within its shard and drew a
+  // shard-sized amount of random negatives from the shared generator, so the workers' noise
+  // fell out of step and 2 workers no longer computed what one process computes.
+  const auto dir = scratch("triplets");
+  const auto config = tiny_config(dir);
+  for (const std::string kind : {"soft", "contrastive"}) {
+    const std::string sets = " --set train.epochs=1 --set triplet.weight=2 --set triplet.kind=" + kind;
+    const auto one = run_mmkt("--threads 1 train --config " + config + " --run " +
+                              (dir / ("one_" + kind)).string() + sets);
+    ASSERT_EQ(one.code, 0) << one.output;
+    const auto two = run_mmkt("train --nproc 2 --config " + config + " --run " +
+                              (dir / ("two_" + kind)).string() + sets);
+    ASSERT_EQ(two.code, 0) << two.output;
+    const double difference =
+        max_parameter_difference((dir / ("one_" + kind)).string(), (dir / ("two_" + kind)).string());
+    std::printf("triplet.kind=%s: max |parameter difference|, 2 workers vs 1 process after 6 steps: %.3g\n",
+                kind.c_str(), difference);
+    EXPECT_LT(difference, 1e-5) << kind;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Distributed, UnusedParameterKeepsNoGradientOnEveryRank) {
+  // A parameter no rank used keeps an undefined gradient (Adam skips it, as in one process);
+  // one that some rank used gets the weighted sum (zeros from the others).
+  two_ranks([](dist::Communicator& comm) {
+    auto used = torch::zeros({2}, torch::requires_grad());
+    auto used_by_one = torch::zeros({1}, torch::requires_grad());
+    auto unused = torch::zeros({1}, torch::requires_grad());
+    auto loss = used.sum() * 2.0;
+    if (comm.rank() == 0) loss = loss + used_by_one.sum() * 4.0;
+    loss.backward();
+    dist::average_gradients(comm, {used, used_by_one, unused}, 1, 2, 1 << 20);
+    EXPECT_TRUE(torch::allclose(used.grad(), torch::full({2}, 2.0)));
+    ASSERT_TRUE(used_by_one.grad().defined());
+    EXPECT_NEAR(used_by_one.grad().item<double>(), 2.0, 1e-6);
+    EXPECT_FALSE(unused.grad().defined()) << "rank " << comm.rank();
+  });
+}
+
 TEST(Distributed, DeadWorkerStopsTheOthersWithAClearError) {
   const auto dir = scratch("dead");
   const auto config = tiny_config(dir);

@@ -201,10 +201,18 @@ void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& par
   MMKT_CHECK(global_rows > 0 && local_rows >= 0 && local_rows <= global_rows,
              "average_gradients: local rows ", local_rows, " of ", global_rows);
   const double weight = static_cast<double>(local_rows) / static_cast<double>(global_rows);
-  std::vector<torch::Tensor> grads;
-  grads.reserve(parameters.size());
+  std::vector<torch::Tensor> trained;
   for (const auto& p : parameters) {
-    if (!p.requires_grad()) continue;
+    if (p.requires_grad()) trained.push_back(p);
+  }
+  // Which parameters have a gradient on some rank (one process would have one from those rows).
+  auto defined = torch::zeros({static_cast<std::int64_t>(trained.size())}, torch::kFloat32);
+  for (std::size_t i = 0; i < trained.size(); ++i) {
+    if (trained[i].grad().defined() && local_rows > 0) defined[static_cast<std::int64_t>(i)] = 1.0f;
+  }
+  std::vector<torch::Tensor> grads;
+  grads.reserve(trained.size());
+  for (const auto& p : trained) {
     auto& g = p.mutable_grad();
     if (!g.defined()) g = torch::zeros_like(p);
     if (local_rows == 0) {
@@ -214,7 +222,69 @@ void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& par
     }
     grads.push_back(g);
   }
+  grads.push_back(defined);
   comm.allreduce_sum(grads, bucket_bytes);
+  const auto* any = defined.data_ptr<float>();
+  for (std::size_t i = 0; i < trained.size(); ++i) {
+    if (any[i] == 0.0f) trained[i].mutable_grad() = torch::Tensor();
+  }
+}
+
+namespace {
+
+// Rows [offset, offset + n) of a global batch of `global_rows`, from every rank: each rank puts
+// its rows into zeros and the sum is the whole batch (an allgather for uneven shards).
+torch::Tensor gather_rows(Communicator& comm, const torch::Tensor& local, std::int64_t offset,
+                          std::int64_t global_rows) {
+  auto sizes = local.sizes().vec();
+  sizes[0] = global_rows;
+  auto full = torch::zeros(sizes, local.options());
+  full.narrow(0, offset, local.size(0)).copy_(local.detach());
+  comm.allreduce_sum({full}, std::int64_t{1} << 30);
+  return full;
+}
+
+// all_rows as an autograd function (see StepPeers in communicator.h).
+struct AllRowsFunction : torch::autograd::Function<AllRowsFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor local,
+                               Communicator* comm, std::int64_t offset, std::int64_t global_rows) {
+    ctx->saved_data["comm"] = reinterpret_cast<std::int64_t>(comm);
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["rows"] = local.size(0);
+    return gather_rows(*comm, local, offset, global_rows);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
+    const auto offset = ctx->saved_data["offset"].toInt();
+    const auto rows = ctx->saved_data["rows"].toInt();
+    auto weighted = (grads[0] * static_cast<double>(rows)).contiguous();
+    comm->allreduce_sum({weighted}, std::int64_t{1} << 30);
+    return {weighted.narrow(0, offset, rows) / static_cast<double>(rows), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+StepPeers::StepPeers(Communicator& comm, std::int64_t offset, std::int64_t local_rows,
+                     std::int64_t global_rows)
+    : comm_(comm), offset_(offset), local_rows_(local_rows), global_rows_(global_rows) {
+  MMKT_CHECK(local_rows > 0 && offset >= 0 && offset + local_rows <= global_rows,
+             "StepPeers: rows [", offset, ", ", offset + local_rows, ") of ", global_rows);
+}
+
+torch::Tensor StepPeers::all_rows(const torch::Tensor& local) {
+  MMKT_CHECK(local.size(0) == local_rows_, "all_rows: ", local.size(0), " rows, the shard has ",
+             local_rows_);
+  if (!local.requires_grad()) return gather_rows(comm_, local, offset_, global_rows_);
+  return AllRowsFunction::apply(local, &comm_, offset_, global_rows_);
+}
+
+double StepPeers::sum(double value) {
+  auto t = torch::full({1}, value, torch::kFloat64);
+  comm_.allreduce_sum({t}, 64);
+  return t.item<double>();
 }
 
 }  // namespace mmkt::dist

@@ -24,6 +24,8 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/types.h>
 
+#include "models/batch_peers.h"
+
 namespace mmkt::dist {
 
 // The launcher's environment, as torchrun and cluster launchers (SLURM scripts, Kubernetes
@@ -85,8 +87,29 @@ class Communicator {
 // local_rows / global_rows and summed over the ranks, which is exactly the gradient of the
 // global batch's mean loss even when the shards differ in size (the last batch of an epoch).
 // Parameters without a gradient this step contribute zeros (and get a zero gradient).
+// A parameter whose gradient is undefined on every rank (no term used it) stays undefined, as in
+// one process, so that Adam skips it on every rank alike.
 void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& parameters,
                        std::int64_t local_rows, std::int64_t global_rows,
                        std::int64_t bucket_bytes);
+
+// The other ranks' rows of one training step's global batch (models/batch_peers.h), over c10d.
+// all_rows gathers with an allreduce of zero-padded rows (shards may differ in size); its
+// backward sums every rank's gradient of the gathered rows, each weighted by that rank's row
+// count, and gives this rank its own rows divided by its row count: after the trainer's
+// local_rows / global_rows gradient average this is exactly one process's gradient.
+class StepPeers : public models::BatchPeers {
+ public:
+  StepPeers(Communicator& comm, std::int64_t offset, std::int64_t local_rows,
+            std::int64_t global_rows);
+  torch::Tensor all_rows(const torch::Tensor& local) override;
+  double sum(double value) override;
+  std::int64_t offset() const override { return offset_; }
+  std::int64_t global_rows() const override { return global_rows_; }
+
+ private:
+  Communicator& comm_;
+  std::int64_t offset_, local_rows_, global_rows_;
+};
 
 }  // namespace mmkt::dist

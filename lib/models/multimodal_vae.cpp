@@ -1,5 +1,7 @@
 #include "models/multimodal_vae.h"
 
+#include "models/batch_peers.h"
+
 #include <cmath>
 
 #include "core/error.h"
@@ -21,54 +23,87 @@ torch::Tensor pairwise_euclidean(const torch::Tensor& a, const torch::Tensor& b)
   return (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1).add(1e-12).sqrt();
 }
 
-// [B,B] true where items i and j have the same known label (labels -1 are unknown).
-torch::Tensor same_known_class(const torch::Tensor& labels) {
-  const auto known = labels >= 0;
-  return labels.unsqueeze(1).eq(labels.unsqueeze(0)) & known.unsqueeze(1) & known.unsqueeze(0);
+// [n,G] true where anchor i and candidate j have the same known label (-1 is unknown).
+torch::Tensor same_known_class(const torch::Tensor& anchors, const torch::Tensor& candidates) {
+  const auto known = (anchors >= 0).unsqueeze(1) & (candidates >= 0).unsqueeze(0);
+  return anchors.unsqueeze(1).eq(candidates.unsqueeze(0)) & known;
 }
 
-// Loss with anchors from `a` and positives/negatives from `b`.
+// The candidates an anchor of this batch is compared with: the batch itself in one process; the
+// whole global batch under data-parallel training (models/batch_peers.h), so that N workers form
+// the same triplets as one process. `offset` is the anchors' first row among the candidates.
+struct Candidates {
+  Gaussian b;
+  torch::Tensor labels;  // undefined when unlabelled
+  std::int64_t offset = 0;
+  double anchor_weight = 1.0;  // global_rows / local rows: see directed_triplet
+};
+
+Candidates candidates_for(const Gaussian& b, const torch::Tensor& labels) {
+  auto* peers = batch_peers();
+  if (peers == nullptr) return {b, labels, 0, 1.0};
+  return {Gaussian{peers->all_rows(b.mu), peers->all_rows(b.logvar)},
+          labels.defined() ? peers->all_rows(labels) : labels, peers->offset(),
+          static_cast<double>(peers->global_rows()) / static_cast<double>(b.mu.size(0))};
+}
+
+// Loss with anchors from `a` and positives/negatives from `b` (the anchors' rows of a batch).
+// One process: sum_i w_i l_i / max(1, sum_i w_i) over the batch (w_i = 1 when anchor i has a
+// valid negative). Under data parallelism each rank returns (G / n) sum_{its i} w_i l_i /
+// max(1, sum over all ranks of w_i), whose rows-weighted average (n / G each) is that sum.
 torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                                const train::TripletConfig& config) {
   const auto n = a.mu.size(0);
+  const auto c = candidates_for(b, labels);
+  const auto g = c.b.mu.size(0);
   const bool soft = config.kind == "soft";
-  const auto dist = soft ? pairwise_symmetric_kl(a, b) : pairwise_euclidean(a.mu, b.mu);  // [B,B]
+  const auto dist = soft ? pairwise_symmetric_kl(a, c.b) : pairwise_euclidean(a.mu, c.b.mu);  // [n,G]
+  const auto rows = torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(a.mu.device()));
+  const auto self = rows + c.offset;  // each anchor's own (positive) column
   // Valid negatives: another item, of another class where labels are known.
-  auto eye = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
-  auto valid = eye.logical_not();
-  if (labels.defined()) valid = valid & same_known_class(labels).logical_not();
+  auto valid = torch::ones({n, g}, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
+  valid.index_put_({rows, self}, false);
+  if (labels.defined()) valid = valid & same_known_class(labels, c.labels).logical_not();
   const auto has_negative = valid.any(1);
   torch::Tensor negative_index;
   if (config.negatives == "hard") {
     // The closest item of another class.
     negative_index = dist.detach().masked_fill(valid.logical_not(), INFINITY).argmin(1);
   } else {
-    // A uniformly random valid negative (random scores, masked, argmax).
-    auto scores = torch::rand({n, n}, a.mu.options()).masked_fill(valid.logical_not(), -1.0);
-    negative_index = scores.argmax(1);
+    // A uniformly random valid negative (random scores, masked, argmax). Every rank draws the
+    // whole global batch's G x G scores and keeps its anchors' rows: the generator advances alike
+    // on every rank (the noise that follows stays shared) and the draw is one process's.
+    auto scores = torch::rand({g, g}, a.mu.options()).narrow(0, c.offset, n);
+    negative_index = scores.masked_fill(valid.logical_not(), -1.0).argmax(1);
   }
-  const auto rows = torch::arange(n, negative_index.options());
-  const auto d_pos = dist.index({rows, rows});
+  const auto d_pos = dist.index({rows, self});
   const auto d_neg = dist.index({rows, negative_index});
   const auto per_anchor = soft ? torch::softplus(d_pos - d_neg)
                                : torch::relu(config.margin + d_pos - d_neg);
   const auto weights = has_negative.to(per_anchor.dtype());
-  return (per_anchor * weights).sum() / weights.sum().clamp_min(1.0);
+  double total_weight = weights.sum().item<double>();
+  if (auto* peers = batch_peers()) total_weight = peers->sum(total_weight);
+  return (per_anchor * weights).sum() * c.anchor_weight / std::max(total_weight, 1.0);
 }
 
 // Class-supervised contrastive loss with anchors from `a` and candidates from `b` (see
 // multimodal_vae.h): every item of b with the anchor's label is a positive (the paired item
-// alone where labels are unknown, -1), every other item of b a negative.
+// alone where labels are unknown, -1), every other item of b a negative. Under data
+// parallelism the candidates are the global batch's and the mean over this rank's anchors,
+// weighted n / G by the trainer, sums to one process's mean.
 torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                                    const train::TripletConfig& config) {
   namespace F = torch::nn::functional;
   const auto n = a.mu.size(0);
+  const auto c = candidates_for(b, labels);
   const auto ua = F::normalize(a.mu, F::NormalizeFuncOptions().dim(1));
-  const auto ub = F::normalize(b.mu, F::NormalizeFuncOptions().dim(1));
-  const auto logits = torch::mm(ua, ub.t()) / config.temperature;  // [B,B]
+  const auto ub = F::normalize(c.b.mu, F::NormalizeFuncOptions().dim(1));
+  const auto logits = torch::mm(ua, ub.t()) / config.temperature;  // [n,G]
   const auto log_softmax = logits - logits.logsumexp(1, /*keepdim=*/true);
-  auto positive = torch::eye(n, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
-  if (labels.defined()) positive = positive | same_known_class(labels);
+  const auto rows = torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(a.mu.device()));
+  auto positive = torch::zeros({n, c.b.mu.size(0)}, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
+  positive.index_put_({rows, rows + c.offset}, true);
+  if (labels.defined()) positive = positive | same_known_class(labels, c.labels);
   const auto p = positive.to(log_softmax.dtype());
   return -((log_softmax * p).sum(1) / p.sum(1)).mean();
 }

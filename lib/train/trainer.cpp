@@ -257,6 +257,13 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
     steps_per_epoch = std::min(steps_per_epoch, config.train.max_steps_per_epoch);
   }
   const auto total_epochs = config.train.epochs;
+  if (comm && config.triplet.weight > 0) {
+    // A rank without rows could not take part in the triplet terms' collectives.
+    const auto last = data.train->size() % config.train.batch_size;
+    MMKT_CHECK_INPUT(last == 0 || last >= world, "the last global batch of an epoch holds ", last,
+                     " items, fewer than the ", world, " workers: with triplets on, every worker ",
+                     "needs a row of every batch; change train.batch_size or the worker count");
+  }
   if (leader && !resume && config.data.dataset == "manifest" &&
       steps_per_epoch * total_epochs < kFewManifestSteps) {
     log::warn("this run trains ", steps_per_epoch * total_epochs, " steps (", total_epochs,
@@ -304,9 +311,14 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
       options.labels = batch->labels.to(device);
       const auto inputs = inputs_from_batch(*batch, modalities, device);
       models::Output out;
+      // Terms that couple items (triplets) see the whole global batch (models/batch_peers.h);
+      // the peers live until backward, which sends their gradients to the owning ranks.
+      std::optional<dist::StepPeers> peers;
+      if (comm) peers.emplace(*comm, batch->global_offset, n, batch->global_rows);
       {
         // Draw the global batch's noise and keep this shard's rows (see models/gaussian.h).
         models::NoiseShardGuard noise({batch->global_offset, comm ? batch->global_rows : 0});
+        models::BatchPeersGuard coupled(peers ? &*peers : nullptr);
         out = model->objective(inputs, options);
       }
       const double loss = out.loss.item<double>();
