@@ -9,10 +9,10 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/embed.h"
-#include "eval/npy.h"
+#include "io/npy.h"
 #include "eval/report.h"
 #include "io/files.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::app {
 
@@ -95,7 +95,7 @@ void register_eval(CLI::App& root, CommonOptions& common) {
       }
     }
     for (const auto& s : args->shifts) o.shifts.push_back(eval::parse_shift_spec(s));
-    auto run = train::load_run(args->run, rt.device, args->checkpoint);
+    auto run = load_run(args->run, rt.device, args->checkpoint);
     if (args->split == "validation") {
       MMKT_CHECK_INPUT(run.data.validation, args->run, ": the run has no validation split (data.validation = 0)");
       run.data.test = run.data.validation;
@@ -124,7 +124,7 @@ void register_embed(CLI::App& root, CommonOptions& common) {
   cmd->add_flag("--features", args->features, "also write the unimodal encoders' features");
   cmd->callback([&common, args] {
     const Runtime rt = init_runtime(common.runtime);
-    auto run = train::load_run(args->run, rt.device);
+    auto run = load_run(args->run, rt.device);
     data::DatasetPtr ds = args->split == "train"        ? run.data.train
                           : args->split == "validation" ? run.data.validation
                           : args->split == "test"       ? run.data.test
@@ -137,10 +137,10 @@ void register_embed(CLI::App& root, CommonOptions& common) {
     const auto e = eval::embed_dataset(run, ds, rt.device, eo);
     const std::string dir = args->out.empty() ? args->run + "/embeddings/" + args->split : args->out;
     std::filesystem::create_directories(dir);
-    for (const auto& [m, t] : e.mu) eval::write_npy(dir + "/mu_" + m + ".npy", t);
-    for (const auto& [m, t] : e.logvar) eval::write_npy(dir + "/logvar_" + m + ".npy", t);
-    for (const auto& [m, t] : e.features) eval::write_npy(dir + "/features_" + m + ".npy", t);
-    eval::write_npy(dir + "/labels.npy", e.labels);
+    for (const auto& [m, t] : e.mu) io::write_npy(dir + "/mu_" + m + ".npy", t);
+    for (const auto& [m, t] : e.logvar) io::write_npy(dir + "/logvar_" + m + ".npy", t);
+    for (const auto& [m, t] : e.features) io::write_npy(dir + "/features_" + m + ".npy", t);
+    io::write_npy(dir + "/labels.npy", e.labels);
     log::info(e.labels.size(0), " items of the ", args->split, " split embedded into ", dir,
               " (mu_<modality>.npy, logvar_<modality>.npy, labels.npy)");
   });

@@ -22,7 +22,7 @@
 #include "query/index.h"
 #include "query/inputs.h"
 #include "query/zero_shot_classifier.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::app {
 
@@ -31,7 +31,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-std::string class_name(const train::LoadedRun& run, std::int64_t label) {
+std::string class_name(const LoadedRun& run, std::int64_t label) {
   if (run.data.class_attributes && label >= 0 && label < run.data.class_attributes->num_classes()) {
     return run.data.class_attributes->class_names[static_cast<std::size_t>(label)];
   }
@@ -70,7 +70,7 @@ void register_query(CLI::App& root, CommonOptions& common) {
     check_one_query(text_opt->count() > 0, args->image);
     MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run, ": no such run directory");
     MMKT_CHECK_INPUT(args->repeat > 0, "--repeat must be positive");
-    auto run = train::load_run(args->run, rt.device);
+    auto run = load_run(args->run, rt.device);
     const bool by_text = text_opt->count() > 0;
     const std::string query_kind = by_text ? "text" : "image";
     const std::string target_kind = args->target.empty() ? (by_text ? "image" : "text") : args->target;
@@ -157,7 +157,7 @@ void register_zeroshot(CLI::App& root, CommonOptions& common) {
     const Runtime rt = init_runtime(common.runtime);
     MMKT_CHECK_INPUT(args->image.empty() != args->split.empty(), "give exactly one of --image or --split");
     MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run, ": no such run directory");
-    auto run = train::load_run(args->run, rt.device);
+    auto run = load_run(args->run, rt.device);
     if (!args->split.empty()) {
       MMKT_CHECK_INPUT(args->split == "test", "--split '", args->split, "' (expected test)");
       const auto task = eval::zero_shot_task(run);
@@ -205,7 +205,7 @@ void register_generate(CLI::App& root, CommonOptions& common) {
     const Runtime rt = init_runtime(common.runtime);
     check_one_query(text_opt->count() > 0, args->image);
     MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run, ": no such run directory");
-    auto run = train::load_run(args->run, rt.device);
+    auto run = load_run(args->run, rt.device);
     if (text_opt->count() > 0) {
       const auto images = query::images_from_text(run, query::text_input(run, args->text, rt.device), args->n, rt.seed);
       const std::string path = args->out.empty() ? args->run + "/generated.png" : args->out;

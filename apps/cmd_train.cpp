@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "dist/communicator.h"
 #include "dist/launcher.h"
-#include "train/config.h"
+#include "run/config.h"
 #include "train/trainer.h"
 
 namespace mmkt::app {
@@ -80,16 +80,16 @@ void register_train(CLI::App& root, CommonOptions& common) {
       resolved = nlohmann::json::parse(comm->fetch("config"));
     } else if (args->resume) {
       // The run's own configuration; --set may extend it (e.g. train.epochs).
-      const train::RunPaths paths{args->run};
+      const RunPaths paths{args->run};
       MMKT_CHECK_INPUT(io::file_exists(paths.config()), args->run,
                        ": no run to resume (config.json missing)");
       MMKT_CHECK_INPUT(args->config.empty(), "--resume uses the run's config.json; drop --config");
       // Written back by train_run once the checkpoint has loaded under it (not before).
-      resolved = train::resolve_config_json(paths.config(), args->set);
+      resolved = resolve_config_json(paths.config(), args->set);
     } else {
-      resolved = train::resolve_config_json(args->config, args->set);
+      resolved = resolve_config_json(args->config, args->set);
       if (args->overwrite) {
-        const train::RunPaths paths{args->run};
+        const RunPaths paths{args->run};
         for (const auto& f : {paths.config(), paths.checkpoint(), paths.best(), paths.log(),
                               paths.summary(), paths.tokenizer()}) {
           std::filesystem::remove(f);
@@ -97,7 +97,7 @@ void register_train(CLI::App& root, CommonOptions& common) {
       }
     }
     if (comm && comm->rank() == 0) comm->publish("config", resolved.dump());
-    const auto config = train::config_from_json(resolved, args->config.empty() ? "config" : args->config);
+    const auto config = config_from_json(resolved, args->config.empty() ? "config" : args->config);
     auto runtime_options = common.runtime;
     runtime_options.seed = config.seed;
     if (comm && comm->rank() != 0 &&
@@ -120,8 +120,8 @@ void register_train(CLI::App& root, CommonOptions& common) {
   show->add_option("--config", cfg->config, "JSON configuration to resolve");
   show->add_option("--set", cfg->set, "overrides")->take_all();
   show->callback([cfg] {
-    const auto resolved = train::resolve_config_json(cfg->config, cfg->set);
-    train::config_from_json(resolved, cfg->config.empty() ? "config" : cfg->config);  // validate
+    const auto resolved = resolve_config_json(cfg->config, cfg->set);
+    config_from_json(resolved, cfg->config.empty() ? "config" : cfg->config);  // validate
     std::cout << resolved.dump(2) << std::endl;
   });
 }

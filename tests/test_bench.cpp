@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "models/multimodal_vae.h"
 #include "optim/fused_adam.h"
-#include "train/config.h"
+#include "run/config.h"
 
 using namespace mmkt;
 
@@ -25,7 +25,7 @@ TEST(Bench, LinearMultiplyAddsOfTheMnistPaperModel) {
   EXPECT_EQ(bench::linear_multiply_adds(*small), 3 * 4 + 4 * 2);
 
   // JMVAE, MNIST paper setting: image 784-512-512, label 10-512-512, latent 64, joint 1024-512.
-  train::ModelConfig c;
+  models::ModelConfig c;
   c.type = "jmvae";
   c.latent_dim = 64;
   c.joint_hidden = {512};

@@ -19,7 +19,7 @@
 #include "distill/transfer_set.h"
 #include "io/files.h"
 #include "models/multimodal_vae.h"
-#include "train/config.h"
+#include "run/config.h"
 #include "train/trainer.h"
 #include "tiny_runs.h"
 
@@ -35,7 +35,7 @@ torch::Tensor rows(std::vector<std::vector<double>> v) {
 }
 
 // A 6x6-image + label JMVAE (random weights).
-train::ModelConfig tiny_teacher_config() { return testing_support::tiny_image_label_model("jmvae"); }
+models::ModelConfig tiny_teacher_config() { return testing_support::tiny_image_label_model("jmvae"); }
 
 std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> out;

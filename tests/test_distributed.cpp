@@ -74,8 +74,8 @@ std::string tiny_config(const fs::path& dir) {
 
 // Largest |a - b| over the parameters of two runs' final checkpoints.
 double max_parameter_difference(const std::string& a, const std::string& b) {
-  auto ra = train::load_run(a, torch::kCPU);
-  auto rb = train::load_run(b, torch::kCPU);
+  auto ra = load_run(a, torch::kCPU);
+  auto rb = load_run(b, torch::kCPU);
   const auto pa = ra.model->named_parameters();
   const auto pb = rb.model->named_parameters();
   EXPECT_EQ(pa.size(), pb.size());

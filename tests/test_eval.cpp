@@ -13,13 +13,13 @@
 #include "eval/coherence.h"
 #include "eval/likelihood.h"
 #include "eval/linear.h"
-#include "eval/npy.h"
+#include "io/npy.h"
 #include "eval/report.h"
 #include "eval/retrieval.h"
 #include "eval/zero_shot.h"
 #include "io/files.h"
 #include "models/gaussian.h"
-#include "train/config.h"
+#include "run/config.h"
 #include "train/trainer.h"
 #include "tiny_runs.h"
 
@@ -218,7 +218,7 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   RuntimeOptions ro;
   ro.threads = 2;
   const auto rt = init_runtime(ro);
-  auto run = train::load_run(base.string(), rt.device);
+  auto run = load_run(base.string(), rt.device);
 
   eval::EvalOptions o;
   o.metrics = {"retrieval", "likelihood", "probe", "zeroshot", "coherence", "pictures"};
@@ -287,9 +287,9 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const auto e = eval::embed_dataset(run, run.data.test, rt.device);
   // (allclose: the binary ran on 1 thread, this test on 2; BLAS sums in another order.)
-  EXPECT_TRUE(torch::allclose(eval::read_npy(npy + "/mu_image.npy"), e.mu.at("image"), 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(eval::read_npy(npy + "/logvar_text.npy"), e.logvar.at("text"), 1e-4, 1e-5));
-  EXPECT_TRUE(torch::equal(eval::read_npy(npy + "/labels.npy"), e.labels));
+  EXPECT_TRUE(torch::allclose(io::read_npy(npy + "/mu_image.npy"), e.mu.at("image"), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(io::read_npy(npy + "/logvar_text.npy"), e.logvar.at("text"), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::equal(io::read_npy(npy + "/labels.npy"), e.labels));
   // A second call with the same recipe reuses the saved evaluator (the file is not rewritten);
   // another recipe retrains it (other weights).
   const auto evaluator = fs::path(out) / "evaluator_image.pt";

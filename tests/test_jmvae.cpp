@@ -13,8 +13,8 @@
 #include "io/json_config.h"
 #include "models/gaussian.h"
 #include "models/multimodal_vae.h"
-#include "train/checkpoint.h"
-#include "train/config.h"
+#include "io/checkpoint.h"
+#include "run/config.h"
 #include "train/trainer.h"
 #include "tiny_runs.h"
 
@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-train::ModelConfig tiny_model(const std::string& type) { return testing_support::tiny_image_label_model(type); }
+models::ModelConfig tiny_model(const std::string& type) { return testing_support::tiny_image_label_model(type); }
 
 models::Inputs tiny_inputs() {
   torch::manual_seed(5);
@@ -73,7 +73,7 @@ TEST(Triplet, SoftMarginOnHandWorkedDistances) {
   const Gaussian a{torch::tensor({{0.0}, {10.0}}), torch::zeros({2, 1})};
   const Gaussian b{torch::tensor({{1.0}, {10.0}}), torch::zeros({2, 1})};
   const auto labels = torch::tensor({0, 1}, torch::kInt64);
-  train::TripletConfig c;
+  models::TripletConfig c;
   c.kind = "soft";
   // anchor a0: D(a0,b0) = 0.5, D(a0,b1) = 50 -> softplus(-49.5); anchor a1: D(a1,b1) = 0,
   // D(a1,b0) = 40.5 -> softplus(-40.5); the b-anchored direction is symmetric here.
@@ -91,7 +91,7 @@ TEST(Triplet, SoftMarginOnHandWorkedDistances) {
 TEST(Triplet, HardNegativeIsTheClosestOtherClass) {
   const Gaussian a{torch::tensor({{0.0}, {5.0}, {1.0}}), torch::zeros({3, 1})};
   const Gaussian b{torch::tensor({{0.0}, {5.0}, {1.0}}), torch::zeros({3, 1})};
-  train::TripletConfig c;
+  models::TripletConfig c;
   c.kind = "hinge";
   c.margin = 2.0;
   c.negatives = "hard";
@@ -107,7 +107,7 @@ TEST(Triplet, ContrastiveOnHandWorkedCosines) {
   // The means' scale and the variances do not matter (cosine of the means).
   const Gaussian a{torch::tensor({{1.0, 0.0}, {0.0, 1.0}}, torch::kFloat64), torch::zeros({2, 2}, torch::kFloat64)};
   const Gaussian b{torch::tensor({{2.0, 0.0}, {1.0, 1.0}}, torch::kFloat64), torch::ones({2, 2}, torch::kFloat64)};
-  train::TripletConfig c;
+  models::TripletConfig c;
   c.kind = "contrastive";
   c.temperature = 0.5;
   const double r = 1.0 / std::sqrt(2.0);
@@ -228,16 +228,16 @@ TEST(Checkpoint, RoundTripIsExactAndVersioned) {
   auto out = a->objective(tiny_inputs(), {});
   out.loss.backward();
   opt.step();
-  train::TrainingState s;
+  io::TrainingState s;
   s.epochs_done = 3;
   s.step = 42;
   s.best_validation = 1.5;
-  train::save_checkpoint(path, *a, &opt, s);
+  io::save_checkpoint(path, *a, &opt, s);
 
   torch::manual_seed(99);
   models::MultimodalVae b(tiny_model("jmvae"));
   torch::optim::Adam opt_b(b->parameters(), torch::optim::AdamOptions(1e-3));
-  const auto loaded = train::load_checkpoint(path, *b, &opt_b, false);
+  const auto loaded = io::load_checkpoint(path, *b, &opt_b, false);
   EXPECT_EQ(loaded.epochs_done, 3);
   EXPECT_EQ(loaded.step, 42);
   EXPECT_DOUBLE_EQ(loaded.best_validation, 1.5);
@@ -261,7 +261,7 @@ TEST(Checkpoint, RoundTripIsExactAndVersioned) {
   const std::string cut = (dir / "cut.pt").string();
   io::write_file_atomic(cut, bytes.substr(0, bytes.size() / 2));
   try {
-    train::load_checkpoint(cut, *b, nullptr, false);
+    io::load_checkpoint(cut, *b, nullptr, false);
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
@@ -270,8 +270,8 @@ TEST(Checkpoint, RoundTripIsExactAndVersioned) {
   auto other = tiny_model("jmvae");
   other.latent_dim = 5;
   models::MultimodalVae c(other);
-  EXPECT_THROW(train::load_checkpoint(path, *c, nullptr, false), InputError);
-  EXPECT_THROW(train::load_checkpoint((dir / "none.pt").string(), *c, nullptr, false), InputError);
+  EXPECT_THROW(io::load_checkpoint(path, *c, nullptr, false), InputError);
+  EXPECT_THROW(io::load_checkpoint((dir / "none.pt").string(), *c, nullptr, false), InputError);
 }
 
 TEST(Config, UnknownAndMistypedKeysAreNamed) {
@@ -281,7 +281,7 @@ TEST(Config, UnknownAndMistypedKeysAreNamed) {
   auto error_of = [&](const std::string& json, std::vector<std::string> sets = {}) {
     io::write_file_atomic(file, json);
     try {
-      train::config_from_json(train::resolve_config_json(file, sets), file);
+      config_from_json(resolve_config_json(file, sets), file);
     } catch (const InputError& e) {
       return std::string(e.what());
     }
@@ -300,47 +300,47 @@ TEST(Config, UnknownAndMistypedKeysAreNamed) {
                 .find("hiden: unknown key"),
             std::string::npos);
   EXPECT_EQ(error_of("{\"train\": {\"lr\": 1}}", {"model.latent_dim=32", "data.dataset=mnist"}), "no error");
-  const auto c = train::config_from_json(train::resolve_config_json(file, {"model.latent_dim=32"}), file);
+  const auto c = config_from_json(resolve_config_json(file, {"model.latent_dim=32"}), file);
   EXPECT_EQ(c.model.latent_dim, 32);
   EXPECT_DOUBLE_EQ(c.train.lr, 1.0);
 }
 
 TEST(Config, CosineLearningRateScheduleAndKeptCheckpoints) {
-  train::TrainConfig t;
+  TrainConfig t;
   t.epochs = 100;
   t.lr = 1e-3;
-  EXPECT_DOUBLE_EQ(train::learning_rate_at(t, 60.0), 1e-3);  // constant by default
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 60.0), 1e-3);  // constant by default
   t.lr_schedule = "cosine";
   t.lr_min = 1e-4;
   t.lr_decay_start = 20;
-  EXPECT_DOUBLE_EQ(train::learning_rate_at(t, 0.0), 1e-3);
-  EXPECT_DOUBLE_EQ(train::learning_rate_at(t, 20.0), 1e-3);
-  EXPECT_NEAR(train::learning_rate_at(t, 60.0), 1e-4 + 0.9e-3 * 0.5, 1e-15);  // half-way: cos = 0
-  EXPECT_NEAR(train::learning_rate_at(t, 40.0), 1e-4 + 0.9e-3 * 0.5 * (1 + std::sqrt(0.5)), 1e-15);
-  EXPECT_NEAR(train::learning_rate_at(t, 100.0), 1e-4, 1e-15);
-  EXPECT_NEAR(train::learning_rate_at(t, 130.0), 1e-4, 1e-15);
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 0.0), 1e-3);
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 20.0), 1e-3);
+  EXPECT_NEAR(learning_rate_at(t, 60.0), 1e-4 + 0.9e-3 * 0.5, 1e-15);  // half-way: cos = 0
+  EXPECT_NEAR(learning_rate_at(t, 40.0), 1e-4 + 0.9e-3 * 0.5 * (1 + std::sqrt(0.5)), 1e-15);
+  EXPECT_NEAR(learning_rate_at(t, 100.0), 1e-4, 1e-15);
+  EXPECT_NEAR(learning_rate_at(t, 130.0), 1e-4, 1e-15);
 
-  auto j = train::default_config_json();
+  auto j = default_config_json();
   j["train"]["lr_schedule"] = "cosine";
   j["train"]["lr_min"] = 1e-5;
   j["train"]["keep_checkpoints"] = {50, 100};
-  const auto c = train::config_from_json(j, "test");
+  const auto c = config_from_json(j, "test");
   EXPECT_EQ(c.train.keep_checkpoints, (std::vector<std::int64_t>{50, 100}));
   j["train"]["keep_checkpoints"] = {0};
-  EXPECT_THROW(train::config_from_json(j, "test"), InputError);
+  EXPECT_THROW(config_from_json(j, "test"), InputError);
   j["train"]["keep_checkpoints"] = nlohmann::json::array();
   j["train"]["lr_schedule"] = "step";
-  EXPECT_THROW(train::config_from_json(j, "test"), InputError);
+  EXPECT_THROW(config_from_json(j, "test"), InputError);
   j["train"]["lr_schedule"] = "cosine";
   j["train"]["lr_min"] = 1.0;  // above lr
-  EXPECT_THROW(train::config_from_json(j, "test"), InputError);
+  EXPECT_THROW(config_from_json(j, "test"), InputError);
 }
 
 namespace {
 
 // A complete tiny run on generated shapes (level 1, 16x16 images so the MLP image path is used).
 nlohmann::json tiny_run_config(int epochs) {
-  auto j = train::default_config_json();
+  auto j = default_config_json();
   j["seed"] = 11;
   j["data"]["dataset"] = "shapes";
   j["data"]["shapes_level"] = 1;
@@ -381,13 +381,13 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
   rt.threads = at::get_num_threads();
   auto full_json = tiny_run_config(3);
   full_json["train"]["keep_checkpoints"] = {1, 2};
-  const auto full = train::config_from_json(full_json, "test");
+  const auto full = config_from_json(full_json, "test");
   seed_everything(full.seed);
   train::train_run(full, full_json, (base / "full").string(), false, rt);
 
   const auto part_json = tiny_run_config(2);
   seed_everything(full.seed);
-  train::train_run(train::config_from_json(part_json, "test"), part_json, (base / "part").string(), false, rt);
+  train::train_run(config_from_json(part_json, "test"), part_json, (base / "part").string(), false, rt);
   // resume with more epochs, as `mmkt train --resume --set train.epochs=3` does
   train::train_run(full, full_json, (base / "part").string(), true, rt);
 
@@ -397,19 +397,19 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(a[i], b[i]) << "epoch " << i + 1;
   // Models kept along the way: after epochs 1 and 2 (not 3), loadable by name, and different.
-  const train::RunPaths paths{(base / "full").string()};
+  const RunPaths paths{(base / "full").string()};
   EXPECT_TRUE(fs::exists(paths.checkpoint_at(1)));
   EXPECT_TRUE(fs::exists(paths.checkpoint_at(2)));
   EXPECT_FALSE(fs::exists(paths.checkpoint_at(3)));
-  auto one = train::load_run(paths.dir, torch::kCPU, "checkpoint_epoch1.pt");
-  auto two = train::load_run(paths.dir, torch::kCPU, paths.checkpoint_at(2));
+  auto one = load_run(paths.dir, torch::kCPU, "checkpoint_epoch1.pt");
+  auto two = load_run(paths.dir, torch::kCPU, paths.checkpoint_at(2));
   const auto p1 = one.model->parameters(), p2 = two.model->parameters();
   ASSERT_EQ(p1.size(), p2.size());
   double moved = 0;
   for (size_t i = 0; i < p1.size(); ++i) moved += (p1[i] - p2[i]).abs().sum().item<double>();
   EXPECT_GT(moved, 0.0);
   try {
-    train::load_run(paths.dir, torch::kCPU, "checkpoint_epoch7.pt");
+    load_run(paths.dir, torch::kCPU, "checkpoint_epoch7.pt");
     FAIL() << "no throw";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("checkpoint_epoch7.pt: no such checkpoint"), std::string::npos)

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "eval/npy.h"
+#include "io/npy.h"
 #include "io/files.h"
 
 using namespace mmkt;
@@ -45,8 +45,8 @@ TEST(Npy, RoundTripOfEveryDtype) {
   };
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto path = temp_path("round_trip_" + std::to_string(i) + ".npy");
-    eval::write_npy(path, tensors[i]);
-    const auto back = eval::read_npy(path);
+    io::write_npy(path, tensors[i]);
+    const auto back = io::read_npy(path);
     EXPECT_EQ(back.scalar_type(), tensors[i].scalar_type()) << i;
     EXPECT_EQ(back.sizes(), tensors[i].sizes()) << i;
     EXPECT_TRUE(torch::equal(back, tensors[i])) << i;
@@ -56,7 +56,7 @@ TEST(Npy, RoundTripOfEveryDtype) {
 
 TEST(Npy, ExactHeaderOfASmallFloatTensor) {
   const auto path = temp_path("header.npy");
-  eval::write_npy(path, torch::arange(6, torch::kFloat32).reshape({2, 3}));
+  io::write_npy(path, torch::arange(6, torch::kFloat32).reshape({2, 3}));
   // Dict: 59 characters. Prefix 10 + 59 + '\n' = 70 -> padded to 128: header length 118 =
   // 59 + 58 spaces + '\n'.
   const std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
@@ -73,8 +73,8 @@ TEST(Npy, ExactHeaderOfASmallFloatTensor) {
 
 TEST(Npy, OneAndZeroDimensionalShapes) {
   const auto one = temp_path("one.npy"), zero = temp_path("zero.npy");
-  eval::write_npy(one, torch::zeros({5}, torch::kInt64));
-  eval::write_npy(zero, torch::tensor(1.0));
+  io::write_npy(one, torch::zeros({5}, torch::kInt64));
+  io::write_npy(zero, torch::tensor(1.0));
   EXPECT_NE(io::read_file(one).find("'shape': (5,), }"), std::string::npos);
   EXPECT_NE(io::read_file(zero).find("'shape': (), }"), std::string::npos);
 }
@@ -86,7 +86,7 @@ TEST(Npy, ReadsHeadersWrittenByNumpy) {
   std::string data(3 * 8, '\0');
   data[0] = 1;
   io::write_file_atomic(path, npy_bytes("{'descr':'<i8','fortran_order':False,'shape':(3,)}   ", data));
-  EXPECT_TRUE(torch::equal(eval::read_npy(path), torch::tensor({1, 0, 0}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(io::read_npy(path), torch::tensor({1, 0, 0}, torch::kInt64)));
 
   std::string v2 = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", "\x07\x09");
   // Rewrite as version 2.0: 12-byte prefix, so the dict moves by two bytes (still valid).
@@ -94,25 +94,25 @@ TEST(Npy, ReadsHeadersWrittenByNumpy) {
   std::string out("\x93NUMPY\x02\x00", 8);
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
   io::write_file_atomic(path, out + header + "\x07\x09");
-  EXPECT_TRUE(torch::equal(eval::read_npy(path), torch::tensor({7, 9}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(io::read_npy(path), torch::tensor({7, 9}, torch::kUInt8)));
 }
 
 TEST(Npy, TruncatedAndTrailingDataRejected) {
   const auto path = temp_path("truncated.npy");
-  eval::write_npy(path, torch::ones({4, 4}));
+  io::write_npy(path, torch::ones({4, 4}));
   std::string bytes = io::read_file(path);
   io::write_file_atomic(path, bytes.substr(0, bytes.size() - 1));
   try {
-    eval::read_npy(path);
+    io::read_npy(path);
     FAIL() << "truncated file accepted";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
   }
   io::write_file_atomic(path, bytes + "x");
-  EXPECT_THROW(eval::read_npy(path), InputError);
+  EXPECT_THROW(io::read_npy(path), InputError);
   io::write_file_atomic(path, bytes.substr(0, 40));  // cut inside the header
-  EXPECT_THROW(eval::read_npy(path), InputError);
+  EXPECT_THROW(io::read_npy(path), InputError);
 }
 
 TEST(Npy, HugeShapeRejectedWithoutAllocating) {
@@ -122,7 +122,7 @@ TEST(Npy, HugeShapeRejectedWithoutAllocating) {
       path, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000), }",
                       std::string(16, '\0')));
   try {
-    eval::read_npy(path);
+    io::read_npy(path);
     FAIL() << "huge shape accepted";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("1000000000, 1000000000"), std::string::npos) << e.what();
@@ -130,7 +130,7 @@ TEST(Npy, HugeShapeRejectedWithoutAllocating) {
   // A product that overflows 64 bits.
   io::write_file_atomic(
       path, npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }", ""));
-  EXPECT_THROW(eval::read_npy(path), InputError);
+  EXPECT_THROW(io::read_npy(path), InputError);
 }
 
 TEST(Npy, BadMagicDescrOrderAndHeaderRejected) {
@@ -139,7 +139,7 @@ TEST(Npy, BadMagicDescrOrderAndHeaderRejected) {
   auto rejects = [&](const std::string& bytes, const std::string& why) {
     io::write_file_atomic(path, bytes);
     try {
-      eval::read_npy(path);
+      io::read_npy(path);
       ADD_FAILURE() << "accepted: " << why;
     } catch (const InputError& e) {
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
@@ -162,5 +162,5 @@ TEST(Npy, BadMagicDescrOrderAndHeaderRejected) {
 }
 
 TEST(Npy, UnsupportedDtypeOnWrite) {
-  EXPECT_THROW(eval::write_npy(temp_path("half.npy"), torch::zeros({2}, torch::kFloat16)), Error);
+  EXPECT_THROW(io::write_npy(temp_path("half.npy"), torch::zeros({2}, torch::kFloat16)), Error);
 }

@@ -19,8 +19,8 @@
 #include "models/multimodal_vae.h"
 #include "models/networks.h"
 #include "tiny_runs.h"
-#include "train/config.h"
-#include "train/run_data.h"
+#include "run/config.h"
+#include "run/run_data.h"
 #include "train/trainer.h"
 
 using namespace mmkt;
@@ -75,10 +75,10 @@ std::string write_folder(const fs::path& dir, int count, bool colour, bool binar
   return (dir / "manifest.jsonl").string();
 }
 
-train::RunConfig manifest_config(const std::string& manifest, std::vector<std::string> sets = {}) {
+RunConfig manifest_config(const std::string& manifest, std::vector<std::string> sets = {}) {
   sets.push_back("data.dataset=manifest");
   sets.push_back("data.manifest=" + manifest);
-  return train::config_from_json(train::resolve_config_json("", sets), "test");
+  return config_from_json(resolve_config_json("", sets), "test");
 }
 
 }  // namespace
@@ -92,29 +92,29 @@ TEST(OwnData, ChoicesFollowTheImages) {
   EXPECT_FALSE(survey.binary());
   EXPECT_GE(survey.median_short_side, 20);
   EXPECT_LE(survey.median_short_side, 90);
-  const auto c = train::resolve_data_choices(manifest_config(colour));
+  const auto c = resolve_data_choices(manifest_config(colour));
   EXPECT_EQ(c.data.channels, 3);
   EXPECT_EQ(c.data.image_size, 32);  // a few items: 32 whatever the sizes
   EXPECT_EQ(c.data.binarize, "none");
-  EXPECT_DOUBLE_EQ(c.train.free_bits, train::kManifestFreeBits);
+  EXPECT_DOUBLE_EQ(c.train.free_bits, kManifestFreeBits);
   // What the configuration sets is kept; resolving twice changes nothing.
-  const auto kept = train::resolve_data_choices(
+  const auto kept = resolve_data_choices(
       manifest_config(colour, {"data.channels=1", "data.image_size=48", "train.free_bits=0"}));
   EXPECT_EQ(kept.data.channels, 1);
   EXPECT_EQ(kept.data.image_size, 48);
   EXPECT_DOUBLE_EQ(kept.train.free_bits, 0.0);
-  EXPECT_EQ(train::resolve_data_choices(c).data.binarize, "none");
+  EXPECT_EQ(resolve_data_choices(c).data.binarize, "none");
 
   const auto binary = write_folder(fresh_dir("binary"), 12, false, true);
-  const auto b = train::resolve_data_choices(manifest_config(binary));
+  const auto b = resolve_data_choices(manifest_config(binary));
   EXPECT_TRUE(data::survey_manifest_images(binary).binary());
   EXPECT_EQ(b.data.channels, 1);
   EXPECT_EQ(b.data.binarize, "dynamic");
   // Built-in datasets: the documented fixed choices, no survey.
-  auto j = train::default_config_json();
-  EXPECT_EQ(train::resolve_data_choices(train::config_from_json(j, "test")).data.binarize, "dynamic");
+  auto j = default_config_json();
+  EXPECT_EQ(resolve_data_choices(config_from_json(j, "test")).data.binarize, "dynamic");
   j["data"]["dataset"] = "shapes";
-  const auto shapes = train::resolve_data_choices(train::config_from_json(j, "test"));
+  const auto shapes = resolve_data_choices(config_from_json(j, "test"));
   EXPECT_EQ(shapes.data.binarize, "none");
   EXPECT_DOUBLE_EQ(shapes.train.free_bits, 0.0);
 }
@@ -122,7 +122,7 @@ TEST(OwnData, ChoicesFollowTheImages) {
 TEST(OwnData, TinyRunOnAMixedFolderKeepsItsChoicesAndLearnsTheScale) {
   const auto dir = fresh_dir("run");
   const auto manifest = write_folder(dir, 60, true, false);
-  auto j = train::default_config_json();
+  auto j = default_config_json();
   j["data"]["dataset"] = "manifest";
   j["data"]["manifest"] = manifest;
   j["data"]["validation"] = 10;
@@ -135,14 +135,14 @@ TEST(OwnData, TinyRunOnAMixedFolderKeepsItsChoicesAndLearnsTheScale) {
   ro.threads = 2;
   const auto rt = init_runtime(ro);
   const auto run_dir = (dir / "run").string();
-  train::train_run(train::config_from_json(j, "test"), j, run_dir, false, rt);
+  train::train_run(config_from_json(j, "test"), j, run_dir, false, rt);
   // config.json keeps the concrete choices, so eval and query rebuild the same model.
   const auto saved = io::load_json_file(run_dir + "/config.json");
   EXPECT_EQ(saved["data"]["channels"], 3);
   EXPECT_EQ(saved["data"]["image_size"], 32);
   EXPECT_EQ(saved["data"]["binarize"], "none");
-  EXPECT_DOUBLE_EQ(saved["train"]["free_bits"].get<double>(), train::kManifestFreeBits);
-  auto run = train::load_run(run_dir, torch::kCPU);
+  EXPECT_DOUBLE_EQ(saved["train"]["free_bits"].get<double>(), kManifestFreeBits);
+  auto run = load_run(run_dir, torch::kCPU);
   ASSERT_EQ(run.modalities[0].likelihood, "gaussian");
   EXPECT_EQ(run.modalities[0].likelihood_scale, 0.0);
   EXPECT_EQ(run.modalities[0].channels, 16);
@@ -214,9 +214,9 @@ TEST(OwnData, ManifestWithoutTestFileCarvesTestItemsOfUnseenClasses) {
     "classes": [{"name": "boot", "names": ["boot"], "attributes": ["is_bright", "has_corners"]},
                 {"name": "bag", "names": ["bag"], "attributes": ["is_bright"]}],
     "zero_shot": {"unseen": ["bag"]}})";
-  const auto config = train::resolve_data_choices(
+  const auto config = resolve_data_choices(
       manifest_config(manifest, {"data.attributes_file=" + attributes, "data.validation=0"}));
-  const auto data = train::load_run_data(config, "");
+  const auto data = load_run_data(config, "");
   ASSERT_EQ(data.unseen_classes, (std::vector<std::int64_t>{1}));
   const auto test_labels = data.test->labels(data::index_range(data.test->size()));
   const auto train_labels = data.train->labels(data::index_range(data.train->size()));

@@ -155,7 +155,7 @@ TEST(Query, CommandsOnATinyShapesRun) {
   RuntimeOptions ro;
   ro.threads = 2;
   const auto rt = init_runtime(ro);
-  auto run = train::load_run(base, rt.device);
+  auto run = load_run(base, rt.device);
 
   // Inputs: text and image files, and what is wrong with them.
   EXPECT_EQ(query::text_input(run, "a red heart", rt.device).data.size(0), 1);
@@ -267,6 +267,33 @@ TEST(Demo, ShortDemoWritesItsReport) {
   std::ofstream(other + "/notes.txt") << "keep me";
   const auto refused = run_capture(std::string(MMKT_BINARY) + " demo --run " + other, &rc);
   EXPECT_NE(rc, 0);
-  EXPECT_NE(refused.find("is not an mmkt run"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("is not an earlier demo's folder"), std::string::npos) << refused;
   EXPECT_TRUE(fs::exists(other + "/notes.txt"));
+}
+
+TEST(Query, ImageFileIsPreprocessedAsTheRunsItems) {
+  // The review's defect: a query image was never binarized, while the index it is searched
+  // against holds the binarized test images of a data.binarize=dynamic run.
+  const auto dir = fs::path(::testing::TempDir()) / "mmkt_query_binarize";
+  fs::create_directories(dir);
+  const auto png = (dir / "grey.png").string();
+  auto ramp = torch::linspace(0.0, 1.0, 64).reshape({1, 8, 8});  // every grey level
+  image::write_png(png, ramp);
+  LoadedRun run;
+  models::ModalityConfig image;
+  image.name = image.kind = "image";
+  image.shape = {1, 8, 8};
+  run.modalities = {image};
+  run.config.seed = 5;
+  run.config.data.binarize = "none";
+  const auto kept = image_file_item(run, png);
+  EXPECT_TRUE(torch::allclose(kept, ramp, 0, 1.0 / 255 + 1e-6));
+  run.config.data.binarize = "dynamic";
+  const auto binary = image_file_item(run, png);
+  EXPECT_EQ(binary.sizes(), (std::vector<std::int64_t>{1, 8, 8}));
+  EXPECT_TRUE(torch::equal(binary, binary.round())) << "not binary";
+  EXPECT_TRUE(torch::equal(binary, image_file_item(run, png))) << "not a fixed draw";
+  EXPECT_NEAR(binary.mean().item<double>(), 0.5, 0.2);  // Bernoulli(intensity), mean 0.5
+  EXPECT_EQ(binary[0][0][0].item<float>(), 0.0f);       // intensity 0 is always 0
+  EXPECT_EQ(binary[0][7][7].item<float>(), 1.0f);       // intensity 1 is always 1
 }

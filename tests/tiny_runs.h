@@ -8,14 +8,14 @@
 
 #include "core/runtime.h"
 #include "models/modality.h"
-#include "train/config.h"
+#include "run/config.h"
 #include "train/trainer.h"
 
 namespace mmkt::testing_support {
 
 // A 6x6-image (MLP, Bernoulli) + 3-class label model of the given type (jmvae | mvae | mmvae).
-inline train::ModelConfig tiny_image_label_model(const std::string& type) {
-  train::ModelConfig c;
+inline models::ModelConfig tiny_image_label_model(const std::string& type) {
+  models::ModelConfig c;
   c.type = type;
   c.latent_dim = 4;
   c.joint_hidden = {16};
@@ -38,7 +38,7 @@ inline train::ModelConfig tiny_image_label_model(const std::string& type) {
 // Trains a tiny shapes level-3 run (red hearts and blue stars held out; 64x64 conv image and
 // GRU text, latent 6) for one epoch of 200 items into `dir`.
 inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
-  auto j = train::default_config_json();
+  auto j = default_config_json();
   j["seed"] = seed;
   j["data"]["dataset"] = "shapes";
   j["data"]["shapes_level"] = 3;
@@ -61,7 +61,7 @@ inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
   RuntimeOptions ro;
   ro.threads = 2;
   const auto rt = init_runtime(ro);
-  train::train_run(train::config_from_json(j, "test"), j, dir, false, rt);
+  train::train_run(config_from_json(j, "test"), j, dir, false, rt);
 }
 
 }  // namespace mmkt::testing_support

@@ -19,8 +19,8 @@
 #include "optim/fused_adam.h"
 #include "query/index.h"
 #include "query/inputs.h"
-#include "train/config.h"
-#include "train/trainer.h"
+#include "run/config.h"
+#include "run/run.h"
 
 namespace mmkt::bench {
 namespace {
@@ -55,13 +55,13 @@ nlohmann::json figure(const std::vector<double>& runs, const std::string& unit) 
 }
 
 // An untrained run in memory, built from an experiment's configuration plus overrides.
-train::LoadedRun in_memory_run(const std::string& config_path, const std::vector<std::string>& sets,
+LoadedRun in_memory_run(const std::string& config_path, const std::vector<std::string>& sets,
                                const torch::Device& device) {
-  train::LoadedRun run;
-  run.resolved = train::resolve_config_json(config_path, sets);
-  run.config = train::resolve_data_choices(train::config_from_json(run.resolved, config_path));
-  run.data = train::load_run_data(run.config, "");
-  run.modalities = train::resolve_modalities(run.config, run.data);
+  LoadedRun run;
+  run.resolved = resolve_config_json(config_path, sets);
+  run.config = resolve_data_choices(config_from_json(run.resolved, config_path));
+  run.data = load_run_data(run.config, "");
+  run.modalities = resolve_modalities(run.config, run.data);
   auto model_config = run.config.model;
   model_config.modalities = run.modalities;
   run.model = models::MultimodalVae(model_config);
@@ -69,13 +69,8 @@ train::LoadedRun in_memory_run(const std::string& config_path, const std::vector
   return run;
 }
 
-data::BatcherOptions training_batches(const train::LoadedRun& run, int workers) {
-  data::BatcherOptions o;
-  o.batch_size = run.config.train.batch_size;
-  o.seed = run.config.seed;
-  o.binarize = run.config.data.binarize == "dynamic" ? data::Binarize::kDynamic : data::Binarize::kNone;
-  o.tokenizer = run.data.tokenizer;
-  o.max_tokens = run.config.data.max_tokens;
+data::BatcherOptions training_batches(const LoadedRun& run, int workers) {
+  auto o = batcher_options(run, BatchPurpose::kTraining);
   o.workers = workers;
   return o;
 }
@@ -88,7 +83,7 @@ data::BatcherOptions training_batches(const train::LoadedRun& run, int workers) 
 // untrained one never shows (core/cpu_setup.h).
 class StepTimer {
  public:
-  StepTimer(train::LoadedRun& run, int prebuilt, const torch::Device& device)
+  StepTimer(LoadedRun& run, int prebuilt, const torch::Device& device)
       : run_(run),
         device_(device),
         parameters_(run.model->parameters()),
@@ -98,7 +93,7 @@ class StepTimer {
         reference_(parameters_, adam_options_) {
     data::Batcher batcher(run.data.train, training_batches(run, 0));
     for (int k = 0; k < prebuilt; ++k) batches_.push_back(batcher.make_batch(0, k));
-    options_ = train::objective_options_at(run.config, INFINITY);  // after every warm-up
+    options_ = objective_options_at(run.config, INFINITY);  // after every warm-up
   }
 
   // One step; `reference_adam`: libtorch's torch::optim::Adam with zero_grad() instead.
@@ -132,8 +127,8 @@ class StepTimer {
       std::int64_t k = 0;
       while (auto batch = batcher.next()) {
         const double progress = e + static_cast<double>(k++) / static_cast<double>(per_epoch);
-        auto o = train::objective_options_at(run_.config, progress);
-        set_learning_rate(train::learning_rate_at(run_.config.train, progress));
+        auto o = objective_options_at(run_.config, progress);
+        set_learning_rate(learning_rate_at(run_.config.train, progress));
         step_on(*batch, o, false);
       }
     }
@@ -151,7 +146,7 @@ class StepTimer {
     auto& model = run_.model;
     model->train();
     o.labels = batch.labels.to(device_);
-    const auto inputs = train::inputs_from_batch(batch, run_.modalities, device_);
+    const auto inputs = inputs_from_batch(batch, run_.modalities, device_);
     if (reference_adam) {
       reference_.zero_grad();
     } else {
@@ -171,7 +166,7 @@ class StepTimer {
     }
   }
 
-  train::LoadedRun& run_;
+  LoadedRun& run_;
   torch::Device device_;
   std::vector<torch::Tensor> parameters_;
   torch::optim::AdamOptions adam_options_;
@@ -203,7 +198,7 @@ TrainingRates time_training(StepTimer& timer, int warmup, int steps, int repeats
   }
   return rates;
 }
-TrainingRates time_training(train::LoadedRun& run, int prebuilt, int warmup, int steps,
+TrainingRates time_training(LoadedRun& run, int prebuilt, int warmup, int steps,
                             int repeats, const torch::Device& device, bool ablation = false) {
   StepTimer timer(run, prebuilt, device);
   return time_training(timer, warmup, steps, repeats, ablation);
@@ -268,7 +263,7 @@ std::set<std::int64_t> data_widths(const std::vector<models::ModalityConfig>& mo
 
 // Samples/s of the batcher (one background worker) feeding a consumer that takes each batch
 // at once: `batches` batches per timing after 5 warm-up batches.
-std::vector<double> time_pipeline(const train::LoadedRun& run, int batches, int repeats) {
+std::vector<double> time_pipeline(const LoadedRun& run, int batches, int repeats) {
   data::Batcher batcher(run.data.train, training_batches(run, 1));
   const int total = static_cast<int>(std::min<std::int64_t>(batcher.batches_per_epoch(), batches + 5));
   std::vector<double> rates;

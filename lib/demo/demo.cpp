@@ -16,7 +16,7 @@
 #include "query/generate.h"
 #include "query/index.h"
 #include "query/inputs.h"
-#include "train/config.h"
+#include "run/config.h"
 #include "train/trainer.h"
 
 namespace mmkt::demo {
@@ -24,7 +24,7 @@ namespace mmkt::demo {
 namespace fs = std::filesystem;
 
 nlohmann::json demo_config(const DemoOptions& o) {
-  auto j = train::default_config_json();
+  auto j = default_config_json();
   j["seed"] = 0;
   j["data"]["dataset"] = "fashion-mnist";
   j["data"]["zero_shot_split"] = true;
@@ -92,14 +92,14 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   log::info("demo 1/4: training a JMVAE-kl with contrastive image-caption constraints on Fashion-MNIST + captions (",
             o.epochs, " epochs of ", o.steps_per_epoch, " steps)");
   const auto resolved = demo_config(o);
-  const auto config = train::config_from_json(resolved, "demo");
+  const auto config = config_from_json(resolved, "demo");
   auto t = Clock::now();
   const auto summary = train::train_run(config, resolved, dir, false, rt);
   figures["seconds"]["train"] = since(t);
 
   log::info("demo 2/4: retrieval and zero-shot on the test set, with pictures");
   t = Clock::now();
-  auto run = train::load_run(dir, rt.device);
+  auto run = load_run(dir, rt.device);
   eval::EvalOptions eo;
   eo.metrics = {"retrieval", "zeroshot", "pictures"};
   eo.seed = rt.seed;

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/files.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::distill {
 
@@ -50,7 +50,7 @@ nlohmann::json options_json(const DistillOptions& o) {
 
 // The transfer set without the training data: statistics (computed and stored on first use),
 // then reconstructed images labelled by the class they were drawn for.
-TransferSet data_free_transfer(train::LoadedRun& run, const DistillOptions& o, nlohmann::json& info,
+TransferSet data_free_transfer(LoadedRun& run, const DistillOptions& o, nlohmann::json& info,
                                const torch::Device& device) {
   MMKT_CHECK_INPUT(o.modality == "image", "data-free distillation reconstructs images only");
   const std::string path = o.teacher_dir + "/distill/activation_stats_" + o.modality + ".pt";
@@ -84,7 +84,7 @@ TransferSet data_free_transfer(train::LoadedRun& run, const DistillOptions& o, n
   return t;
 }
 
-Student new_student(train::LoadedRun& run, const std::string& spec, const std::string& modality,
+Student new_student(LoadedRun& run, const std::string& spec, const std::string& modality,
                     std::int64_t classes) {
   for (const auto& m : run.modalities) {
     if (m.name == modality) {
@@ -100,7 +100,7 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
   const auto weights = parse_method(o.method);
   MMKT_CHECK_INPUT(!o.heavy || uses_teacher(weights), "the heavy-auxiliary route needs a method that uses the "
                    "teacher (not '", o.method, "')");
-  auto run = train::load_run(o.teacher_dir, rt.device);
+  auto run = load_run(o.teacher_dir, rt.device);
   const std::string dir = o.out_dir.empty() ? o.teacher_dir + "/distill/" + folder_name(o) : o.out_dir;
   std::filesystem::create_directories(dir);
   nlohmann::json result{{"label", distill_label(o)}, {"options", options_json(o)}};

@@ -5,8 +5,8 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "io/files.h"
-#include "train/checkpoint.h"
-#include "train/config.h"
+#include "io/checkpoint.h"
+#include "run/config.h"
 
 namespace mmkt::distill {
 
@@ -68,7 +68,7 @@ StudentSpec parse_student_spec(const std::string& spec, const models::ModalityCo
 
 nlohmann::json student_spec_to_json(const StudentSpec& spec) {
   return {{"spec", spec.text},
-          {"modality", train::modality_to_json(spec.modality)},
+          {"modality", modality_to_json(spec.modality)},
           {"latent_dim", spec.latent_dim},
           {"classes", spec.classes}};
 }
@@ -77,7 +77,7 @@ StudentSpec student_spec_from_json(const nlohmann::json& j, const std::string& s
   try {
     StudentSpec s;
     s.text = j.at("spec").get<std::string>();
-    s.modality = train::modality_from_json(j.at("modality"), source);
+    s.modality = modality_from_json(j.at("modality"), source);
     s.latent_dim = j.at("latent_dim").get<std::int64_t>();
     s.classes = j.at("classes").get<std::int64_t>();
     MMKT_CHECK_INPUT(s.latent_dim > 0 && s.classes >= 0, source, ": latent_dim must be > 0 and classes >= 0");
@@ -114,7 +114,7 @@ std::int64_t StudentImpl::parameter_count() { return count_parameters(*this); }
 
 void save_student(const std::string& dir, Student& student) {
   io::write_file_atomic(dir + "/student.json", student_spec_to_json(student->spec()).dump(2) + "\n");
-  train::save_checkpoint(dir + "/student.pt", *student, nullptr, {});
+  io::save_checkpoint(dir + "/student.pt", *student, nullptr, {});
 }
 
 Student load_student(const std::string& dir, const torch::Device& device) {
@@ -127,7 +127,7 @@ Student load_student(const std::string& dir, const torch::Device& device) {
     fail_input(path, ": malformed JSON: ", e.what());
   }
   Student student(student_spec_from_json(j, path));
-  train::load_checkpoint(dir + "/student.pt", *student, nullptr, /*restore_rng=*/false);
+  io::load_checkpoint(dir + "/student.pt", *student, nullptr, /*restore_rng=*/false);
   student->to(device);
   student->eval();
   return student;

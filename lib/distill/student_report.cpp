@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "eval/report.h"
-#include "train/run_data.h"
+#include "run/run_data.h"
 
 namespace mmkt::distill {
 
@@ -16,7 +16,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::int64_t teacher_unimodal_parameters(train::LoadedRun& run, const std::string& modality) {
+std::int64_t teacher_unimodal_parameters(LoadedRun& run, const std::string& modality) {
   // The unimodal path q_t(z|m): modules "enc_<m>" and "enc_<m>_head" (multimodal_vae.cpp).
   std::int64_t n = 0;
   for (const auto& item : run.model->named_parameters()) {
@@ -28,7 +28,7 @@ std::int64_t teacher_unimodal_parameters(train::LoadedRun& run, const std::strin
   return n;
 }
 
-std::string other_modality(const train::LoadedRun& run, const std::string& modality) {
+std::string other_modality(const LoadedRun& run, const std::string& modality) {
   for (const auto& m : run.modalities) {
     if (m.name != modality && (m.kind == "text" || m.kind == "image")) return m.name;
   }
@@ -36,7 +36,7 @@ std::string other_modality(const train::LoadedRun& run, const std::string& modal
 }
 }  // namespace
 
-Embedder teacher_embedder(train::LoadedRun& run, const std::string& modality) {
+Embedder teacher_embedder(LoadedRun& run, const std::string& modality) {
   Embedder e;
   e.name = "teacher";
   e.modality = modality;
@@ -56,7 +56,7 @@ Embedder student_embedder(Student& student, const std::string& name) {
   return e;
 }
 
-EvaluationData evaluation_data(train::LoadedRun& run, const std::string& modality,
+EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
                                const StudentEvalOptions& o, const torch::Device& device) {
   EvaluationData d;
   d.teacher_test = eval::embed_dataset(run, run.data.test, device);
@@ -66,7 +66,7 @@ EvaluationData evaluation_data(train::LoadedRun& run, const std::string& modalit
     d.train_seen = collect_inputs(run, run.data.train, modality, o.zero_shot.max_train, false);
   }
   if (o.probe && modality == "image") {
-    d.probe_train = collect_inputs(run, train::evaluator_training_set(run.config, o.probe_items), modality,
+    d.probe_train = collect_inputs(run, evaluator_training_set(run.config, o.probe_items), modality,
                                    o.probe_items, false);
   }
   return d;
@@ -114,7 +114,7 @@ double throughput(const Embedder& embedder, const InputBatches& inputs, const St
   return rates[rates.size() / 2];
 }
 
-nlohmann::json evaluate_embedder(train::LoadedRun& run, const Embedder& embedder,
+nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder,
                                  const EvaluationData& d, const StudentEvalOptions& o,
                                  const torch::Device& device) {
   const auto start = Clock::now();

@@ -21,7 +21,7 @@
 #include "distill/transfer_set.h"
 #include "eval/embed.h"
 #include "eval/zero_shot.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::distill {
 
@@ -32,7 +32,7 @@ struct Embedder {
   std::function<models::Gaussian(const models::ModalityInput&)> encode;
   std::int64_t parameters = 0;
 };
-Embedder teacher_embedder(train::LoadedRun& run, const std::string& modality);
+Embedder teacher_embedder(LoadedRun& run, const std::string& modality);
 Embedder student_embedder(Student& student, const std::string& name);
 
 struct StudentEvalOptions {
@@ -51,7 +51,7 @@ struct EvaluationData {
   InputBatches test, train_seen, probe_train;
   std::optional<eval::ZeroShotTask> task;
 };
-EvaluationData evaluation_data(train::LoadedRun& run, const std::string& modality,
+EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
                                const StudentEvalOptions& options, const torch::Device& device);
 
 // Posterior means of the embedder over input batches [N,D] (CPU).
@@ -62,7 +62,7 @@ double throughput(const Embedder& embedder, const InputBatches& inputs, const St
 
 // {"name", "modality", "parameters", "images_per_second", "retrieval": {...}, "zeroshot",
 //  "probe", "seconds"}.
-nlohmann::json evaluate_embedder(train::LoadedRun& run, const Embedder& embedder,
+nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder,
                                  const EvaluationData& data, const StudentEvalOptions& options,
                                  const torch::Device& device);
 

@@ -41,7 +41,7 @@ models::ModalityInput concat_inputs(const std::vector<models::ModalityInput>& pa
   return out;
 }
 
-InputBatches collect_inputs(train::LoadedRun& run, const data::DatasetPtr& dataset,
+InputBatches collect_inputs(LoadedRun& run, const data::DatasetPtr& dataset,
                             const std::string& modality, std::int64_t max_items, bool all_modalities,
                             bool binarize) {
   MMKT_CHECK_INPUT(dataset != nullptr && dataset->size() > 0, "the dataset is empty");
@@ -51,21 +51,14 @@ InputBatches collect_inputs(train::LoadedRun& run, const data::DatasetPtr& datas
     if (all_modalities || m.name == modality) wanted.push_back(m);
   }
   const bool text = std::any_of(wanted.begin(), wanted.end(), [](const auto& m) { return m.kind == "text"; });
-  data::BatcherOptions o;
-  o.batch_size = run.config.train.eval_batch_size;
-  o.shuffle = false;
-  o.tokenizer = text ? run.data.tokenizer : nullptr;
-  o.max_tokens = run.config.data.max_tokens;
-  if (binarize && run.config.data.binarize == "dynamic") {
-    o.binarize = data::Binarize::kDynamic;
-    o.seed = derive_seed(run.config.seed, "distill-transfer-binarization");
-  }
+  auto o = batcher_options(run, binarize ? BatchPurpose::kTransferSet : BatchPurpose::kEvaluation);
+  if (!text) o.tokenizer = nullptr;
   data::Batcher batcher(data::head(dataset, max_items), o);
   batcher.start_epoch(0);
   InputBatches out;
   std::vector<torch::Tensor> labels;
   while (auto batch = batcher.next()) {
-    auto inputs = train::inputs_from_batch(*batch, wanted, torch::kCPU);
+    auto inputs = inputs_from_batch(*batch, wanted, torch::kCPU);
     out.batches.push_back(inputs.at(modality));
     if (all_modalities) out.all.push_back(std::move(inputs));
     labels.push_back(batch->labels);
@@ -97,7 +90,7 @@ std::int64_t num_classes_of(const torch::Tensor& labels, std::int64_t classes) {
 
 }  // namespace
 
-TransferSet transfer_from_teacher(train::LoadedRun& run, const std::string& modality,
+TransferSet transfer_from_teacher(LoadedRun& run, const std::string& modality,
                                   std::int64_t max_items, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   run.model->eval();

@@ -18,7 +18,7 @@
 #include "distill/student.h"
 #include "models/gaussian.h"
 #include "models/multimodal_vae.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::distill {
 
@@ -47,12 +47,12 @@ struct InputBatches {
   std::vector<models::Inputs> all;             // every modality of the model (when requested)
   torch::Tensor labels;
 };
-InputBatches collect_inputs(train::LoadedRun& run, const data::DatasetPtr& dataset,
+InputBatches collect_inputs(LoadedRun& run, const data::DatasetPtr& dataset,
                             const std::string& modality, std::int64_t max_items, bool all_modalities,
                             bool binarize = false);
 
 // From a trained multimodal teacher on (the first `max_items` of) its own training split.
-TransferSet transfer_from_teacher(train::LoadedRun& run, const std::string& modality,
+TransferSet transfer_from_teacher(LoadedRun& run, const std::string& modality,
                                   std::int64_t max_items, const torch::Device& device);
 // From the teacher on inputs of one modality alone (no privileged view: joint = unimodal), e.g.
 // inputs reconstructed without the dataset (data-free distillation).

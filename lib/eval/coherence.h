@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::eval {
 
@@ -35,7 +35,7 @@ struct EvaluationSchema {
   // Class-name variants per class ("class" kind with captions), for parsing.
   std::vector<std::vector<std::string>> class_name_variants;
 };
-EvaluationSchema evaluation_schema(const train::LoadedRun& run);
+EvaluationSchema evaluation_schema(const LoadedRun& run);
 
 // Truth rows [N,G] from class labels [N].
 torch::Tensor targets_from_labels(const EvaluationSchema& schema, const torch::Tensor& labels);
@@ -70,7 +70,7 @@ struct EvaluatorOptions {
 
 // Loads `path` when it exists (and matches), otherwise trains on real images and saves it
 // there atomically. `report` receives the evaluator's accuracy on the run's test set.
-ImageEvaluator image_evaluator(train::LoadedRun& run, const EvaluationSchema& schema,
+ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
                                const std::string& path, const EvaluatorOptions& options,
                                const torch::Device& device, nlohmann::json* report);
 
@@ -88,7 +88,7 @@ struct CoherenceExamples {
   torch::Tensor source_images;                   // [R,C,H,W]
   std::vector<std::string> captions_from_image;  // R greedy captions
 };
-nlohmann::json coherence_report(train::LoadedRun& run, const EvaluationSchema& schema,
+nlohmann::json coherence_report(LoadedRun& run, const EvaluationSchema& schema,
                                 ImageEvaluator& evaluator, const data::DatasetPtr& test,
                                 const CoherenceOptions& options, const torch::Device& device,
                                 CoherenceExamples* examples = nullptr);

@@ -10,15 +10,11 @@
 
 namespace mmkt::eval {
 
-Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
+Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
                          const torch::Device& device, const EmbedOptions& options) {
   torch::NoGradGuard no_grad;
   run.model->eval();
-  data::BatcherOptions o;
-  o.batch_size = run.config.train.eval_batch_size;
-  o.shuffle = false;
-  o.tokenizer = run.data.tokenizer;
-  o.max_tokens = run.config.data.max_tokens;
+  auto o = batcher_options(run, BatchPurpose::kEvaluation);
   std::vector<models::ModalityConfig> modalities;
   for (const auto& m : run.modalities) {
     if (options.modalities.empty() ||
@@ -34,7 +30,7 @@ Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
   std::map<std::string, std::vector<torch::Tensor>> mus, logvars, features;
   std::vector<torch::Tensor> labels;
   while (auto batch = batcher.next()) {
-    const auto inputs = train::inputs_from_batch(*batch, modalities, device);
+    const auto inputs = inputs_from_batch(*batch, modalities, device);
     for (const auto& [name, input] : inputs) {
       if (options.features) features[name].push_back(run.model->unimodal_features(name, input).cpu());
       const auto q = run.model->encode(name, input);

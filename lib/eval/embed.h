@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::eval {
 
@@ -26,7 +26,7 @@ struct EmbedOptions {
 };
 
 // Unimodal posteriors q(z|m) of each item of `dataset` (test-time batches, no shuffling).
-Embeddings embed_dataset(train::LoadedRun& run, const data::DatasetPtr& dataset,
+Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
                          const torch::Device& device, const EmbedOptions& options = {});
 
 // Text->image, image->text (class-level relevance; instance-level R@K and median rank for the

@@ -63,7 +63,7 @@ std::vector<Estimate> plan(const std::vector<std::string>& names,
 
 }  // namespace
 
-nlohmann::json likelihood_report(train::LoadedRun& run, const data::DatasetPtr& dataset,
+nlohmann::json likelihood_report(LoadedRun& run, const data::DatasetPtr& dataset,
                                  const LikelihoodOptions& o, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   run.model->eval();
@@ -74,11 +74,8 @@ nlohmann::json likelihood_report(train::LoadedRun& run, const data::DatasetPtr& 
   const auto items = view->size();
   MMKT_CHECK_INPUT(items > 0, dataset->info().name, ": no items to evaluate");
 
-  data::BatcherOptions bo;
+  auto bo = batcher_options(run, BatchPurpose::kEvaluation);
   bo.batch_size = o.batch_size;
-  bo.shuffle = false;
-  bo.tokenizer = run.data.tokenizer;
-  bo.max_tokens = run.config.data.max_tokens;
   const auto chunk = std::max<std::int64_t>(1, o.max_rows / o.batch_size);
 
   nlohmann::json report{{"k", o.k}, {"items", items}, {"dataset", dataset->info().name}};
@@ -93,7 +90,7 @@ nlohmann::json likelihood_report(train::LoadedRun& run, const data::DatasetPtr& 
     const auto t0 = std::chrono::steady_clock::now();
     auto last_log = t0;
     while (auto batch = batcher.next()) {
-      const auto inputs = train::inputs_from_batch(*batch, run.modalities, device);
+      const auto inputs = inputs_from_batch(*batch, run.modalities, device);
       models::Inputs given;
       for (const auto& g : (est.given.empty() ? est.targets : est.given)) given[g] = inputs.at(g);
       const auto q = run.model->encode_subset(given);

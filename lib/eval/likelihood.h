@@ -17,7 +17,7 @@
 #include <torch/torch.h>
 
 #include "models/gaussian.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::eval {
 
@@ -42,7 +42,7 @@ struct LikelihoodOptions {
 // Every requested estimate over `dataset` as
 // {"k", "items", "estimates": {"log p(image,label)": {"mean", "stderr", "proposal",
 //  "seconds"}, ...}}; values are nats per item, averaged over items.
-nlohmann::json likelihood_report(train::LoadedRun& run, const data::DatasetPtr& dataset,
+nlohmann::json likelihood_report(LoadedRun& run, const data::DatasetPtr& dataset,
                                  const LikelihoodOptions& options, const torch::Device& device);
 
 std::string likelihood_markdown(const nlohmann::json& report);

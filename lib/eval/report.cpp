@@ -16,7 +16,7 @@
 #include "image/convert.h"
 #include "io/files.h"
 #include "io/json_config.h"
-#include "train/run_data.h"
+#include "run/run_data.h"
 
 namespace mmkt::eval {
 
@@ -69,29 +69,26 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 // Retrieval: text<->image and image->image with a text modality, image->image otherwise;
 // seen- and unseen-class queries also apart when the run holds classes out.
-nlohmann::json retrieval_of(const train::LoadedRun& run, const Embeddings& e) {
+nlohmann::json retrieval_of(const LoadedRun& run, const Embeddings& e) {
   const auto& unseen = run.data.unseen_classes;
   if (e.mu.count("text")) return retrieval_report(e, "image", "text", unseen);
   return image_retrieval_report(e, "image", unseen);
 }
 
-std::int64_t num_classes(const train::LoadedRun& run) {
+std::int64_t num_classes(const LoadedRun& run) {
   const auto& names = run.data.test->info().class_names;
   return static_cast<std::int64_t>(names.size());  // 0 = unlabelled: no probe, no scatter
 }
 
 // Reconstructions: originals, q(z|image) means decoded, q(z|all) means decoded.
-void reconstruction_picture(train::LoadedRun& run, const std::string& path, const torch::Device& device) {
+void reconstruction_picture(LoadedRun& run, const std::string& path, const torch::Device& device) {
   torch::NoGradGuard no_grad;
-  data::BatcherOptions bo;
+  auto bo = batcher_options(run, BatchPurpose::kEvaluation);
   bo.batch_size = 12;
-  bo.shuffle = false;
-  bo.tokenizer = run.data.tokenizer;
-  bo.max_tokens = run.config.data.max_tokens;
   data::Batcher b(run.data.test, bo);
   b.start_epoch(0);
   const auto batch = b.next();
-  const auto inputs = train::inputs_from_batch(*batch, run.modalities, device);
+  const auto inputs = inputs_from_batch(*batch, run.modalities, device);
   auto& dec = run.model->decoder("image");
   const auto from_image = dec.mean(run.model->encode("image", inputs.at("image")).mu).cpu();
   const auto from_all = dec.mean(run.model->encode_joint(inputs).mu).cpu();
@@ -101,7 +98,7 @@ void reconstruction_picture(train::LoadedRun& run, const std::string& path, cons
 }
 
 // A contact sheet for a few text queries against the test images (cosine on posterior means).
-void contact_sheet_picture(const train::LoadedRun& run, const Embeddings& e, const std::string& path) {
+void contact_sheet_picture(const LoadedRun& run, const Embeddings& e, const std::string& path) {
   const std::int64_t queries = 6, top = 8;
   namespace F = torch::nn::functional;
   const auto n = e.labels.size(0);
@@ -130,7 +127,7 @@ void contact_sheet_picture(const train::LoadedRun& run, const Embeddings& e, con
 
 // Embeddings of a shifted test set. Covariate shifts change images only: the other modalities'
 // embeddings are the clean ones; concept shift changes labels only; prior shift is re-embedded.
-Embeddings shifted_embeddings(train::LoadedRun& run, const std::string& kind, const data::DatasetPtr& shifted,
+Embeddings shifted_embeddings(LoadedRun& run, const std::string& kind, const data::DatasetPtr& shifted,
                               const Embeddings& clean, const torch::Device& device) {
   if (kind == "concept") {
     Embeddings e = clean;
@@ -155,7 +152,7 @@ Embeddings shifted_embeddings(train::LoadedRun& run, const std::string& kind, co
 }
 
 // The metrics tracked against shift severity, on test embeddings `e`.
-nlohmann::json shift_metrics(train::LoadedRun& run, const Embeddings& e, const Embeddings& probe_train,
+nlohmann::json shift_metrics(LoadedRun& run, const Embeddings& e, const Embeddings& probe_train,
                              const Embeddings& zs_train, const std::optional<ZeroShotTask>& task,
                              const EvalOptions& o) {
   nlohmann::json row{{"items", e.labels.size(0)}};
@@ -200,7 +197,7 @@ std::string shift_markdown(const nlohmann::json& shifts) {
 
 }  // namespace
 
-nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const std::string& out_dir,
+nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::string& out_dir,
                             const torch::Device& device) {
   for (const auto& m : o.metrics) {
     MMKT_CHECK_INPUT(std::find(eval_metric_names().begin(), eval_metric_names().end(), m) != eval_metric_names().end(),
@@ -244,7 +241,7 @@ nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& o, const s
     t = Clock::now();
     EmbedOptions po;
     po.modalities = {"image"};
-    probe_train = embed_dataset(run, train::evaluator_training_set(run.config, o.probe_train_items), device, po);
+    probe_train = embed_dataset(run, evaluator_training_set(run.config, o.probe_train_items), device, po);
     report["probe"] = probe_report(probe_train, test, classes);
     report["seconds"]["probe"] = since(t);
     md << "\n## Linear probe\n\nSoftmax regression on image posterior means, fit on "

@@ -15,7 +15,7 @@
 #include "eval/embed.h"
 #include "eval/likelihood.h"
 #include "eval/zero_shot.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::eval {
 
@@ -41,7 +41,7 @@ struct EvalOptions {
 const std::vector<std::string>& eval_metric_names();
 
 // Runs everything requested and writes it under out_dir; returns report.json's content.
-nlohmann::json evaluate_run(train::LoadedRun& run, const EvalOptions& options,
+nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& options,
                             const std::string& out_dir, const torch::Device& device);
 
 // Linear-probe accuracy: softmax regression on the image posterior means of `train`, scored

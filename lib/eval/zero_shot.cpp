@@ -92,7 +92,7 @@ ZeroShotMetrics zero_shot_metrics(const torch::Tensor& scores, const torch::Tens
   return m;
 }
 
-std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run) {
+std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
   ZeroShotTask task;
   const auto& d = run.config.data;
   if (d.dataset == "shapes") {
@@ -158,7 +158,7 @@ torch::Tensor positions_within(const std::vector<std::int64_t>& classes, std::in
 
 }  // namespace
 
-std::optional<std::string> test_without_unseen_items(const train::LoadedRun& run,
+std::optional<std::string> test_without_unseen_items(const LoadedRun& run,
                                                      const ZeroShotTask& task) {
   const auto& test = *run.data.test;
   const auto labels = test.labels(data::index_range(test.size()));
@@ -189,7 +189,7 @@ torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t
 
 namespace {
 // q(z|text) of each text, on the CPU: (mu [T,D], logvar [T,D]).
-std::pair<torch::Tensor, torch::Tensor> encode_texts(train::LoadedRun& run, const std::vector<std::string>& texts) {
+std::pair<torch::Tensor, torch::Tensor> encode_texts(LoadedRun& run, const std::vector<std::string>& texts) {
   torch::NoGradGuard no_grad;
   const auto device = run.model->parameters().front().device();
   std::vector<std::vector<std::int64_t>> ids;
@@ -200,7 +200,7 @@ std::pair<torch::Tensor, torch::Tensor> encode_texts(train::LoadedRun& run, cons
 }
 }  // namespace
 
-torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task) {
+torch::Tensor text_class_prototypes(LoadedRun& run, const ZeroShotTask& task) {
   std::vector<torch::Tensor> prototypes;
   for (const auto& descriptions : task.descriptions) prototypes.push_back(encode_texts(run, descriptions).first.mean(0));
   return torch::stack(prototypes);
@@ -243,7 +243,7 @@ struct ClassTextLatents {
   std::vector<std::pair<torch::Tensor, torch::Tensor>> texts;  // per class (mu, logvar) [T,D]
 };
 
-ClassTextLatents class_text_latents(train::LoadedRun& run, const ZeroShotTask& task) {
+ClassTextLatents class_text_latents(LoadedRun& run, const ZeroShotTask& task) {
   ClassTextLatents out;
   out.prototypes = text_class_prototypes(run, task);
   for (std::size_t c = 0; c < task.captions.size(); ++c) {
@@ -375,7 +375,7 @@ std::vector<double> calibration_candidates(const std::vector<CalibrationSplit>& 
 
 }  // namespace
 
-nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
+nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
                                 const Embeddings& train, const Embeddings& test,
                                 const ZeroShotOptions& o,
                                 std::map<std::string, torch::Tensor>* confusions,

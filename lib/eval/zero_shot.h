@@ -27,7 +27,7 @@
 #include <torch/torch.h>
 
 #include "eval/embed.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::eval {
 
@@ -67,14 +67,14 @@ struct ZeroShotTask {
   std::vector<std::vector<std::string>> captions;      // per class: training-style captions
 };
 // nullopt when the run's data has no class attributes or no unseen classes.
-std::optional<ZeroShotTask> zero_shot_task(const train::LoadedRun& run);
+std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run);
 // Why zero-shot cannot be measured on the run's test set (it holds no item of an unseen class,
 // e.g. a test_manifest without them), or nullopt when it can.
-std::optional<std::string> test_without_unseen_items(const train::LoadedRun& run,
+std::optional<std::string> test_without_unseen_items(const LoadedRun& run,
                                                      const ZeroShotTask& task);
 
 // The mean q(z|text) of each class's descriptions [C,D] (CPU), the text zero-shot prototypes.
-torch::Tensor text_class_prototypes(train::LoadedRun& run, const ZeroShotTask& task);
+torch::Tensor text_class_prototypes(LoadedRun& run, const ZeroShotTask& task);
 
 struct ZeroShotOptions {
   std::string features = "latent";  // latent (posterior means) | encoder (image encoder features)
@@ -102,7 +102,7 @@ double best_calibration(const std::vector<CalibrationSplit>& splits, const std::
 // `validation` (optional: seen classes only) calibrates the "+cs" rows. Returns
 // {"dap": {"zsl", "u", "s", "H"}, "dap+cs": {..., "gamma"}, ..., "unseen": [...]} and fills
 // `confusions` with the ZSL confusion matrices [U,U] per method.
-nlohmann::json zero_shot_report(train::LoadedRun& run, const ZeroShotTask& task,
+nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
                                 const Embeddings& train, const Embeddings& test,
                                 const ZeroShotOptions& options,
                                 std::map<std::string, torch::Tensor>* confusions = nullptr,

@@ -52,7 +52,7 @@ Candidates candidates_for(const Gaussian& b, const torch::Tensor& labels) {
 // valid negative). Under data parallelism each rank returns (G / n) sum_{its i} w_i l_i /
 // max(1, sum over all ranks of w_i), whose rows-weighted average (n / G each) is that sum.
 torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
-                               const train::TripletConfig& config) {
+                               const models::TripletConfig& config) {
   const auto n = a.mu.size(0);
   const auto c = candidates_for(b, labels);
   const auto g = c.b.mu.size(0);
@@ -92,7 +92,7 @@ torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch
 // parallelism the candidates are the global batch's and the mean over this rank's anchors,
 // weighted n / G by the trainer, sums to one process's mean.
 torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
-                                   const train::TripletConfig& config) {
+                                   const models::TripletConfig& config) {
   namespace F = torch::nn::functional;
   const auto n = a.mu.size(0);
   const auto c = candidates_for(b, labels);
@@ -111,14 +111,14 @@ torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const t
 }  // namespace
 
 torch::Tensor triplet_loss(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
-                           const train::TripletConfig& config) {
+                           const models::TripletConfig& config) {
   if (config.kind == "contrastive") {
     return 0.5 * (directed_contrastive(a, b, labels, config) + directed_contrastive(b, a, labels, config));
   }
   return 0.5 * (directed_triplet(a, b, labels, config) + directed_triplet(b, a, labels, config));
 }
 
-MultimodalVaeImpl::MultimodalVaeImpl(const train::ModelConfig& config) : config_(config) {
+MultimodalVaeImpl::MultimodalVaeImpl(const models::ModelConfig& config) : config_(config) {
   MMKT_CHECK_INPUT(config_.modalities.size() >= 2, "model: needs at least 2 modalities, got ",
                    config_.modalities.size());
   const auto d = config_.latent_dim;

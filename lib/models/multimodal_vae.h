@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "models/config.h"
 #include "models/gaussian.h"
 #include "models/modality.h"
-#include "train/config.h"
 
 namespace mmkt::models {
 
@@ -26,7 +26,7 @@ struct ObjectiveOptions {
   // and dimension (per item, so data-parallel workers compute what one process computes).
   double free_bits = 0.0;
   double triplet_weight = 0.0;  // 0 = no triplet term
-  train::TripletConfig triplet;
+  models::TripletConfig triplet;
   torch::Tensor labels;         // [B] int64 for negatives from another class (-1 = unknown)
 };
 
@@ -47,13 +47,13 @@ struct Output {
 // captions the paired caption is one of many equally right ones, so every same-class caption is
 // a positive rather than a negative.
 torch::Tensor triplet_loss(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
-                           const train::TripletConfig& config);
+                           const models::TripletConfig& config);
 
 class MultimodalVaeImpl : public torch::nn::Module {
  public:
-  explicit MultimodalVaeImpl(const train::ModelConfig& config);
+  explicit MultimodalVaeImpl(const models::ModelConfig& config);
 
-  const train::ModelConfig& config() const { return config_; }
+  const models::ModelConfig& config() const { return config_; }
   std::vector<std::string> modality_names() const;
   bool has_modality(const std::string& name) const;
 
@@ -94,7 +94,7 @@ class MultimodalVaeImpl : public torch::nn::Module {
   void add_triplet(Output& out, const Inputs& inputs, const ObjectiveOptions& options,
                    const std::map<std::string, Gaussian>& unimodal);
 
-  train::ModelConfig config_;
+  models::ModelConfig config_;
   std::vector<std::string> names_;
   std::map<std::string, std::shared_ptr<FeatureEncoderImpl>> unimodal_features_;
   std::map<std::string, torch::nn::Linear> unimodal_heads_;

@@ -20,7 +20,7 @@ torch::Tensor latent_draws(const models::Gaussian& q, std::int64_t n, std::uint6
 }
 }  // namespace
 
-torch::Tensor images_from_text(train::LoadedRun& run, const models::ModalityInput& text, std::int64_t n,
+torch::Tensor images_from_text(LoadedRun& run, const models::ModalityInput& text, std::int64_t n,
                                std::uint64_t seed) {
   torch::NoGradGuard no_grad;
   run.model->eval();
@@ -29,7 +29,7 @@ torch::Tensor images_from_text(train::LoadedRun& run, const models::ModalityInpu
   return run.model->decoder(modality_of_kind(run, "image")).mean(z).cpu();
 }
 
-std::vector<std::string> captions_from_image(train::LoadedRun& run, const models::ModalityInput& image,
+std::vector<std::string> captions_from_image(LoadedRun& run, const models::ModalityInput& image,
                                              std::int64_t n, std::int64_t beam, std::uint64_t seed) {
   torch::NoGradGuard no_grad;
   run.model->eval();

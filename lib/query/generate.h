@@ -13,16 +13,16 @@
 #include <torch/torch.h>
 
 #include "models/modality.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::query {
 
 // [n,C,H,W] pixel means in [0,1] (CPU).
-torch::Tensor images_from_text(train::LoadedRun& run, const models::ModalityInput& text, std::int64_t n,
+torch::Tensor images_from_text(LoadedRun& run, const models::ModalityInput& text, std::int64_t n,
                                std::uint64_t seed);
 
 // n captions; beam 1 = greedy.
-std::vector<std::string> captions_from_image(train::LoadedRun& run, const models::ModalityInput& image,
+std::vector<std::string> captions_from_image(LoadedRun& run, const models::ModalityInput& image,
                                              std::int64_t n, std::int64_t beam, std::uint64_t seed);
 
 }  // namespace mmkt::query

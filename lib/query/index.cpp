@@ -7,17 +7,17 @@
 #include "core/log.h"
 #include "eval/embed.h"
 #include "io/files.h"
-#include "train/run_data.h"
+#include "run/run_data.h"
 
 namespace mmkt::query {
 
 namespace fs = std::filesystem;
 
-std::vector<data::DatasetPtr> collection_datasets(const train::LoadedRun& run, const std::string& collection) {
+std::vector<data::DatasetPtr> collection_datasets(const LoadedRun& run, const std::string& collection) {
   if (collection == "test") return {run.data.test};
   if (collection == "all") {
     // Every training item of every class (the unseen classes included), then the test split.
-    return {train::evaluator_training_set(run.config, 0), run.data.test};
+    return {evaluator_training_set(run.config, 0), run.data.test};
   }
   fail_input("index collection '", collection, "' (expected test or all)");
 }
@@ -42,7 +42,7 @@ void finish(SearchIndex& index) {
 }
 }  // namespace
 
-SearchIndex build_index(train::LoadedRun& run, const std::string& run_dir, const std::string& modality,
+SearchIndex build_index(LoadedRun& run, const std::string& run_dir, const std::string& modality,
                         const std::string& collection, const torch::Device& device) {
   MMKT_CHECK_INPUT(run.model->has_modality(modality), "the run has no modality '", modality, "'");
   SearchIndex index;
@@ -122,7 +122,7 @@ SearchIndex load_index(const std::string& stem) {
   return index;
 }
 
-SearchIndex open_index(train::LoadedRun& run, const std::string& run_dir, const std::string& modality,
+SearchIndex open_index(LoadedRun& run, const std::string& run_dir, const std::string& modality,
                        const std::string& collection, const torch::Device& device, bool* built) {
   const std::string stem = run_dir + "/index/" + collection + "_" + modality;
   if (io::file_exists(stem + ".json") && io::file_exists(stem + ".pt")) {
@@ -169,7 +169,7 @@ std::vector<Hit> search(const SearchIndex& index, const torch::Tensor& query, st
   return hits;
 }
 
-torch::Tensor index_images(const train::LoadedRun& run, const SearchIndex& index,
+torch::Tensor index_images(const LoadedRun& run, const SearchIndex& index,
                            const std::vector<std::int64_t>& rows) {
   const auto parts = collection_datasets(run, index.collection);
   std::vector<torch::Tensor> images;

@@ -16,7 +16,7 @@
 #include <torch/torch.h>
 
 #include "data/dataset.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::query {
 
@@ -32,20 +32,20 @@ struct SearchIndex {
 };
 
 // The datasets of a collection, in index order.
-std::vector<data::DatasetPtr> collection_datasets(const train::LoadedRun& run, const std::string& collection);
+std::vector<data::DatasetPtr> collection_datasets(const LoadedRun& run, const std::string& collection);
 // "<file name>:<size>:<mtime>" of the checkpoint load_run reads (best.pt, else checkpoint.pt).
 std::string checkpoint_fingerprint(const std::string& run_dir);
 
 // Posterior means of every item of `collection` for `modality`. `run_dir` names the checkpoint
 // whose fingerprint the index records; "" for a run that exists only in memory (benchmarks).
-SearchIndex build_index(train::LoadedRun& run, const std::string& run_dir, const std::string& modality,
+SearchIndex build_index(LoadedRun& run, const std::string& run_dir, const std::string& modality,
                         const std::string& collection, const torch::Device& device);
 void save_index(const std::string& path_stem, const SearchIndex& index);
 // InputError naming the file when it is missing, truncated or inconsistent.
 SearchIndex load_index(const std::string& path_stem);
 // Loads <run>/index/<collection>_<modality> when it exists and matches the run's checkpoint,
 // otherwise builds and saves it. `built` tells which happened.
-SearchIndex open_index(train::LoadedRun& run, const std::string& run_dir, const std::string& modality,
+SearchIndex open_index(LoadedRun& run, const std::string& run_dir, const std::string& modality,
                        const std::string& collection, const torch::Device& device, bool* built = nullptr);
 
 struct Hit {
@@ -58,7 +58,7 @@ std::vector<Hit> search(const SearchIndex& index, const torch::Tensor& query, st
                         const std::string& score);
 
 // Images of index rows (from the collection's datasets), [K,C,H,W] float.
-torch::Tensor index_images(const train::LoadedRun& run, const SearchIndex& index,
+torch::Tensor index_images(const LoadedRun& run, const SearchIndex& index,
                            const std::vector<std::int64_t>& rows);
 
 }  // namespace mmkt::query

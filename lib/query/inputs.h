@@ -6,19 +6,20 @@
 #include <string>
 
 #include "models/modality.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::query {
 
 // The name of the run's modality of `kind` ("image", "text"); InputError when it has none.
-std::string modality_of_kind(const train::LoadedRun& run, const std::string& kind);
+std::string modality_of_kind(const LoadedRun& run, const std::string& kind);
 
 // One caption as a batch of one [1,L]; InputError on empty (or all-space) or non-UTF-8 text.
-models::ModalityInput text_input(const train::LoadedRun& run, const std::string& text,
+models::ModalityInput text_input(const LoadedRun& run, const std::string& text,
                                  const torch::Device& device);
-// One image file as a batch of one [1,C,H,W] in [0,1]; InputError naming the file when it is
-// missing or cannot be decoded.
-models::ModalityInput image_file_input(const train::LoadedRun& run, const std::string& path,
+// One image file as a batch of one [1,C,H,W] in [0,1], preprocessed as the run's own items
+// (image_file_item in run/run.h: binarized when the run's index is); InputError naming the file
+// when it is missing or cannot be decoded.
+models::ModalityInput image_file_input(const LoadedRun& run, const std::string& path,
                                        const torch::Device& device);
 
 }  // namespace mmkt::query

@@ -7,7 +7,7 @@
 
 namespace mmkt::query {
 
-ZeroShotClassifier fit_zero_shot(train::LoadedRun& run, std::int64_t max_train, const torch::Device& device) {
+ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train, const torch::Device& device) {
   auto task = eval::zero_shot_task(run);
   MMKT_CHECK_INPUT(task.has_value(), "this run has no zero-shot task (no class attributes or no unseen classes)");
   ZeroShotClassifier zs;

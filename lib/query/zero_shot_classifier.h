@@ -16,7 +16,7 @@
 
 #include "eval/linear.h"
 #include "eval/zero_shot.h"
-#include "train/trainer.h"
+#include "run/run.h"
 
 namespace mmkt::query {
 
@@ -32,7 +32,7 @@ struct ZeroShotClassifier {
 
 // Fits on (at most `max_train` of) the run's training embeddings; InputError when the run has
 // no zero-shot task (no class attributes or no unseen classes).
-ZeroShotClassifier fit_zero_shot(train::LoadedRun& run, std::int64_t max_train, const torch::Device& device);
+ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train, const torch::Device& device);
 
 // Scores [N,C] of posterior means mu [N,D] by method dap | iap | text.
 torch::Tensor zero_shot_scores(const ZeroShotClassifier& zs, const torch::Tensor& mu, const std::string& method);

@@ -18,10 +18,11 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "data/batcher.h"
+#include "dist/communicator.h"
 #include "io/files.h"
 #include "io/json_config.h"
 #include "optim/fused_adam.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace mmkt::train {
 namespace {
@@ -49,22 +50,6 @@ std::string format_terms(const std::map<std::string, double>& terms) {
   return out.str();
 }
 
-data::BatcherOptions batcher_options(const RunConfig& config, const RunData& data, bool training,
-                                     std::int64_t batch_size, int shard_rank = 0,
-                                     int shard_count = 1) {
-  data::BatcherOptions o;
-  o.batch_size = batch_size;
-  o.shuffle = training;
-  o.seed = config.seed;
-  o.binarize = training && config.data.binarize == "dynamic" ? data::Binarize::kDynamic
-                                                             : data::Binarize::kNone;
-  o.tokenizer = data.tokenizer;
-  o.max_tokens = config.data.max_tokens;
-  o.workers = config.data.workers;
-  o.shard_rank = shard_rank;
-  o.shard_count = shard_count;
-  return o;
-}
 
 // A file of rank 0's run directory on another rank: published by rank 0 through the store
 // (no shared filesystem needed), written to a private temporary file that `use` reads.
@@ -126,7 +111,7 @@ std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
   auto generator = at::detail::getDefaultCPUGenerator();
   const auto saved = generator.get_state();
   torch::manual_seed(derive_seed(config.seed, "evaluation"));
-  data::Batcher batcher(dataset, batcher_options(config, data, false, config.train.eval_batch_size));
+  data::Batcher batcher(dataset, batcher_options(config, data, BatchPurpose::kEvaluation));
   models::ObjectiveOptions options;
   std::map<std::string, double> sums;
   std::int64_t count = 0;
@@ -222,10 +207,10 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
               return s;
             }());
 
-  TrainingState state;
+  io::TrainingState state;
   if (resume) {
     const auto load = [&](const std::string& file) {
-      state = load_checkpoint(file, *model, &optimizer, /*restore_rng=*/true);
+      state = io::load_checkpoint(file, *model, &optimizer, /*restore_rng=*/true);
     };
     if (comm) {
       with_file_from_rank0(*comm, "checkpoint", paths.checkpoint(), true, load);
@@ -250,8 +235,10 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
               parallel.bucket_bytes / double(1 << 20), " MiB");
   }
 
-  data::Batcher batcher(data.train, batcher_options(config, data, true, config.train.batch_size,
-                                                    rank, world));
+  auto training_batches = batcher_options(config, data, BatchPurpose::kTraining);
+  training_batches.shard_rank = rank;  // each rank takes its rows of every global batch
+  training_batches.shard_count = world;
+  data::Batcher batcher(data.train, training_batches);
   std::int64_t steps_per_epoch = batcher.batches_per_epoch();
   if (config.train.max_steps_per_epoch > 0) {
     steps_per_epoch = std::min(steps_per_epoch, config.train.max_steps_per_epoch);
@@ -415,15 +402,15 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
       if (val_loss < state.best_validation) {
         state.best_validation = val_loss;
         state.epochs_without_improvement = 0;
-        save_checkpoint(paths.best(), *model, nullptr, state);
+        io::save_checkpoint(paths.best(), *model, nullptr, state);
       } else {
         ++state.epochs_without_improvement;
       }
     }
-    save_checkpoint(paths.checkpoint(), *model, &optimizer, state);
+    io::save_checkpoint(paths.checkpoint(), *model, &optimizer, state);
     const auto& keep = config.train.keep_checkpoints;
     if (std::find(keep.begin(), keep.end(), epoch + 1) != keep.end()) {
-      save_checkpoint(paths.checkpoint_at(epoch + 1), *model, nullptr, state);
+      io::save_checkpoint(paths.checkpoint_at(epoch + 1), *model, nullptr, state);
     }
     append_line(paths.log(), record.dump());
     log::info("epoch ", epoch + 1, "/", total_epochs, " done in ", format_duration(epoch_seconds),
@@ -446,7 +433,7 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   }
 
   // Final figures on the test set (fixed binarization), with the best model when validating.
-  if (io::file_exists(paths.best())) load_checkpoint(paths.best(), *model, nullptr, false);
+  if (io::file_exists(paths.best())) io::load_checkpoint(paths.best(), *model, nullptr, false);
   const auto test = evaluate_terms(model, data.test, config, data, modalities, device);
   nlohmann::json summary{{"mmkt_version", MMKT_VERSION},
                          {"epochs_done", state.epochs_done},
@@ -467,46 +454,6 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   log::info("test (", data.test->size(), " items, single-sample bound): ", format_terms(test));
   log::info("run written to ", run_dir);
   return summary;
-}
-
-models::ObjectiveOptions objective_options_at(const RunConfig& config, double epoch) {
-  const auto ramp = [epoch](double warmup_epochs) {
-    return warmup_epochs > 0 ? std::min(1.0, epoch / warmup_epochs) : 1.0;
-  };
-  models::ObjectiveOptions options;
-  options.kl_weight = ramp(config.train.warmup_epochs);
-  options.free_bits = std::max(0.0, config.train.free_bits);  // -1 (auto) unresolved: none
-  options.triplet = config.triplet;
-  options.triplet_weight = config.triplet.weight * ramp(config.triplet.warmup_epochs);
-  return options;
-}
-
-LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
-                   const std::string& checkpoint_file) {
-  const RunPaths paths{run_dir};
-  MMKT_CHECK_INPUT(std::filesystem::is_directory(run_dir), run_dir, ": run directory does not exist");
-  LoadedRun run;
-  run.resolved = io::load_json_file(paths.config());
-  run.resolved = io::merge_strict(default_config_json(), run.resolved, paths.config(),
-                                  config_open_paths());
-  run.config = resolve_data_choices(config_from_json(run.resolved, paths.config()));
-  store_data_choices(run.config, run.resolved);
-  run.data = load_run_data(run.config, paths.tokenizer());
-  run.modalities = resolve_modalities(run.config, run.data);
-  auto model_config = run.config.model;
-  model_config.modalities = run.modalities;
-  run.model = models::MultimodalVae(model_config);
-  std::string checkpoint = io::file_exists(paths.best()) ? paths.best() : paths.checkpoint();
-  if (!checkpoint_file.empty()) {
-    // A bare name is looked up in the run directory.
-    checkpoint = io::file_exists(checkpoint_file) ? checkpoint_file : run_dir + "/" + checkpoint_file;
-    MMKT_CHECK_INPUT(io::file_exists(checkpoint), checkpoint_file,
-                     ": no such checkpoint (neither a file nor one in ", run_dir, ")");
-  }
-  load_checkpoint(checkpoint, *run.model, nullptr, false);
-  run.model->to(device);
-  run.model->eval();
-  return run;
 }
 
 }  // namespace mmkt::train

@@ -1,48 +1,30 @@
-// Training a multimodal VAE run: Adam, KL warm-up, triplet warm-up, gradient clipping,
-// validation every epoch, early stopping, progress lines, a JSONL log per epoch, atomic
-// checkpoints after every epoch, exact resume, and a stop with a clear message on NaN/Inf.
-//
-// Run directory:
-//   config.json      the resolved configuration (every key)
-//   tokenizer.model  SentencePiece model (text runs)
-//   checkpoint.pt    model + optimizer + counters + RNG (latest epoch)
-//   best.pt          model at the best validation loss (when validating)
-//   checkpoint_epochN.pt  the model after epoch N, for N in train.keep_checkpoints
-//   log.jsonl        one line per epoch: train and validation terms, seconds
-//   summary.json     final figures (test ELBO, time per epoch)
+// Training a multimodal VAE run (run/run.h says what a run directory holds): Adam, KL warm-up,
+// triplet warm-up, gradient clipping, validation every epoch, early stopping, progress lines, a
+// JSONL log per epoch, atomic checkpoints after every epoch, exact resume, a lock against a
+// second trainer, and a stop with a clear message on NaN/Inf.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
-
-#include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/runtime.h"
-#include "dist/communicator.h"
 #include "models/multimodal_vae.h"
-#include "train/config.h"
-#include "train/run_data.h"
+#include "run/config.h"
+#include "run/run.h"
+#include "run/run_data.h"
+
+// The communicator is only named here (dist/communicator.h pulls in c10d's headers, which
+// nothing that merely trains or names a run should compile).
+namespace mmkt::dist {
+class Communicator;
+}  // namespace mmkt::dist
 
 namespace mmkt::train {
-
-struct RunPaths {
-  std::string dir;
-  std::string config() const { return dir + "/config.json"; }
-  std::string tokenizer() const { return dir + "/tokenizer.model"; }
-  std::string checkpoint() const { return dir + "/checkpoint.pt"; }
-  std::string best() const { return dir + "/best.pt"; }
-  // The model after `epoch` epochs (train.keep_checkpoints).
-  std::string checkpoint_at(std::int64_t epoch) const {
-    return dir + "/checkpoint_epoch" + std::to_string(epoch) + ".pt";
-  }
-  std::string log() const { return dir + "/log.jsonl"; }
-  std::string summary() const { return dir + "/summary.json"; }
-  // Held (flock) by the process that trains the run: a second one is refused.
-  std::string lock() const { return dir + "/train.lock"; }
-};
 
 // Mean of every objective term over a dataset (eval mode, no gradients, full KL weight).
 // The sampling noise is seeded, so the figures repeat; training's RNG stream is untouched.
@@ -83,21 +65,5 @@ nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved
                          const std::string& run_dir, bool resume, const Runtime& runtime,
                          const Parallel& parallel = {});
 
-// A model built from a run directory's config and best (else latest) checkpoint, in eval mode.
-struct LoadedRun {
-  RunConfig config;
-  nlohmann::json resolved;
-  RunData data;
-  std::vector<models::ModalityConfig> modalities;
-  models::MultimodalVae model{nullptr};
-};
-// The objective's weights at fractional epoch `epoch` of a run: the KL term and the triplet term
-// warm up linearly over train.warmup_epochs and triplet.warmup_epochs (Sonderby et al. 2016 for
-// the KL term). Labels are the caller's.
-models::ObjectiveOptions objective_options_at(const RunConfig& config, double epoch);
-
-// `checkpoint` names another model file of the run (e.g. checkpoint_epoch50.pt); "" = best/latest.
-LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
-                   const std::string& checkpoint = "");
 
 }  // namespace mmkt::train

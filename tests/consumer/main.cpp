@@ -4,11 +4,11 @@
 
 #include "distill/losses.h"
 #include "models/multimodal_vae.h"
-#include "train/config.h"
+#include "models/config.h"
 
 int main() {
   using namespace mmkt;
-  train::ModelConfig config;
+  models::ModelConfig config;
   config.latent_dim = 4;
   config.joint_hidden = {16};
   models::ModalityConfig image;

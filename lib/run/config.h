@@ -9,9 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/config.h"
 #include "models/modality.h"
 
-namespace mmkt::train {
+namespace mmkt {
 
 struct DataConfig {
   std::string dataset = "fashion-mnist";  // mnist | fashion-mnist | shapes | manifest
@@ -37,27 +38,6 @@ struct DataConfig {
 struct TokenizerConfig {
   std::string type = "unigram";
   int vocab_size = 256;
-};
-
-struct ModelConfig {
-  std::string type = "jmvae";  // jmvae | mvae | mmvae
-  std::int64_t latent_dim = 64;
-  std::vector<std::int64_t> joint_hidden = {512};  // joint encoder MLP after concatenation
-  double alpha = 0.1;          // JMVAE-kl weight of the unimodal KL terms (0 = JMVAE-zero)
-  std::vector<models::ModalityConfig> modalities;  // empty = the dataset's default pair
-};
-
-struct TripletConfig {
-  double weight = 0.0;             // 0 = off
-  std::string kind = "soft";       // soft: softplus(D(a,p) - D(a,n)) on symmetric KL;
-                                   // hinge: max(0, margin + |mu_a-mu_p| - |mu_a-mu_n|);
-                                   // contrastive: class-supervised InfoNCE over the whole batch
-                                   // on cosine similarities of the means (multimodal_vae.h)
-  double margin = 1.0;
-  double temperature = 0.1;        // contrastive: the softmax temperature tau
-  std::string negatives = "random";  // random | hard (in-batch, other class)
-  double warmup_epochs = 0.0;      // weight ramps linearly from 0
-  std::vector<std::pair<std::string, std::string>> pairs;  // empty = first two modalities
 };
 
 struct TrainConfig {
@@ -94,8 +74,8 @@ struct RunConfig {
   std::uint64_t seed = 0;
   DataConfig data;
   TokenizerConfig tokenizer;
-  ModelConfig model;
-  TripletConfig triplet;
+  models::ModelConfig model;
+  models::TripletConfig triplet;
   TrainConfig train;
 };
 
@@ -110,4 +90,4 @@ RunConfig config_from_json(const nlohmann::json& resolved, const std::string& so
 nlohmann::json modality_to_json(const models::ModalityConfig& m);
 models::ModalityConfig modality_from_json(const nlohmann::json& j, const std::string& where);
 
-}  // namespace mmkt::train
+}  // namespace mmkt

@@ -1,4 +1,4 @@
-#include "train/config.h"
+#include "run/config.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "io/json_config.h"
 
-namespace mmkt::train {
+namespace mmkt {
 using nlohmann::json;
 
 json default_config_json() {
@@ -228,4 +228,4 @@ RunConfig config_from_json(const json& j, const std::string& source) {
   });
 }
 
-}  // namespace mmkt::train
+}  // namespace mmkt

@@ -1,4 +1,4 @@
-#include "eval/npy.h"
+#include "io/npy.h"
 
 #include <cctype>
 #include <cerrno>
@@ -16,7 +16,7 @@
 // The data bytes are copied as they lie in memory, and .npy data is little-endian.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy.cpp assumes a little-endian host");
 
-namespace mmkt::eval {
+namespace mmkt::io {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";  // 6 bytes, then major and minor version bytes
@@ -301,4 +301,4 @@ torch::Tensor read_npy(const std::string& path) {
   return is_bool ? t.ne(0) : t;
 }
 
-}  // namespace mmkt::eval
+}  // namespace mmkt::io

@@ -8,7 +8,7 @@
 
 #include <torch/torch.h>
 
-namespace mmkt::train {
+namespace mmkt::io {
 
 constexpr std::int64_t kCheckpointFormatVersion = 1;
 
@@ -28,4 +28,4 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
 TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                               torch::optim::Optimizer* optimizer, bool restore_rng);
 
-}  // namespace mmkt::train
+}  // namespace mmkt::io

@@ -1,4 +1,4 @@
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "io/files.h"
 
-namespace mmkt::train {
+namespace mmkt::io {
 namespace {
 
 // Module::load re-seats each tensor with whatever shape the file holds; check names and
@@ -111,4 +111,4 @@ TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
   return state;
 }
 
-}  // namespace mmkt::train
+}  // namespace mmkt::io

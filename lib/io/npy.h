@@ -8,7 +8,7 @@
 
 #include <torch/types.h>
 
-namespace mmkt::eval {
+namespace mmkt::io {
 
 // Writes `t` (any device, any strides: a contiguous CPU copy is written) atomically as .npy 1.0
 // (2.0 only if the header exceeds 64 KiB). Throws Error for an unsupported dtype.
@@ -19,4 +19,4 @@ void write_npy(const std::string& path, const torch::Tensor& t);
 // malformed header, or a data size that does not match the shape (checked before allocating).
 torch::Tensor read_npy(const std::string& path);
 
-}  // namespace mmkt::eval
+}  // namespace mmkt::io

@@ -1,4 +1,4 @@
-#include "train/run_data.h"
+#include "run/run_data.h"
 
 #include <torch/torch.h>
 
@@ -14,7 +14,7 @@
 #include "data/shapes.h"
 #include "io/files.h"
 
-namespace mmkt::train {
+namespace mmkt {
 namespace {
 
 bool needs_text(const RunConfig& config) {
@@ -311,4 +311,4 @@ models::Inputs inputs_from_batch(const data::Batch& batch,
   return inputs;
 }
 
-}  // namespace mmkt::train
+}  // namespace mmkt

@@ -14,9 +14,9 @@
 #include "data/dataset.h"
 #include "models/modality.h"
 #include "text/tokenizer.h"
-#include "train/config.h"
+#include "run/config.h"
 
-namespace mmkt::train {
+namespace mmkt {
 
 struct RunData {
   data::DatasetPtr train;       // seen classes only when data.zero_shot_split
@@ -69,4 +69,4 @@ models::Inputs inputs_from_batch(const data::Batch& batch,
                                  const std::vector<models::ModalityConfig>& modalities,
                                  const torch::Device& device);
 
-}  // namespace mmkt::train
+}  // namespace mmkt
