@@ -33,7 +33,7 @@ struct ManifestOptions {
 };
 
 // What the images of a manifest look like, from an evenly spaced sample of them: what the
-// automatic choices of a manifest run are made from (train/run_data.h resolve_data_choices).
+// automatic choices of a manifest run are made from (run/run_data.h resolve_data_choices).
 struct ManifestImageSurvey {
   std::int64_t items = 0;           // lines in the manifest
   std::int64_t surveyed = 0;        // images decoded
