@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <iostream>
 
-#include "bench/bench.h"
+#include "mmkt/bench/bench.h"
 #include "commands.h"
-#include "io/files.h"
-#include "io/json_config.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
 
 namespace mmkt::app {
 

@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "data/batcher.h"
-#include "data/labelled_images.h"
-#include "data/photo_folder.h"
-#include "data/shapes.h"
-#include "text/tokenizer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/data/labelled_images.h"
+#include "mmkt/data/photo_folder.h"
+#include "mmkt/data/shapes.h"
+#include "mmkt/text/tokenizer.h"
 
 namespace mmkt::app {
 

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "commands.h"
-#include "demo/demo.h"
-#include "io/files.h"
+#include "mmkt/demo/demo.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::app {
 

@@ -4,10 +4,10 @@
 #include <iostream>
 
 #include "commands.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "distill/pipeline.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/distill/pipeline.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::app {
 

@@ -6,13 +6,13 @@
 #include <sstream>
 
 #include "commands.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "eval/embed.h"
-#include "io/npy.h"
-#include "eval/report.h"
-#include "io/files.h"
-#include "run/run.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/io/npy.h"
+#include "mmkt/eval/report.h"
+#include "mmkt/io/files.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::app {
 

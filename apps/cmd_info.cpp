@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "bench/bench.h"
+#include "mmkt/bench/bench.h"
 #include "commands.h"
-#include "core/build_info.h"
-#include "core/cpu_setup.h"
-#include "text/tokenizer.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/cpu_setup.h"
+#include "mmkt/text/tokenizer.h"
 
 namespace mmkt::app {
 namespace {

@@ -11,18 +11,18 @@
 #include <iostream>
 
 #include "commands.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "eval/pictures.h"
-#include "eval/embed.h"
-#include "eval/zero_shot.h"
-#include "image/convert.h"
-#include "io/files.h"
-#include "query/generate.h"
-#include "query/index.h"
-#include "query/inputs.h"
-#include "query/zero_shot_classifier.h"
-#include "run/run.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/eval/pictures.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/eval/zero_shot.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/io/files.h"
+#include "mmkt/query/generate.h"
+#include "mmkt/query/index.h"
+#include "mmkt/query/inputs.h"
+#include "mmkt/query/zero_shot_classifier.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::app {
 

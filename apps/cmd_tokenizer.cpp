@@ -3,9 +3,9 @@
 #include <sstream>
 
 #include "commands.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "text/tokenizer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/text/tokenizer.h"
 
 namespace mmkt::app {
 

@@ -8,14 +8,14 @@
 #include <iostream>
 
 #include "commands.h"
-#include "core/error.h"
-#include "io/files.h"
-#include "io/json_config.h"
-#include "core/log.h"
-#include "dist/communicator.h"
-#include "dist/launcher.h"
-#include "run/config.h"
-#include "train/trainer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
+#include "mmkt/core/log.h"
+#include "mmkt/dist/communicator.h"
+#include "mmkt/dist/launcher.h"
+#include "mmkt/run/config.h"
+#include "mmkt/train/trainer.h"
 
 namespace mmkt::app {
 

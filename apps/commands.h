@@ -7,7 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "core/runtime.h"
+#include "mmkt/core/runtime.h"
 
 namespace mmkt::app {
 

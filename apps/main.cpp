@@ -6,9 +6,9 @@
 #include <c10/util/Exception.h>
 
 #include "commands.h"
-#include "core/build_info.h"
-#include "core/cpu_setup.h"
-#include "core/error.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/cpu_setup.h"
+#include "mmkt/core/error.h"
 
 std::vector<std::string>& mmkt::app::command_line() {
   static std::vector<std::string> line;

@@ -5,9 +5,9 @@
 
 #include <set>
 
-#include "core/error.h"
-#include "data/batcher.h"
-#include "data/dataset.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/data/dataset.h"
 
 using namespace mmkt;
 using data::Batcher;

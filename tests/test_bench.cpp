@@ -5,11 +5,11 @@
 
 #include <sstream>
 
-#include "bench/bench.h"
-#include "core/error.h"
-#include "models/multimodal_vae.h"
-#include "optim/fused_adam.h"
-#include "run/config.h"
+#include "mmkt/bench/bench.h"
+#include "mmkt/core/error.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/optim/fused_adam.h"
+#include "mmkt/run/config.h"
 
 using namespace mmkt;
 

@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/build_info.h"
-#include "core/error.h"
-#include "data/class_attributes.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/class_attributes.h"
 
 using mmkt::InputError;
 using mmkt::data::CaptionGrammar;

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/cpu_setup.h"
+#include "mmkt/core/cpu_setup.h"
 
 #include "run_mmkt.h"
 

@@ -4,11 +4,11 @@
 #include <filesystem>
 #include <thread>
 
-#include "core/cpu_setup.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "io/files.h"
+#include "mmkt/core/cpu_setup.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/io/files.h"
 
 using namespace mmkt;
 

@@ -7,10 +7,10 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 
-#include "core/error.h"
-#include "data/labelled_images.h"
-#include "data/manifest.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/labelled_images.h"
+#include "mmkt/data/manifest.h"
+#include "mmkt/io/files.h"
 
 using namespace mmkt;
 namespace fs = std::filesystem;

@@ -9,18 +9,18 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
-#include "core/runtime.h"
-#include "distill/data_free.h"
-#include "distill/distiller.h"
-#include "distill/losses.h"
-#include "distill/pipeline.h"
-#include "distill/student.h"
-#include "distill/transfer_set.h"
-#include "io/files.h"
-#include "models/multimodal_vae.h"
-#include "run/config.h"
-#include "train/trainer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/distill/data_free.h"
+#include "mmkt/distill/distiller.h"
+#include "mmkt/distill/losses.h"
+#include "mmkt/distill/pipeline.h"
+#include "mmkt/distill/student.h"
+#include "mmkt/distill/transfer_set.h"
+#include "mmkt/io/files.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/run/config.h"
+#include "mmkt/train/trainer.h"
 #include "tiny_runs.h"
 
 using namespace mmkt;

@@ -14,12 +14,12 @@
 #include <sstream>
 #include <thread>
 
-#include "core/error.h"
-#include "data/batcher.h"
-#include "dist/communicator.h"
-#include "dist/launcher.h"
-#include "io/files.h"
-#include "train/trainer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/dist/communicator.h"
+#include "mmkt/dist/launcher.h"
+#include "mmkt/io/files.h"
+#include "mmkt/train/trainer.h"
 #include "run_mmkt.h"
 
 #include <nlohmann/json.hpp>

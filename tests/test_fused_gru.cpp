@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "models/fused_gru.h"
-#include "models/modality.h"
-#include "models/networks.h"
+#include "mmkt/models/fused_gru.h"
+#include "mmkt/models/modality.h"
+#include "mmkt/models/networks.h"
 
 using namespace mmkt::models;
 

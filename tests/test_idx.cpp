@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
-#include "data/idx.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/idx.h"
 
 using namespace mmkt;
 

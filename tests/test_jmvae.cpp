@@ -7,15 +7,15 @@
 #include <cmath>
 #include <fstream>
 
-#include "core/error.h"
-#include "core/runtime.h"
-#include "io/files.h"
-#include "io/json_config.h"
-#include "models/gaussian.h"
-#include "models/multimodal_vae.h"
-#include "io/checkpoint.h"
-#include "run/config.h"
-#include "train/trainer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
+#include "mmkt/models/gaussian.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/io/checkpoint.h"
+#include "mmkt/run/config.h"
+#include "mmkt/train/trainer.h"
 #include "tiny_runs.h"
 
 using namespace mmkt;

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "models/gru_inference.h"
-#include "models/modality.h"
-#include "models/networks.h"
+#include "mmkt/core/error.h"
+#include "mmkt/models/gru_inference.h"
+#include "mmkt/models/modality.h"
+#include "mmkt/models/networks.h"
 
 using namespace mmkt;
 using namespace mmkt::models;

@@ -4,9 +4,9 @@
 
 #include <filesystem>
 
-#include "core/error.h"
-#include "io/npy.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/npy.h"
+#include "mmkt/io/files.h"
 
 using namespace mmkt;
 

@@ -12,16 +12,16 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
-#include "core/runtime.h"
-#include "data/manifest.h"
-#include "io/files.h"
-#include "io/json_config.h"
-#include "models/multimodal_vae.h"
-#include "models/networks.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/manifest.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/models/networks.h"
 #include "tiny_runs.h"
-#include "run/config.h"
-#include "run/run_data.h"
-#include "train/trainer.h"
+#include "mmkt/run/config.h"
+#include "mmkt/run/run_data.h"
+#include "mmkt/train/trainer.h"
 
 using namespace mmkt;
 namespace fs = std::filesystem;

@@ -7,8 +7,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "core/error.h"
-#include "eval/pictures.h"
+#include "mmkt/core/error.h"
+#include "mmkt/eval/pictures.h"
 
 using namespace mmkt;
 

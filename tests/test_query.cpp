@@ -9,14 +9,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
-#include "eval/zero_shot.h"
-#include "image/convert.h"
-#include "io/files.h"
-#include "query/generate.h"
-#include "query/index.h"
-#include "query/inputs.h"
-#include "query/zero_shot_classifier.h"
+#include "mmkt/core/error.h"
+#include "mmkt/eval/zero_shot.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/io/files.h"
+#include "mmkt/query/generate.h"
+#include "mmkt/query/index.h"
+#include "mmkt/query/inputs.h"
+#include "mmkt/query/zero_shot_classifier.h"
 #include "tiny_runs.h"
 
 using namespace mmkt;

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "eval/retrieval.h"
+#include "mmkt/eval/retrieval.h"
 
 using namespace mmkt;
 

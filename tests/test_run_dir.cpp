@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/files.h"
+#include "mmkt/io/files.h"
 #include "run_mmkt.h"
 
 using mmkt::testing_support::run_mmkt;

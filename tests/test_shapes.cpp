@@ -13,9 +13,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
-#include "data/shapes.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/shapes.h"
+#include "mmkt/io/files.h"
 
 using namespace mmkt;
 using namespace mmkt::data;

@@ -7,8 +7,8 @@
 #include <map>
 #include <numeric>
 
-#include "core/error.h"
-#include "eval/shift.h"
+#include "mmkt/core/error.h"
+#include "mmkt/eval/shift.h"
 
 using namespace mmkt;
 

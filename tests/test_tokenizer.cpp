@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
-#include "text/tokenizer.h"
-#include "text/utf8.h"
+#include "mmkt/core/error.h"
+#include "mmkt/text/tokenizer.h"
+#include "mmkt/text/utf8.h"
 
 using namespace mmkt;
 using mmkt::text::Tokenizer;

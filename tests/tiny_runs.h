@@ -6,10 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/runtime.h"
-#include "models/modality.h"
-#include "run/config.h"
-#include "train/trainer.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/models/modality.h"
+#include "mmkt/run/config.h"
+#include "mmkt/train/trainer.h"
 
 namespace mmkt::testing_support {
 

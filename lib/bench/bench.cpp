@@ -1,4 +1,4 @@
-#include "bench/bench.h"
+#include "mmkt/bench/bench.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,18 +9,18 @@
 #include <sstream>
 #include <thread>
 
-#include "core/cpu_setup.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "data/batcher.h"
-#include "eval/embed.h"
-#include "eval/likelihood.h"
-#include "models/fused_gru.h"
-#include "optim/fused_adam.h"
-#include "query/index.h"
-#include "query/inputs.h"
-#include "run/config.h"
-#include "run/run.h"
+#include "mmkt/core/cpu_setup.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/eval/likelihood.h"
+#include "mmkt/models/fused_gru.h"
+#include "mmkt/optim/fused_adam.h"
+#include "mmkt/query/index.h"
+#include "mmkt/query/inputs.h"
+#include "mmkt/run/config.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::bench {
 namespace {

@@ -30,7 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "core/runtime.h"
+#include "mmkt/core/runtime.h"
 
 namespace mmkt::bench {
 

@@ -1,6 +1,6 @@
 // Compiled with -fopenmp (see CMakeLists.txt) so that apply_flush_denormals can reach every
 // thread of the OpenMP pool that libtorch and OpenMP OpenBLAS share.
-#include "core/cpu_setup.h"
+#include "mmkt/core/cpu_setup.h"
 
 #include <dlfcn.h>
 #include <strings.h>

@@ -1,4 +1,4 @@
-#include "core/log.h"
+#include "mmkt/core/log.h"
 
 #include <atomic>
 #include <chrono>

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::log {
 

@@ -1,4 +1,4 @@
-#include "core/runtime.h"
+#include "mmkt/core/runtime.h"
 
 #include <link.h>
 #include <malloc.h>
@@ -12,11 +12,11 @@
 #include <torch/cuda.h>
 #include <torch/utils.h>
 
-#include "core/build_info.h"
-#include "core/cpu_setup.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "core/random.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/cpu_setup.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/random.h"
 
 namespace mmkt {
 namespace {

@@ -1,4 +1,4 @@
-#include "data/batcher.h"
+#include "mmkt/data/batcher.h"
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -7,8 +7,8 @@
 #include <numeric>
 #include <random>
 
-#include "core/error.h"
-#include "core/runtime.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/runtime.h"
 
 namespace mmkt::data {
 

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "data/dataset.h"
-#include "text/tokenizer.h"
+#include "mmkt/data/dataset.h"
+#include "mmkt/text/tokenizer.h"
 
 namespace mmkt::data {
 

@@ -1,6 +1,6 @@
 // Loading and validation of class-attribute files, and the caption grammar. See
 // class_attributes.h and data/README.md (the file format and how the shipped files were scored).
-#include "data/class_attributes.h"
+#include "mmkt/data/class_attributes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "core/error.h"
-#include "io/files.h"
-#include "text/utf8.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
+#include "mmkt/text/utf8.h"
 
 namespace mmkt::data {
 namespace {

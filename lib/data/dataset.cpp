@@ -1,11 +1,11 @@
-#include "data/dataset.h"
+#include "mmkt/data/dataset.h"
 
 #include <algorithm>
 #include <numeric>
 
 #include <torch/torch.h>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::data {
 

@@ -1,4 +1,4 @@
-#include "data/idx.h"
+#include "mmkt/data/idx.h"
 
 #include <zlib.h>
 
@@ -6,8 +6,8 @@
 #include <cstring>
 #include <memory>
 
-#include "core/error.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::data {
 namespace {

@@ -1,4 +1,4 @@
-#include "data/labelled_images.h"
+#include "mmkt/data/labelled_images.h"
 
 #include <torch/torch.h>
 
@@ -7,11 +7,11 @@
 #include <numeric>
 #include <random>
 
-#include "core/build_info.h"
-#include "core/error.h"
-#include "core/runtime.h"
-#include "data/idx.h"
-#include "io/files.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/idx.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::data {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "data/class_attributes.h"
-#include "data/dataset.h"
+#include "mmkt/data/class_attributes.h"
+#include "mmkt/data/dataset.h"
 
 namespace mmkt::data {
 

@@ -1,4 +1,4 @@
-#include "data/manifest.h"
+#include "mmkt/data/manifest.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -11,12 +11,12 @@
 #include <map>
 #include <thread>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "image/convert.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/image/convert.h"
 
 #include <opencv2/core.hpp>
-#include "text/utf8.h"
+#include "mmkt/text/utf8.h"
 
 namespace mmkt::data {
 namespace {

@@ -1,4 +1,4 @@
-#include "data/photo_folder.h"
+#include "mmkt/data/photo_folder.h"
 
 #include <filesystem>
 #include <fstream>
@@ -8,9 +8,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::data {
 namespace {

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <string>
 
-#include "data/class_attributes.h"
-#include "data/dataset.h"
+#include "mmkt/data/class_attributes.h"
+#include "mmkt/data/dataset.h"
 
 namespace mmkt::data {
 

@@ -1,4 +1,4 @@
-#include "data/shapes.h"
+#include "mmkt/data/shapes.h"
 
 #include <algorithm>
 #include <array>
@@ -20,11 +20,11 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/random.h"
-#include "core/runtime.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/random.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::data {
 

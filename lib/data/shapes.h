@@ -24,7 +24,7 @@
 #include <opencv2/core.hpp>
 #include <torch/types.h>
 
-#include "data/dataset.h"
+#include "mmkt/data/dataset.h"
 
 namespace mmkt::data {
 

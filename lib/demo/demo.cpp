@@ -1,4 +1,4 @@
-#include "demo/demo.h"
+#include "mmkt/demo/demo.h"
 
 #include <chrono>
 #include <map>
@@ -6,18 +6,18 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "distill/pipeline.h"
-#include "eval/pictures.h"
-#include "eval/report.h"
-#include "image/convert.h"
-#include "io/files.h"
-#include "query/generate.h"
-#include "query/index.h"
-#include "query/inputs.h"
-#include "run/config.h"
-#include "train/trainer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/distill/pipeline.h"
+#include "mmkt/eval/pictures.h"
+#include "mmkt/eval/report.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/io/files.h"
+#include "mmkt/query/generate.h"
+#include "mmkt/query/index.h"
+#include "mmkt/query/inputs.h"
+#include "mmkt/run/config.h"
+#include "mmkt/train/trainer.h"
 
 namespace mmkt::demo {
 

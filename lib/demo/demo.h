@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/runtime.h"
+#include "mmkt/core/runtime.h"
 
 namespace mmkt::demo {
 

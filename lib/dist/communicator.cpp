@@ -1,4 +1,4 @@
-#include "dist/communicator.h"
+#include "mmkt/dist/communicator.h"
 
 #include <cstdlib>
 #include <exception>
@@ -7,8 +7,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include "core/error.h"
-#include "core/log.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
 
 namespace mmkt::dist {
 namespace {

@@ -24,7 +24,7 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/types.h>
 
-#include "models/batch_peers.h"
+#include "mmkt/models/batch_peers.h"
 
 namespace mmkt::dist {
 

@@ -1,4 +1,4 @@
-#include "dist/launcher.h"
+#include "mmkt/dist/launcher.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,8 +13,8 @@
 #include <map>
 #include <thread>
 
-#include "core/error.h"
-#include "core/log.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
 
 namespace mmkt::dist {
 namespace {

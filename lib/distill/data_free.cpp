@@ -1,11 +1,11 @@
-#include "distill/data_free.h"
+#include "mmkt/distill/data_free.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::distill {
 

@@ -14,7 +14,7 @@
 
 #include <torch/torch.h>
 
-#include "models/multimodal_vae.h"
+#include "mmkt/models/multimodal_vae.h"
 
 namespace mmkt::distill {
 

@@ -1,4 +1,4 @@
-#include "distill/distiller.h"
+#include "mmkt/distill/distiller.h"
 
 #include <chrono>
 #include <cmath>
@@ -6,12 +6,12 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/strings.h"
-#include "core/log.h"
-#include "core/random.h"
-#include "core/runtime.h"
-#include "distill/losses.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/strings.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/random.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/distill/losses.h"
 
 namespace mmkt::distill {
 

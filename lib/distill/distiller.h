@@ -20,8 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "distill/student.h"
-#include "distill/transfer_set.h"
+#include "mmkt/distill/student.h"
+#include "mmkt/distill/transfer_set.h"
 
 namespace mmkt::distill {
 

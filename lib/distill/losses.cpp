@@ -1,4 +1,4 @@
-#include "distill/losses.h"
+#include "mmkt/distill/losses.h"
 
 #include <cmath>
 

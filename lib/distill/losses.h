@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include "models/gaussian.h"
+#include "mmkt/models/gaussian.h"
 
 namespace mmkt::distill {
 

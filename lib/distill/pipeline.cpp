@@ -1,11 +1,11 @@
-#include "distill/pipeline.h"
+#include "mmkt/distill/pipeline.h"
 
 #include <filesystem>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "io/files.h"
-#include "run/run.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/io/files.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::distill {
 

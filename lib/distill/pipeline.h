@@ -16,10 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/runtime.h"
-#include "distill/data_free.h"
-#include "distill/distiller.h"
-#include "distill/student_report.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/distill/data_free.h"
+#include "mmkt/distill/distiller.h"
+#include "mmkt/distill/student_report.h"
 
 namespace mmkt::distill {
 

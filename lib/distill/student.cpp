@@ -1,12 +1,12 @@
-#include "distill/student.h"
+#include "mmkt/distill/student.h"
 
 #include <sstream>
 
-#include "core/error.h"
-#include "core/strings.h"
-#include "io/files.h"
-#include "io/checkpoint.h"
-#include "run/config.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/strings.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/checkpoint.h"
+#include "mmkt/run/config.h"
 
 namespace mmkt::distill {
 

@@ -18,8 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "models/gaussian.h"
-#include "models/modality.h"
+#include "mmkt/models/gaussian.h"
+#include "mmkt/models/modality.h"
 
 namespace mmkt::distill {
 

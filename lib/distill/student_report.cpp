@@ -1,14 +1,14 @@
-#include "distill/student_report.h"
+#include "mmkt/distill/student_report.h"
 
 #include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "eval/report.h"
-#include "run/run_data.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/eval/report.h"
+#include "mmkt/run/run_data.h"
 
 namespace mmkt::distill {
 

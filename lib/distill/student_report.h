@@ -17,11 +17,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "distill/student.h"
-#include "distill/transfer_set.h"
-#include "eval/embed.h"
-#include "eval/zero_shot.h"
-#include "run/run.h"
+#include "mmkt/distill/student.h"
+#include "mmkt/distill/transfer_set.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/eval/zero_shot.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::distill {
 

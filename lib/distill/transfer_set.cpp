@@ -1,12 +1,12 @@
-#include "distill/transfer_set.h"
+#include "mmkt/distill/transfer_set.h"
 
 #include <algorithm>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "data/batcher.h"
-#include "eval/linear.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/eval/linear.h"
 
 namespace mmkt::distill {
 

@@ -15,10 +15,10 @@
 
 #include <torch/torch.h>
 
-#include "distill/student.h"
-#include "models/gaussian.h"
-#include "models/multimodal_vae.h"
-#include "run/run.h"
+#include "mmkt/distill/student.h"
+#include "mmkt/models/gaussian.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::distill {
 

@@ -1,4 +1,4 @@
-#include "eval/coherence.h"
+#include "mmkt/eval/coherence.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,14 +7,14 @@
 #include <map>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "data/batcher.h"
-#include "data/shapes.h"
-#include "io/files.h"
-#include "io/checkpoint.h"
-#include "run/run_data.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/data/shapes.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/checkpoint.h"
+#include "mmkt/run/run_data.h"
 
 namespace mmkt::eval {
 

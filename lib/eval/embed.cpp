@@ -1,12 +1,12 @@
-#include "eval/embed.h"
+#include "mmkt/eval/embed.h"
 
 #include <algorithm>
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "data/batcher.h"
-#include "eval/retrieval.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/eval/retrieval.h"
 
 namespace mmkt::eval {
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "run/run.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::eval {
 

@@ -1,14 +1,14 @@
-#include "eval/likelihood.h"
+#include "mmkt/eval/likelihood.h"
 
 #include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "data/batcher.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/batcher.h"
 
 namespace mmkt::eval {
 

@@ -16,8 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "models/gaussian.h"
-#include "run/run.h"
+#include "mmkt/models/gaussian.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::eval {
 

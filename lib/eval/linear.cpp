@@ -1,6 +1,6 @@
-#include "eval/linear.h"
+#include "mmkt/eval/linear.h"
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::eval {
 

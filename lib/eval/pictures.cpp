@@ -1,4 +1,4 @@
-#include "eval/pictures.h"
+#include "mmkt/eval/pictures.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +8,9 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "core/error.h"
-#include "image/convert.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::eval {
 namespace {

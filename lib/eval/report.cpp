@@ -1,22 +1,22 @@
-#include "eval/report.h"
+#include "mmkt/eval/report.h"
 
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "data/batcher.h"
-#include "eval/linear.h"
-#include "eval/pictures.h"
-#include "eval/retrieval.h"
-#include "eval/shift.h"
-#include "image/convert.h"
-#include "io/files.h"
-#include "io/json_config.h"
-#include "run/run_data.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/eval/linear.h"
+#include "mmkt/eval/pictures.h"
+#include "mmkt/eval/retrieval.h"
+#include "mmkt/eval/shift.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
+#include "mmkt/run/run_data.h"
 
 namespace mmkt::eval {
 

@@ -11,11 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/coherence.h"
-#include "eval/embed.h"
-#include "eval/likelihood.h"
-#include "eval/zero_shot.h"
-#include "run/run.h"
+#include "mmkt/eval/coherence.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/eval/likelihood.h"
+#include "mmkt/eval/zero_shot.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::eval {
 

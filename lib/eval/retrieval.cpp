@@ -1,9 +1,9 @@
-#include "eval/retrieval.h"
+#include "mmkt/eval/retrieval.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::eval {
 

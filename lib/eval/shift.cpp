@@ -1,4 +1,4 @@
-#include "eval/shift.h"
+#include "mmkt/eval/shift.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,8 +9,8 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "core/error.h"
-#include "core/random.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/random.h"
 
 namespace mmkt::eval {
 namespace {

@@ -1,4 +1,4 @@
-#include "eval/zero_shot.h"
+#include "mmkt/eval/zero_shot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,14 +8,14 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/random.h"
-#include "data/batcher.h"
-#include "data/class_attributes.h"
-#include "data/shapes.h"
-#include "eval/linear.h"
-#include "eval/pictures.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/random.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/data/class_attributes.h"
+#include "mmkt/data/shapes.h"
+#include "mmkt/eval/linear.h"
+#include "mmkt/eval/pictures.h"
 
 namespace mmkt::eval {
 

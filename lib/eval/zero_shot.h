@@ -26,8 +26,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "eval/embed.h"
-#include "run/run.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::eval {
 

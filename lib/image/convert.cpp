@@ -1,4 +1,4 @@
-#include "image/convert.h"
+#include "mmkt/image/convert.h"
 
 #include <algorithm>
 
@@ -6,8 +6,8 @@
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
-#include "core/error.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::image {
 

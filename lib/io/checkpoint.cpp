@@ -1,11 +1,11 @@
-#include "io/checkpoint.h"
+#include "mmkt/io/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <sstream>
 
-#include "core/error.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::io {
 namespace {

@@ -1,4 +1,4 @@
-#include "io/files.h"
+#include "mmkt/io/files.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::io {
 namespace fs = std::filesystem;

@@ -1,9 +1,9 @@
-#include "io/json_config.h"
+#include "mmkt/io/json_config.h"
 
 #include <algorithm>
 
-#include "core/error.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt::io {
 namespace {

@@ -1,4 +1,4 @@
-#include "io/npy.h"
+#include "mmkt/io/npy.h"
 
 #include <cctype>
 #include <cerrno>
@@ -10,8 +10,8 @@
 
 #include <torch/torch.h>
 
-#include "core/error.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
 
 // The data bytes are copied as they lie in memory, and .npy data is little-endian.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy.cpp assumes a little-endian host");

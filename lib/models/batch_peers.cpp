@@ -1,4 +1,4 @@
-#include "models/batch_peers.h"
+#include "mmkt/models/batch_peers.h"
 
 namespace mmkt::models {
 namespace {

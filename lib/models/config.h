@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/modality.h"
+#include "mmkt/models/modality.h"
 
 namespace mmkt::models {
 

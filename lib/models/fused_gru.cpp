@@ -1,12 +1,12 @@
-#include "models/fused_gru.h"
+#include "mmkt/models/fused_gru.h"
 
 #include <atomic>
 #include <cstring>
 
 #include <ATen/Parallel.h>
 
-#include "core/error.h"
-#include "models/gru_kernels.h"
+#include "mmkt/core/error.h"
+#include "mmkt/models/gru_kernels.h"
 
 namespace mmkt::models {
 namespace {

@@ -1,8 +1,8 @@
-#include "models/gaussian.h"
+#include "mmkt/models/gaussian.h"
 
 #include <cmath>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::models {
 namespace {

@@ -1,8 +1,8 @@
-#include "models/gru_inference.h"
+#include "mmkt/models/gru_inference.h"
 
 #include <cmath>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::models {
 

@@ -1,4 +1,4 @@
-#include "models/gru_kernels.h"
+#include "mmkt/models/gru_kernels.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,7 +1,7 @@
-#include "models/modality.h"
+#include "mmkt/models/modality.h"
 
-#include "core/error.h"
-#include "models/networks.h"
+#include "mmkt/core/error.h"
+#include "mmkt/models/networks.h"
 
 namespace mmkt::models {
 namespace {

@@ -1,10 +1,10 @@
-#include "models/multimodal_vae.h"
+#include "mmkt/models/multimodal_vae.h"
 
-#include "models/batch_peers.h"
+#include "mmkt/models/batch_peers.h"
 
 #include <cmath>
 
-#include "core/error.h"
+#include "mmkt/core/error.h"
 
 namespace mmkt::models {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "models/config.h"
-#include "models/gaussian.h"
-#include "models/modality.h"
+#include "mmkt/models/config.h"
+#include "mmkt/models/gaussian.h"
+#include "mmkt/models/modality.h"
 
 namespace mmkt::models {
 

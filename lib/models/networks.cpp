@@ -1,12 +1,12 @@
-#include "models/networks.h"
+#include "mmkt/models/networks.h"
 
 #include <cmath>
 #include <limits>
 
-#include "core/error.h"
-#include "models/fused_gru.h"
-#include "models/gru_inference.h"
-#include "text/tokenizer.h"
+#include "mmkt/core/error.h"
+#include "mmkt/models/fused_gru.h"
+#include "mmkt/models/gru_inference.h"
+#include "mmkt/text/tokenizer.h"
 
 namespace mmkt::models {
 namespace {

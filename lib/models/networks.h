@@ -14,7 +14,7 @@
 
 #include <torch/torch.h>
 
-#include "models/modality.h"
+#include "mmkt/models/modality.h"
 
 namespace mmkt::models {
 

@@ -1,4 +1,4 @@
-#include "optim/fused_adam.h"
+#include "mmkt/optim/fused_adam.h"
 
 #include <cmath>
 

@@ -1,10 +1,10 @@
-#include "query/generate.h"
+#include "mmkt/query/generate.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "core/error.h"
-#include "models/networks.h"
-#include "query/inputs.h"
+#include "mmkt/core/error.h"
+#include "mmkt/models/networks.h"
+#include "mmkt/query/inputs.h"
 
 namespace mmkt::query {
 

@@ -12,8 +12,8 @@
 
 #include <torch/torch.h>
 
-#include "models/modality.h"
-#include "run/run.h"
+#include "mmkt/models/modality.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::query {
 

@@ -1,13 +1,13 @@
-#include "query/index.h"
+#include "mmkt/query/index.h"
 
 #include <algorithm>
 #include <filesystem>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "eval/embed.h"
-#include "io/files.h"
-#include "run/run_data.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/eval/embed.h"
+#include "mmkt/io/files.h"
+#include "mmkt/run/run_data.h"
 
 namespace mmkt::query {
 

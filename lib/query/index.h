@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "data/dataset.h"
-#include "run/run.h"
+#include "mmkt/data/dataset.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::query {
 

@@ -1,12 +1,12 @@
-#include "query/inputs.h"
+#include "mmkt/query/inputs.h"
 
 #include <algorithm>
 #include <cctype>
 
-#include "core/error.h"
-#include "data/batcher.h"
-#include "image/convert.h"
-#include "text/utf8.h"
+#include "mmkt/core/error.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/text/utf8.h"
 
 namespace mmkt::query {
 

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "models/modality.h"
-#include "run/run.h"
+#include "mmkt/models/modality.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::query {
 

@@ -1,9 +1,9 @@
-#include "query/zero_shot_classifier.h"
+#include "mmkt/query/zero_shot_classifier.h"
 
 #include <algorithm>
 
-#include "core/error.h"
-#include "eval/embed.h"
+#include "mmkt/core/error.h"
+#include "mmkt/eval/embed.h"
 
 namespace mmkt::query {
 

@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "eval/linear.h"
-#include "eval/zero_shot.h"
-#include "run/run.h"
+#include "mmkt/eval/linear.h"
+#include "mmkt/eval/zero_shot.h"
+#include "mmkt/run/run.h"
 
 namespace mmkt::query {
 

@@ -1,11 +1,11 @@
-#include "run/config.h"
+#include "mmkt/run/config.h"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 
-#include "core/error.h"
-#include "io/json_config.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/json_config.h"
 
 namespace mmkt {
 using nlohmann::json;

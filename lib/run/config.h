@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/config.h"
-#include "models/modality.h"
+#include "mmkt/models/config.h"
+#include "mmkt/models/modality.h"
 
 namespace mmkt {
 

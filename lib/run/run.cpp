@@ -1,16 +1,16 @@
-#include "run/run.h"
+#include "mmkt/run/run.h"
 
 #include <algorithm>
 #include <filesystem>
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "core/error.h"
-#include "core/runtime.h"
-#include "image/convert.h"
-#include "io/checkpoint.h"
-#include "io/files.h"
-#include "io/json_config.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/image/convert.h"
+#include "mmkt/io/checkpoint.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
 
 namespace mmkt {
 

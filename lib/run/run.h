@@ -20,10 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/batcher.h"
-#include "models/multimodal_vae.h"
-#include "run/config.h"
-#include "run/run_data.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/run/config.h"
+#include "mmkt/run/run_data.h"
 
 namespace mmkt {
 

@@ -1,4 +1,4 @@
-#include "run/run_data.h"
+#include "mmkt/run/run_data.h"
 
 #include <torch/torch.h>
 
@@ -6,13 +6,13 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/error.h"
-#include "core/log.h"
-#include "core/runtime.h"
-#include "data/labelled_images.h"
-#include "data/manifest.h"
-#include "data/shapes.h"
-#include "io/files.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/data/labelled_images.h"
+#include "mmkt/data/manifest.h"
+#include "mmkt/data/shapes.h"
+#include "mmkt/io/files.h"
 
 namespace mmkt {
 namespace {

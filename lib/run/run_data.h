@@ -10,11 +10,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/class_attributes.h"
-#include "data/dataset.h"
-#include "models/modality.h"
-#include "text/tokenizer.h"
-#include "run/config.h"
+#include "mmkt/data/class_attributes.h"
+#include "mmkt/data/dataset.h"
+#include "mmkt/models/modality.h"
+#include "mmkt/text/tokenizer.h"
+#include "mmkt/run/config.h"
 
 namespace mmkt {
 

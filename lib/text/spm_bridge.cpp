@@ -1,5 +1,5 @@
 // libmmkt_spm.so: SentencePiece behind a C interface (see spm_bridge.h for why).
-#include "text/spm_bridge.h"
+#include "mmkt/text/spm_bridge.h"
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>

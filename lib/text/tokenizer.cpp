@@ -1,4 +1,4 @@
-#include "text/tokenizer.h"
+#include "mmkt/text/tokenizer.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -9,11 +9,11 @@
 #include <mutex>
 #include <sstream>
 
-#include "core/build_info.h"
-#include "core/error.h"
-#include "io/files.h"
-#include "text/spm_bridge.h"
-#include "text/utf8.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/error.h"
+#include "mmkt/io/files.h"
+#include "mmkt/text/spm_bridge.h"
+#include "mmkt/text/utf8.h"
 
 namespace mmkt::text {
 namespace {

@@ -1,4 +1,4 @@
-#include "text/utf8.h"
+#include "mmkt/text/utf8.h"
 
 namespace mmkt::text {
 

@@ -1,4 +1,4 @@
-#include "train/trainer.h"
+#include "mmkt/train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -14,15 +14,15 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/build_info.h"
-#include "core/error.h"
-#include "core/log.h"
-#include "data/batcher.h"
-#include "dist/communicator.h"
-#include "io/files.h"
-#include "io/json_config.h"
-#include "optim/fused_adam.h"
-#include "io/checkpoint.h"
+#include "mmkt/core/build_info.h"
+#include "mmkt/core/error.h"
+#include "mmkt/core/log.h"
+#include "mmkt/data/batcher.h"
+#include "mmkt/dist/communicator.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
+#include "mmkt/optim/fused_adam.h"
+#include "mmkt/io/checkpoint.h"
 
 namespace mmkt::train {
 namespace {

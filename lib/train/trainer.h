@@ -12,11 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/runtime.h"
-#include "models/multimodal_vae.h"
-#include "run/config.h"
-#include "run/run.h"
-#include "run/run_data.h"
+#include "mmkt/core/runtime.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/run/config.h"
+#include "mmkt/run/run.h"
+#include "mmkt/run/run_data.h"
 
 // The communicator is only named here (dist/communicator.h pulls in c10d's headers, which
 // nothing that merely trains or names a run should compile).

@@ -2,9 +2,9 @@
 // prints both (the ctest checks the output).
 #include <iostream>
 
-#include "distill/losses.h"
-#include "models/multimodal_vae.h"
-#include "models/config.h"
+#include "mmkt/distill/losses.h"
+#include "mmkt/models/multimodal_vae.h"
+#include "mmkt/models/config.h"
 
 int main() {
   using namespace mmkt;
