@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <iostream>
 
-#include "mmkt/bench/bench.h"
 #include "commands.h"
+#include "mmkt/bench/bench.h"
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
 

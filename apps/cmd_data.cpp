@@ -19,7 +19,8 @@
 namespace mmkt::app {
 
 void register_data(CLI::App& root, CommonOptions& common) {
-  auto* group = root.add_subcommand("data", "datasets: generate shapes or a user-style photo folder, benchmark the pipeline");
+  auto* group = root.add_subcommand(
+      "data", "datasets: generate shapes or a user-style photo folder, benchmark the pipeline");
   group->require_subcommand(1);
 
   struct ShapesArgs {
@@ -34,8 +35,9 @@ void register_data(CLI::App& root, CommonOptions& common) {
   shapes->add_option("--n", s->options.size, "number of items")->capture_default_str();
   shapes->add_option("--out", s->out, "output folder")->required();
   shapes->add_option("--image-size", s->options.image_size)->capture_default_str();
-  shapes->add_option("--split", s->split,
-                     "all | train (without the held-out combinations) | held-out")
+  shapes
+      ->add_option("--split", s->split,
+                   "all | train (without the held-out combinations) | held-out")
       ->capture_default_str();
   shapes->callback([&common, s] {
     auto rt_options = common.runtime;
@@ -59,8 +61,10 @@ void register_data(CLI::App& root, CommonOptions& common) {
   photos->add_option("--n", ph->options.count, "number of items")->capture_default_str();
   photos->add_option("--dataset", ph->dataset, "fashion-mnist | mnist (the images' source)")
       ->capture_default_str();
-  photos->add_option("--root", ph->root, "IDX folder of the source dataset (default location if empty)");
-  photos->add_option("--split", ph->split, "train | test split of the source")->capture_default_str();
+  photos->add_option("--root", ph->root,
+                     "IDX folder of the source dataset (default location if empty)");
+  photos->add_option("--split", ph->split, "train | test split of the source")
+      ->capture_default_str();
   photos->add_option("--min-size", ph->options.min_size)->capture_default_str();
   photos->add_option("--max-size", ph->options.max_size)->capture_default_str();
   photos->callback([&common, ph] {
@@ -72,8 +76,10 @@ void register_data(CLI::App& root, CommonOptions& common) {
     o.split = ph->split;
     o.seed = rt.seed;
     const data::LabelledImageDataset source(o);
-    MMKT_CHECK_INPUT(source.class_attributes().has_value(), ph->dataset, ": no class-attribute file");
-    std::cout << data::write_photo_folder(source, *source.class_attributes(), ph->options) << std::endl;
+    MMKT_CHECK_INPUT(source.class_attributes().has_value(), ph->dataset,
+                     ": no class-attribute file");
+    std::cout << data::write_photo_folder(source, *source.class_attributes(), ph->options)
+              << std::endl;
   });
 
   struct BenchArgs {
@@ -83,9 +89,11 @@ void register_data(CLI::App& root, CommonOptions& common) {
   };
   auto b = std::make_shared<BenchArgs>();
   auto* bench = group->add_subcommand("bench", "measure the data pipeline (batches/s)");
-  bench->add_option("--dataset", b->dataset, "fashion-mnist | mnist | shapes")->capture_default_str();
+  bench->add_option("--dataset", b->dataset, "fashion-mnist | mnist | shapes")
+      ->capture_default_str();
   bench->add_option("--batch-size", b->batch_size)->capture_default_str();
-  bench->add_option("--batches", b->batches, "batches to time after warm-up")->capture_default_str();
+  bench->add_option("--batches", b->batches, "batches to time after warm-up")
+      ->capture_default_str();
   bench->add_option("--workers", b->workers, "batcher threads")->capture_default_str();
   bench->callback([&common, b] {
     const Runtime rt = init_runtime(common.runtime);
@@ -128,9 +136,13 @@ void register_data(CLI::App& root, CommonOptions& common) {
       ++done;
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json j{{"dataset", ds->info().name}, {"batch_size", b->batch_size},
-                     {"workers", b->workers}, {"batches", done}, {"seconds", s},
-                     {"batches_per_second", done / s}, {"samples_per_second", done * b->batch_size / s}};
+    nlohmann::json j{{"dataset", ds->info().name},
+                     {"batch_size", b->batch_size},
+                     {"workers", b->workers},
+                     {"batches", done},
+                     {"seconds", s},
+                     {"batches_per_second", done / s},
+                     {"samples_per_second", done * b->batch_size / s}};
     std::cout << j.dump(2) << std::endl;
   });
 }

@@ -10,11 +10,14 @@ namespace mmkt::app {
 
 void register_demo(CLI::App& root, CommonOptions& common) {
   auto o = std::make_shared<demo::DemoOptions>();
-  auto* cmd = root.add_subcommand("demo", "the main job: train, evaluate, distil, query and draw on Fashion-MNIST");
-  cmd->add_option("--run", o->run_dir, "run directory (replaced when it is an mmkt run)")->capture_default_str();
+  auto* cmd = root.add_subcommand(
+      "demo", "the main job: train, evaluate, distil, query and draw on Fashion-MNIST");
+  cmd->add_option("--run", o->run_dir, "run directory (replaced when it is an mmkt run)")
+      ->capture_default_str();
   cmd->add_option("--epochs", o->epochs, "training epochs")->capture_default_str();
   cmd->add_option("--steps", o->steps_per_epoch, "batches of 100 per epoch")->capture_default_str();
-  cmd->add_option("--distill-epochs", o->distill_epochs, "student training epochs")->capture_default_str();
+  cmd->add_option("--distill-epochs", o->distill_epochs, "student training epochs")
+      ->capture_default_str();
   cmd->add_option("--distill-items", o->distill_items, "student transfer-set items (0 = all)")
       ->capture_default_str();
   cmd->add_option("--query", o->query, "the example text query")->capture_default_str();

@@ -13,33 +13,48 @@ namespace mmkt::app {
 
 void register_distill(CLI::App& root, CommonOptions& common) {
   auto o = std::make_shared<distill::DistillOptions>();
-  auto* cmd = root.add_subcommand("distill", "distil a trained run into a small unimodal student and evaluate it");
-  cmd->add_option("--teacher", o->teacher_dir, "run directory of the teacher (mmkt train)")->required();
+  auto* cmd = root.add_subcommand(
+      "distill", "distil a trained run into a small unimodal student and evaluate it");
+  cmd->add_option("--teacher", o->teacher_dir, "run directory of the teacher (mmkt train)")
+      ->required();
   cmd->add_option("--method", o->method,
-                  "baseline | kd | gd | hint | pkt | vid | bayes | mse, a sum (pkt+bayes) or weights (pkt=1,bayes=0.1)")
+                  "baseline | kd | gd | hint | pkt | vid | bayes | mse, a sum (pkt+bayes) or "
+                  "weights (pkt=1,bayes=0.1)")
       ->capture_default_str();
-  cmd->add_option("--student", o->student, "student network: mlp:W1,W2 | conv:C:W | gru:E:H:W")->capture_default_str();
-  cmd->add_option("--modality", o->modality, "the student's modality (image or text)")->capture_default_str();
+  cmd->add_option("--student", o->student, "student network: mlp:W1,W2 | conv:C:W | gru:E:H:W")
+      ->capture_default_str();
+  cmd->add_option("--modality", o->modality, "the student's modality (image or text)")
+      ->capture_default_str();
   cmd->add_flag("--heavy", o->heavy, "heavy-auxiliary route: teacher -> --auxiliary -> student");
-  cmd->add_option("--auxiliary", o->auxiliary, "the heavy route's auxiliary network")->capture_default_str();
+  cmd->add_option("--auxiliary", o->auxiliary, "the heavy route's auxiliary network")
+      ->capture_default_str();
   cmd->add_flag("--data-free", o->data_free,
-                "distil on images reconstructed from the teacher's activation statistics (Lopes et al. 2017)");
-  cmd->add_option("--reconstruct-items", o->reconstruction.items, "data-free: images to reconstruct")
+                "distil on images reconstructed from the teacher's activation statistics (Lopes et "
+                "al. 2017)");
+  cmd->add_option("--reconstruct-items", o->reconstruction.items,
+                  "data-free: images to reconstruct")
       ->capture_default_str();
-  cmd->add_option("--reconstruct-steps", o->reconstruction.steps, "data-free: optimisation steps per batch")
+  cmd->add_option("--reconstruct-steps", o->reconstruction.steps,
+                  "data-free: optimisation steps per batch")
       ->capture_default_str();
-  cmd->add_option("--out", o->out_dir, "output folder (default TEACHER/distill/<method>_<student>)");
-  cmd->add_option("--epochs", o->train.epochs, "training epochs over the transfer set")->capture_default_str();
+  cmd->add_option("--out", o->out_dir,
+                  "output folder (default TEACHER/distill/<method>_<student>)");
+  cmd->add_option("--epochs", o->train.epochs, "training epochs over the transfer set")
+      ->capture_default_str();
   cmd->add_option("--batch-size", o->train.batch_size, "items per step")->capture_default_str();
   cmd->add_option("--lr", o->train.lr, "Adam learning rate")->capture_default_str();
-  cmd->add_option("--temperature", o->train.temperature, "kd / gd temperature")->capture_default_str();
-  cmd->add_option("--target", o->train.target, "posterior matched by pkt and bayes: joint | unimodal")
+  cmd->add_option("--temperature", o->train.temperature, "kd / gd temperature")
+      ->capture_default_str();
+  cmd->add_option("--target", o->train.target,
+                  "posterior matched by pkt and bayes: joint | unimodal")
       ->capture_default_str();
   cmd->add_option("--max-items", o->max_items, "transfer-set items (0 = the whole training split)")
       ->capture_default_str();
-  cmd->add_option("--probe-items", o->eval.probe_items, "training items of the linear probe")->capture_default_str();
-  cmd->add_option("--teacher-metrics", o->teacher_metrics,
-                  "evaluate the teacher's retrieval/zero-shot/probe too (false: its size and speed only)")
+  cmd->add_option("--probe-items", o->eval.probe_items, "training items of the linear probe")
+      ->capture_default_str();
+  cmd->add_option(
+         "--teacher-metrics", o->teacher_metrics,
+         "evaluate the teacher's retrieval/zero-shot/probe too (false: its size and speed only)")
       ->capture_default_str();
   cmd->callback([&common, o] {
     const Runtime rt = init_runtime(common.runtime);
@@ -56,7 +71,8 @@ void register_distill_table(CLI::App& root, CommonOptions& common) {
     std::string out;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = root.add_subcommand("distill-table", "one comparison table from several mmkt distill outputs");
+  auto* cmd = root.add_subcommand("distill-table",
+                                  "one comparison table from several mmkt distill outputs");
   cmd->add_option("dirs", args->dirs, "distill output folders (each with result.json)")->required();
   cmd->add_option("--out", args->out, "also write the table to this Markdown file");
   cmd->callback([&common, args] {

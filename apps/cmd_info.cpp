@@ -3,11 +3,11 @@
 #include <chrono>
 #include <iostream>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
-#include "mmkt/bench/bench.h"
 #include "commands.h"
+#include "mmkt/bench/bench.h"
 #include "mmkt/core/build_info.h"
 #include "mmkt/core/cpu_setup.h"
 #include "mmkt/text/tokenizer.h"
@@ -39,8 +39,8 @@ void register_info(CLI::App& root, CommonOptions& common) {
     j["version"] = MMKT_VERSION;
     j["build_type"] = MMKT_BUILD_TYPE;
     j["threads"] = rt.threads;
-    j["blas"] = {{"name", rt.blas.name}, {"path", rt.blas.path},
-                 {"reference", rt.blas.is_reference}};
+    j["blas"] = {
+        {"name", rt.blas.name}, {"path", rt.blas.path}, {"reference", rt.blas.is_reference}};
     j["blas_core"] = rt.blas_core;
     j["blas_core_forced_from"] = cpu_setup().blas_core_forced_from;
     j["blas_note"] = cpu_setup().note;

@@ -13,8 +13,8 @@
 #include "commands.h"
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
-#include "mmkt/eval/pictures.h"
 #include "mmkt/eval/embed.h"
+#include "mmkt/eval/pictures.h"
 #include "mmkt/eval/zero_shot.h"
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
@@ -29,7 +29,9 @@ namespace mmkt::app {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 std::string class_name(const LoadedRun& run, std::int64_t label) {
   if (run.data.class_attributes && label >= 0 && label < run.data.class_attributes->num_classes()) {
@@ -52,28 +54,33 @@ void register_query(CLI::App& root, CommonOptions& common) {
     int repeat = 1;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = root.add_subcommand("query", "rank indexed test images or captions for a caption or an image file");
+  auto* cmd = root.add_subcommand(
+      "query", "rank indexed test images or captions for a caption or an image file");
   cmd->add_option("run", args->run, "run directory written by mmkt train")->required();
   auto* text_opt = cmd->add_option("--text", args->text, "query caption");
   cmd->add_option("--image", args->image, "query image file (any format OpenCV decodes)");
-  cmd->add_option("--target", args->target, "what to rank: image | text (default: the other modality)");
+  cmd->add_option("--target", args->target,
+                  "what to rank: image | text (default: the other modality)");
   cmd->add_option("--index", args->collection, "indexed collection: test | all (training + test)")
       ->capture_default_str();
   cmd->add_option("--score", args->score, "cosine | euclidean")->capture_default_str();
   cmd->add_option("--top", args->top, "results to return")->capture_default_str();
-  cmd->add_option("--out", args->out, "output folder for query.json and query.png (default RUN/query)");
+  cmd->add_option("--out", args->out,
+                  "output folder for query.json and query.png (default RUN/query)");
   cmd->add_option("--repeat", args->repeat, "run the query N times and report the median latency")
       ->capture_default_str();
   cmd->callback([&common, args, text_opt] {
     const auto start = Clock::now();
     const Runtime rt = init_runtime(common.runtime);
     check_one_query(text_opt->count() > 0, args->image);
-    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run, ": no such run directory");
+    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run,
+                     ": no such run directory");
     MMKT_CHECK_INPUT(args->repeat > 0, "--repeat must be positive");
     auto run = load_run(args->run, rt.device);
     const bool by_text = text_opt->count() > 0;
     const std::string query_kind = by_text ? "text" : "image";
-    const std::string target_kind = args->target.empty() ? (by_text ? "image" : "text") : args->target;
+    const std::string target_kind =
+        args->target.empty() ? (by_text ? "image" : "text") : args->target;
     MMKT_CHECK_INPUT(target_kind == "image" || target_kind == "text", "--target '", target_kind,
                      "' (expected image or text)");
     const auto query_modality = query::modality_of_kind(run, query_kind);
@@ -81,7 +88,8 @@ void register_query(CLI::App& root, CommonOptions& common) {
     const auto input = by_text ? query::text_input(run, args->text, rt.device)
                                : query::image_file_input(run, args->image, rt.device);
     bool built = false;
-    auto index = query::open_index(run, args->run, target_modality, args->collection, rt.device, &built);
+    auto index =
+        query::open_index(run, args->run, target_modality, args->collection, rt.device, &built);
     const double cold_ms = ms_since(start);
 
     std::vector<query::Hit> hits;
@@ -98,19 +106,28 @@ void register_query(CLI::App& root, CommonOptions& common) {
 
     const std::string dir = args->out.empty() ? args->run + "/query" : args->out;
     std::filesystem::create_directories(dir);
-    nlohmann::json out{{"query", by_text ? args->text : args->image},
-                       {"query_modality", query_modality},
-                       {"target_modality", target_modality},
-                       {"index", {{"collection", index.collection}, {"items", index.size()}, {"built_now", built}}},
-                       {"score", args->score},
-                       {"latency_ms", {{"median", median_ms}, {"repeats", args->repeat},
-                                       {"min", latencies.front()}, {"max", latencies.back()}}},
-                       {"cold_start_ms", cold_ms}};
+    nlohmann::json out{
+        {"query", by_text ? args->text : args->image},
+        {"query_modality", query_modality},
+        {"target_modality", target_modality},
+        {"index",
+         {{"collection", index.collection}, {"items", index.size()}, {"built_now", built}}},
+        {"score", args->score},
+        {"latency_ms",
+         {{"median", median_ms},
+          {"repeats", args->repeat},
+          {"min", latencies.front()},
+          {"max", latencies.back()}}},
+        {"cold_start_ms", cold_ms}};
     std::vector<std::int64_t> rows;
     for (std::size_t i = 0; i < hits.size(); ++i) {
       const auto& h = hits[i];
-      nlohmann::json item{{"rank", i + 1}, {"item", h.item}, {"score", h.score}, {"class", class_name(run, h.label)}};
-      if (!index.captions.empty()) item["caption"] = index.captions[static_cast<std::size_t>(h.item)];
+      nlohmann::json item{{"rank", i + 1},
+                          {"item", h.item},
+                          {"score", h.score},
+                          {"class", class_name(run, h.label)}};
+      if (!index.captions.empty())
+        item["caption"] = index.captions[static_cast<std::size_t>(h.item)];
       out["results"].push_back(item);
       rows.push_back(h.item);
     }
@@ -118,22 +135,24 @@ void register_query(CLI::App& root, CommonOptions& common) {
     std::cout << "query: " << out["query"].get<std::string>() << " (" << query_modality << " -> "
               << target_modality << ", " << index.size() << " items)\n";
     for (const auto& item : out["results"]) {
-      std::cout << std::setw(3) << item["rank"].get<int>() << "  " << std::fixed << std::setprecision(3)
-                << item["score"].get<double>() << "  " << item["class"].get<std::string>();
+      std::cout << std::setw(3) << item["rank"].get<int>() << "  " << std::fixed
+                << std::setprecision(3) << item["score"].get<double>() << "  "
+                << item["class"].get<std::string>();
       if (item.contains("caption")) std::cout << "  " << item["caption"].get<std::string>();
       std::cout << "\n";
     }
     if (target_kind == "image") {
       auto images = query::index_images(run, index, rows);
       if (!by_text) images = torch::cat({input.data.cpu().to(torch::kFloat32), images});
-      eval::write_image_rows_png(dir + "/query.png",
-                                 {by_text ? "\"" + args->text + "\"" : "query image (first), then the top " +
-                                                                          std::to_string(rows.size())},
-                                 images.unsqueeze(0));
+      eval::write_image_rows_png(
+          dir + "/query.png",
+          {by_text ? "\"" + args->text + "\""
+                   : "query image (first), then the top " + std::to_string(rows.size())},
+          images.unsqueeze(0));
     }
-    log::info("latency ", median_ms, " ms per query (median of ", args->repeat, ", encoder + search over ",
-              index.size(), " items), cold start ", cold_ms, " ms; wrote ", dir, "/query.json",
-              target_kind == "image" ? " and query.png" : "");
+    log::info("latency ", median_ms, " ms per query (median of ", args->repeat,
+              ", encoder + search over ", index.size(), " items), cold start ", cold_ms,
+              " ms; wrote ", dir, "/query.json", target_kind == "image" ? " and query.png" : "");
   });
 }
 
@@ -144,7 +163,8 @@ void register_zeroshot(CLI::App& root, CommonOptions& common) {
     bool all = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = root.add_subcommand("zeroshot", "predict unseen classes of an image (or a split) with the evidence");
+  auto* cmd = root.add_subcommand(
+      "zeroshot", "predict unseen classes of an image (or a split) with the evidence");
   cmd->add_option("run", args->run, "run directory written by mmkt train")->required();
   cmd->add_option("--image", args->image, "image file to classify");
   cmd->add_option("--split", args->split, "evaluate over a split instead (test)");
@@ -155,8 +175,10 @@ void register_zeroshot(CLI::App& root, CommonOptions& common) {
       ->capture_default_str();
   cmd->callback([&common, args] {
     const Runtime rt = init_runtime(common.runtime);
-    MMKT_CHECK_INPUT(args->image.empty() != args->split.empty(), "give exactly one of --image or --split");
-    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run, ": no such run directory");
+    MMKT_CHECK_INPUT(args->image.empty() != args->split.empty(),
+                     "give exactly one of --image or --split");
+    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run,
+                     ": no such run directory");
     auto run = load_run(args->run, rt.device);
     if (!args->split.empty()) {
       MMKT_CHECK_INPUT(args->split == "test", "--split '", args->split, "' (expected test)");
@@ -194,27 +216,31 @@ void register_generate(CLI::App& root, CommonOptions& common) {
     std::int64_t n = 16, beam = 1;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = root.add_subcommand("generate", "images from a caption (--text) or captions from an image (--image)");
+  auto* cmd = root.add_subcommand(
+      "generate", "images from a caption (--text) or captions from an image (--image)");
   cmd->add_option("run", args->run, "run directory written by mmkt train")->required();
   auto* text_opt = cmd->add_option("--text", args->text, "caption to draw");
   cmd->add_option("--image", args->image, "image file to describe");
-  cmd->add_option("--n", args->n, "images or captions (the first from the posterior mean)")->capture_default_str();
+  cmd->add_option("--n", args->n, "images or captions (the first from the posterior mean)")
+      ->capture_default_str();
   cmd->add_option("--beam", args->beam, "caption beam width (1 = greedy)")->capture_default_str();
   cmd->add_option("--out", args->out, "PNG path for --text (default RUN/generated.png)");
   cmd->callback([&common, args, text_opt] {
     const Runtime rt = init_runtime(common.runtime);
     check_one_query(text_opt->count() > 0, args->image);
-    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run, ": no such run directory");
+    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run,
+                     ": no such run directory");
     auto run = load_run(args->run, rt.device);
     if (text_opt->count() > 0) {
-      const auto images = query::images_from_text(run, query::text_input(run, args->text, rt.device), args->n, rt.seed);
+      const auto images = query::images_from_text(
+          run, query::text_input(run, args->text, rt.device), args->n, rt.seed);
       const std::string path = args->out.empty() ? args->run + "/generated.png" : args->out;
       const int columns = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(args->n))));
       image::write_png(path, image::make_grid(images, columns));
       log::info(args->n, " images for \"", args->text, "\" written to ", path);
     } else {
-      const auto captions = query::captions_from_image(run, query::image_file_input(run, args->image, rt.device),
-                                                       args->n, args->beam, rt.seed);
+      const auto captions = query::captions_from_image(
+          run, query::image_file_input(run, args->image, rt.device), args->n, args->beam, rt.seed);
       nlohmann::json out{{"image", args->image}, {"beam", args->beam}, {"captions", captions}};
       std::cout << out.dump(2) << "\n";
     }

@@ -18,7 +18,8 @@ void register_tokenizer(CLI::App& root, CommonOptions& common) {
     text::TokenizerTrainOptions options;
   };
   auto train = std::make_shared<TrainArgs>();
-  auto* t = group->add_subcommand("train", "train a tokenizer on a text file (one sentence a line)");
+  auto* t =
+      group->add_subcommand("train", "train a tokenizer on a text file (one sentence a line)");
   t->add_option("--input", train->input, "UTF-8 corpus file")->required();
   t->add_option("--out", train->out, "model file to write")->required();
   t->add_option("--vocab-size", train->options.vocab_size)->capture_default_str();

@@ -4,16 +4,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <memory>
 #include <iostream>
+#include <memory>
 
 #include "commands.h"
 #include "mmkt/core/error.h"
-#include "mmkt/io/files.h"
-#include "mmkt/io/json_config.h"
 #include "mmkt/core/log.h"
 #include "mmkt/dist/communicator.h"
 #include "mmkt/dist/launcher.h"
+#include "mmkt/io/files.h"
+#include "mmkt/io/json_config.h"
 #include "mmkt/run/config.h"
 #include "mmkt/train/trainer.h"
 
@@ -32,8 +32,7 @@ void register_train(CLI::App& root, CommonOptions& common) {
   auto args = std::make_shared<Args>();
   auto* cmd = root.add_subcommand("train", "train a JMVAE / MVAE / MMVAE run (see experiments/)");
   cmd->add_option("--config", args->config, "JSON configuration (keys: `mmkt config`)");
-  cmd->add_option("--set", args->set, "override a key, e.g. --set model.latent_dim=32")
-      ->take_all();
+  cmd->add_option("--set", args->set, "override a key, e.g. --set model.latent_dim=32")->take_all();
   cmd->add_option("--run", args->run, "run directory to write")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "continue the run in --run from its last checkpoint");
   cmd->add_flag("--overwrite", args->overwrite,

@@ -21,22 +21,23 @@ int main(int argc, char** argv) {
   // thread so that every thread started later inherits it (core/cpu_setup.h).
   early_cpu_setup(argc, argv);
   app::command_line().assign(argv, argv + argc);
-  CLI::App root{"mmkt: Bayesian multimodal knowledge transfer (JMVAE, retrieval, zero-shot, "
-                "distillation) on LibTorch"};
+  CLI::App root{
+      "mmkt: Bayesian multimodal knowledge transfer (JMVAE, retrieval, zero-shot, "
+      "distillation) on LibTorch"};
   root.set_version_flag("--version", std::string("mmkt ") + MMKT_VERSION);
   root.require_subcommand(1);
   root.fallthrough();
   app::CommonOptions common;
   root.add_option("--threads", common.runtime.threads,
                   "intra-op threads (default: all cores; libtorch's own default here is 1)");
-  root.add_option("--device", common.runtime.device, "cpu, cuda or cuda:N")
-      ->capture_default_str();
+  root.add_option("--device", common.runtime.device, "cpu, cuda or cuda:N")->capture_default_str();
   root.add_option("--seed", common.runtime.seed, "seed for every random generator")
       ->capture_default_str();
   bool keep_denormals = false;  // read by early_cpu_setup from argv; declared here for --help
-  root.add_flag("--keep-denormals", keep_denormals,
-                "do not flush denormal floats to zero (FTZ/DAZ are set by default: denormal "
-                "arithmetic made real training runs ~3x slower; MMKT_DENORMALS=keep does the same)");
+  root.add_flag(
+      "--keep-denormals", keep_denormals,
+      "do not flush denormal floats to zero (FTZ/DAZ are set by default: denormal "
+      "arithmetic made real training runs ~3x slower; MMKT_DENORMALS=keep does the same)");
   root.add_option("--log-level", common.runtime.log_level, "debug, info, warn, error or off")
       ->capture_default_str();
 

@@ -12,16 +12,16 @@
 namespace mmkt::testing_support {
 
 struct CommandResult {
-  int code = -1;          // exit code; -1 when the process ended by a signal
-  std::string output;     // stdout + stderr
-  double seconds = 0;     // wall time
+  int code = -1;       // exit code; -1 when the process ended by a signal
+  std::string output;  // stdout + stderr
+  double seconds = 0;  // wall time
 };
 
 // `env`: "VAR=value ..." prepended to the command line (a shell runs it).
 inline CommandResult run_mmkt(const std::string& args, const std::string& env = "") {
   const auto start = std::chrono::steady_clock::now();
-  const std::string command = env + (env.empty() ? "" : " ") + std::string(MMKT_BINARY) + " " +
-                              args + " 2>&1";
+  const std::string command =
+      env + (env.empty() ? "" : " ") + std::string(MMKT_BINARY) + " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   EXPECT_NE(pipe, nullptr);
   CommandResult r;

@@ -17,7 +17,8 @@ namespace {
 
 // 23 images whose pixels all equal (index / 23), labels index % 5, captions "item <i>".
 data::DatasetPtr toy(std::int64_t n = 23) {
-  auto images = torch::arange(n, torch::kFloat32).div(n).view({n, 1, 1, 1}).expand({n, 1, 4, 4}).contiguous();
+  auto images =
+      torch::arange(n, torch::kFloat32).div(n).view({n, 1, 1, 1}).expand({n, 1, 4, 4}).contiguous();
   std::vector<std::string> captions;
   for (std::int64_t i = 0; i < n; ++i) captions.push_back("item " + std::to_string(i));
   return data::tensor_dataset(images, torch::arange(n) % 5, captions,
@@ -145,9 +146,10 @@ TEST(Batcher, DropLastAndPartialBatches) {
 }
 
 TEST(Batcher, PadTokensKeepsEosWhenCutting) {
-  const auto [tokens, lengths] = data::pad_tokens({{2, 10, 11, 3}, {2, 12, 3}, {2, 5, 6, 7, 8, 3}}, 5);
-  const auto expected = torch::tensor({2, 10, 11, 3, 0, 2, 12, 3, 0, 0, 2, 5, 6, 7, 3},
-                                      torch::kInt64).view({3, 5});
+  const auto [tokens, lengths] =
+      data::pad_tokens({{2, 10, 11, 3}, {2, 12, 3}, {2, 5, 6, 7, 8, 3}}, 5);
+  const auto expected =
+      torch::tensor({2, 10, 11, 3, 0, 2, 12, 3, 0, 0, 2, 5, 6, 7, 3}, torch::kInt64).view({3, 5});
   EXPECT_TRUE(torch::equal(tokens, expected)) << tokens;
   EXPECT_TRUE(torch::equal(lengths, torch::tensor({4, 3, 5}, torch::kInt64)));
   EXPECT_THROW(data::pad_tokens({{2, 3}}, 1), Error);

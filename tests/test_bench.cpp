@@ -51,27 +51,41 @@ TEST(Bench, LinearMultiplyAddsOfTheMnistPaperModel) {
 
 TEST(Bench, MarkdownTableFromAReport) {
   nlohmann::json r;
-  r["machine"] = {{"threads", 2}, {"blas", "OpenBLAS"}, {"device", "cpu"}, {"hardware_threads", 2},
+  r["machine"] = {{"threads", 2},
+                  {"blas", "OpenBLAS"},
+                  {"device", "cpu"},
+                  {"hardware_threads", 2},
                   {"repeats", 5}};
   r["matmul_1024_gflops"] = 150.04;
-  r["train_mnist"] = {{"median", 4321.4}, {"unit", "samples/s"}, {"gflops", 92.8},
+  r["train_mnist"] = {{"median", 4321.4},
+                      {"unit", "samples/s"},
+                      {"gflops", 92.8},
                       {"share_of_matmul_peak", 0.6185}};
   r["pipeline_mnist"] = {{"median", 90000.0}, {"unit", "samples/s"}, {"ratio_to_training", 20.83}};
   const auto md = bench::bench_markdown(r);
-  EXPECT_NE(md.find("| matmul 1024 x 1024 x 1024 (peak) | 150.0 GFLOP/s |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| 4321 samples/s (92.8 GFLOP/s = 62% of the matmul peak) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| matmul 1024 x 1024 x 1024 (peak) | 150.0 GFLOP/s |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 4321 samples/s (92.8 GFLOP/s = 62% of the matmul peak) |"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("| 90000 samples/s (21x the training step's rate) |"), std::string::npos) << md;
   EXPECT_EQ(md.find("query"), std::string::npos);  // absent figures are left out
-  r["train_mnist_gemm_floor"] = {{"median", 12.5}, {"unit", "ms"}, {"step_ms", 25.0}, {"step_over_floor", 2.0}};
-  r["train_mnist_trained_denormals_kept"] = {{"median", 1500.0}, {"unit", "samples/s"}, {"step_over_floor", 5.33}};
+  r["train_mnist_gemm_floor"] = {
+      {"median", 12.5}, {"unit", "ms"}, {"step_ms", 25.0}, {"step_over_floor", 2.0}};
+  r["train_mnist_trained_denormals_kept"] = {
+      {"median", 1500.0}, {"unit", "samples/s"}, {"step_over_floor", 5.33}};
   const auto md2 = bench::bench_markdown(r);
-  EXPECT_NE(md2.find("(GEMM floor) | 12.50 ms (the step: 25.00 ms = 2.00x the floor) |"), std::string::npos) << md2;
-  EXPECT_NE(md2.find("denormals kept | 1500 samples/s (5.33x the GEMM floor) |"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("(GEMM floor) | 12.50 ms (the step: 25.00 ms = 2.00x the floor) |"),
+            std::string::npos)
+      << md2;
+  EXPECT_NE(md2.find("denormals kept | 1500 samples/s (5.33x the GEMM floor) |"), std::string::npos)
+      << md2;
 }
 
 TEST(Bench, TrainingGemmsOfAnMlpSkipTheDataGradient) {
   // 784 -> 512 reads the data (no grad_x); 512 -> 10 does not.
-  torch::nn::Sequential net(torch::nn::Linear(784, 512), torch::nn::ReLU(), torch::nn::Linear(512, 10));
+  torch::nn::Sequential net(torch::nn::Linear(784, 512), torch::nn::ReLU(),
+                            torch::nn::Linear(512, 10));
   const auto gemms = bench::training_gemms(*net, 100, {784});
   ASSERT_EQ(gemms.size(), 5u);
   std::int64_t multiply_adds = 0;
@@ -103,7 +117,8 @@ TEST(Bench, UnknownPartIsAnInputError) {
 TEST(FusedAdam, MatchesTorchAdamStepByStepAndThroughACheckpoint) {
   torch::manual_seed(5);
   // Shapes above and below the parallel grain, plus a float64 tensor (the fallback path).
-  std::vector<torch::Tensor> a{torch::randn({300, 200}), torch::randn({7}), torch::randn({3, 3}, torch::kFloat64)};
+  std::vector<torch::Tensor> a{torch::randn({300, 200}), torch::randn({7}),
+                               torch::randn({3, 3}, torch::kFloat64)};
   std::vector<torch::Tensor> b;
   for (auto& t : a) {
     t.set_requires_grad(true);

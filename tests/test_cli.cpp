@@ -64,14 +64,16 @@ TEST(Cli, DenormalsAreFlushedUnlessKept) {
 
 TEST(Cli, GenericOpenBlasCoreIsReplacedByReexecution) {
   const auto cpu = mmkt::cpu_features();
-  if (!cpu.avx2) GTEST_SKIP() << "this CPU has no AVX2: OpenBLAS's generic kernels are right for it";
+  if (!cpu.avx2)
+    GTEST_SKIP() << "this CPU has no AVX2: OpenBLAS's generic kernels are right for it";
   const auto first = run_mmkt("info --matmul-size 0");
   if (info_json(first.output).value("blas_core", std::string()).empty()) {
     GTEST_SKIP() << "the loaded BLAS is not OpenBLAS";
   }
   const std::string expected = mmkt::openblas_core_to_force("Prescott", cpu);
   // Start from the generic core on any machine; override tells mmkt to replace it anyway.
-  const auto fixed = run_mmkt("info --matmul-size 256", "OPENBLAS_CORETYPE=Prescott MMKT_BLAS_FIX=override");
+  const auto fixed =
+      run_mmkt("info --matmul-size 256", "OPENBLAS_CORETYPE=Prescott MMKT_BLAS_FIX=override");
   ASSERT_EQ(fixed.code, 0) << fixed.output;
   const auto j = info_json(fixed.output);
   EXPECT_EQ(j.at("blas_core").get<std::string>(), expected) << fixed.output;
@@ -84,8 +86,10 @@ TEST(Cli, GenericOpenBlasCoreIsReplacedByReexecution) {
   const auto kept = run_mmkt("info --matmul-size 64", "OPENBLAS_CORETYPE=Prescott");
   const auto k = info_json(kept.output);
   EXPECT_EQ(k.at("blas_core").get<std::string>(), "Prescott") << kept.output;
-  EXPECT_NE(k.at("blas_note").get<std::string>().find("OPENBLAS_CORETYPE=" + expected + " would be"),
-            std::string::npos) << kept.output;
+  EXPECT_NE(
+      k.at("blas_note").get<std::string>().find("OPENBLAS_CORETYPE=" + expected + " would be"),
+      std::string::npos)
+      << kept.output;
   EXPECT_LT(k.at("matmul_relative_error").get<double>(), 1e-5) << kept.output;
   const auto off = run_mmkt("info --matmul-size 0", "OPENBLAS_CORETYPE=Prescott MMKT_BLAS_FIX=0");
   EXPECT_EQ(info_json(off.output).at("blas_core").get<std::string>(), "Prescott") << off.output;

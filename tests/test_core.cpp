@@ -109,7 +109,7 @@ TEST(CpuSetup, FlushDenormalsReachesEveryComputeThread) {
   const int threads_before = at::get_num_threads();
   configure_threads(2);
   torch::NoGradGuard no_grad;
-  const float denormal = 1e-39f;  // below FLT_MIN = 1.18e-38
+  const float denormal = 1e-39f;                    // below FLT_MIN = 1.18e-38
   const auto x = torch::full({1 << 20}, denormal);  // large enough for parallel chunks
   // 256 products of 1e-21 * 1e-21 sum to 2.56e-40: a denormal result from BLAS.
   const auto a = torch::full({128, 256}, 1e-21f);
@@ -117,7 +117,7 @@ TEST(CpuSetup, FlushDenormalsReachesEveryComputeThread) {
 
   EXPECT_EQ(apply_flush_denormals(false), at::get_num_threads());
   EXPECT_FALSE(thread_flushes_denormals());
-  EXPECT_GT((x * 1.5f).min().item<float>(), 0.f);      // denormals computed as such
+  EXPECT_GT((x * 1.5f).min().item<float>(), 0.f);  // denormals computed as such
   EXPECT_GT(torch::mm(a, b).min().item<float>(), 0.f);
 
   EXPECT_EQ(apply_flush_denormals(true), at::get_num_threads());

@@ -24,7 +24,9 @@ fs::path fresh_dir(const std::string& name) {
   return dir;
 }
 
-void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+void write(const fs::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary) << text;
+}
 
 void write_png(const fs::path& p, int w, int h, cv::Scalar colour) {
   cv::Mat m(h, w, CV_8UC3, colour);
@@ -60,7 +62,8 @@ TEST(LabelledImages, FashionMnistTestSplitWithCaptionsAndAttributes) {
   EXPECT_EQ(ds.info().image_shape, (std::vector<int64_t>{1, 28, 28}));
   EXPECT_EQ(ds.info().class_names.size(), 10u);
   // Fashion-MNIST's test set is balanced: 1000 per class.
-  EXPECT_TRUE(torch::equal(torch::bincount(ds.all_labels()), torch::full({10}, 1000, torch::kInt64)));
+  EXPECT_TRUE(
+      torch::equal(torch::bincount(ds.all_labels()), torch::full({10}, 1000, torch::kInt64)));
   const auto s = ds.get(0);
   EXPECT_EQ(s.image.sizes(), (std::vector<int64_t>{1, 28, 28}));
   EXPECT_GE(s.image.min().item<float>(), 0.0f);
@@ -120,7 +123,8 @@ TEST(Splits, ValidationSplitIsDeterministicAndDisjoint) {
 }
 
 TEST(Splits, FixedBinarizationIsSeededAndBinary) {
-  auto base = data::tensor_dataset(torch::full({50, 1, 4, 4}, 0.3f), torch::zeros({50}, torch::kInt64));
+  auto base =
+      data::tensor_dataset(torch::full({50, 1, 4, 4}, 0.3f), torch::zeros({50}, torch::kInt64));
   const auto a = data::fixed_binarized(base, 1);
   const auto b = data::fixed_binarized(base, 1);
   const auto c = data::fixed_binarized(base, 2);
@@ -137,13 +141,16 @@ TEST(Splits, FixedBinarizationIsSeededAndBinary) {
 TEST(Manifest, LoadsImagesTextLabelsAndAttributes) {
   const auto dir = fresh_dir("ok");
   fs::create_directories(dir / "img");
-  write_png(dir / "img" / "a.png", 32, 24, cv::Scalar(0, 0, 255));   // red (BGR)
-  write_png(dir / "img" / "b.jpg", 20, 40, cv::Scalar(255, 0, 0));   // blue
-  write(dir / "m.jsonl",
-        "{\"image\": \"img/a.png\", \"text\": \"a red thing\", \"label\": 1, \"attributes\": [1, 0]}\n"
-        "\n"
-        "{\"image\": \"" + (dir / "img" / "b.jpg").string() +
-            "\", \"text\": \"a blue thing\", \"label\": 0, \"attributes\": [0, 1], \"id\": \"x\"}\n");
+  write_png(dir / "img" / "a.png", 32, 24, cv::Scalar(0, 0, 255));  // red (BGR)
+  write_png(dir / "img" / "b.jpg", 20, 40, cv::Scalar(255, 0, 0));  // blue
+  write(
+      dir / "m.jsonl",
+      "{\"image\": \"img/a.png\", \"text\": \"a red thing\", \"label\": 1, \"attributes\": [1, "
+      "0]}\n"
+      "\n"
+      "{\"image\": \"" +
+          (dir / "img" / "b.jpg").string() +
+          "\", \"text\": \"a blue thing\", \"label\": 0, \"attributes\": [0, 1], \"id\": \"x\"}\n");
   data::ManifestOptions o;
   o.path = (dir / "m.jsonl").string();
   o.image_size = 16;
@@ -191,23 +198,27 @@ TEST(Manifest, BadInputNamesFileAndLine) {
       {good + "[1, 2]\n", "m.jsonl:2: expected a JSON object"},
       {good + "{\"text\": \"no image\"}\n", "m.jsonl:2: missing \"image\""},
       {good + "{\"image\": \"ok.png\"}\n", "m.jsonl:2: missing \"text\""},
-      {good + "{\"image\": 3, \"text\": \"x\"}\n", "m.jsonl:2: \"image\" must be a non-empty string"},
+      {good + "{\"image\": 3, \"text\": \"x\"}\n",
+       "m.jsonl:2: \"image\" must be a non-empty string"},
       {good + "{\"image\": \"ok.png\", \"text\": 5}\n", "m.jsonl:2: \"text\" must be a string"},
       {good + "{\"image\": \"ok.png\", \"text\": \"   \"}\n", "m.jsonl:2: empty \"text\""},
       {good + "{\"image\": \"ok.png\", \"text\": \"x\", \"lable\": 1}\n", "unknown key \"lable\""},
       {good + "{\"image\": \"missing.png\", \"text\": \"x\"}\n", "m.jsonl:2: image"},
       {good + "{\"image\": \"ok.png\", \"text\": \"caf\xff\"}\n", "m.jsonl:2: not valid UTF-8"},
-      {good + "{\"image\": \"ok.png\", \"text\": \"x\", \"label\": -1}\n", "\"label\" must be >= 0"},
+      {good + "{\"image\": \"ok.png\", \"text\": \"x\", \"label\": -1}\n",
+       "\"label\" must be >= 0"},
       // Would have numbered 4e9 class names (a hang, then an allocation failure).
       {good + "{\"image\": \"ok.png\", \"text\": \"x\", \"label\": 4000000000}\n",
        "m.jsonl:2: \"label\" 4000000000 is over the limit"},
-      {"{\"image\": \"ok.png\", \"text\": \"x\", \"attributes\": [1, 2]}\n", "attributes[1] must be 0 or 1"},
+      {"{\"image\": \"ok.png\", \"text\": \"x\", \"attributes\": [1, 2]}\n",
+       "attributes[1] must be 0 or 1"},
       {"\n\n", "holds no items (empty dataset)"},
   };
   for (const auto& c : cases) {
     write(m, c.content);
     const auto msg = manifest_error(m);
-    EXPECT_NE(msg.find(c.expected), std::string::npos) << "expected '" << c.expected << "' in: " << msg;
+    EXPECT_NE(msg.find(c.expected), std::string::npos)
+        << "expected '" << c.expected << "' in: " << msg;
     EXPECT_NE(msg.find(m.string()), std::string::npos) << msg;
   }
 }
@@ -216,7 +227,8 @@ TEST(Manifest, UndecodableImageNamesLineAndFile) {
   const auto dir = fresh_dir("corrupt");
   write_png(dir / "ok.png", 8, 8, cv::Scalar(1, 2, 3));
   write(dir / "broken.png", std::string("\x89PNG\r\n\x1a\n garbage garbage", 24));
-  write(dir / "m.jsonl", "{\"image\": \"ok.png\", \"text\": \"x\"}\n{\"image\": \"broken.png\", \"text\": \"y\"}\n");
+  write(dir / "m.jsonl",
+        "{\"image\": \"ok.png\", \"text\": \"x\"}\n{\"image\": \"broken.png\", \"text\": \"y\"}\n");
   const auto msg = manifest_error(dir / "m.jsonl");
   EXPECT_NE(msg.find("m.jsonl:2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("broken.png"), std::string::npos) << msg;
@@ -229,8 +241,9 @@ TEST(Manifest, ExtremeAspectRatioIsAnInputErrorNotAnAbort) {
   const auto dir = fresh_dir("sliver");
   write_png(dir / "ok.png", 8, 8, cv::Scalar(1, 2, 3));
   write_png(dir / "sliver.png", 65000, 1, cv::Scalar(9, 9, 9));
-  write(dir / "m.jsonl", "{\"image\": \"ok.png\", \"text\": \"x\"}\n"
-                         "{\"image\": \"sliver.png\", \"text\": \"y\"}\n");
+  write(dir / "m.jsonl",
+        "{\"image\": \"ok.png\", \"text\": \"x\"}\n"
+        "{\"image\": \"sliver.png\", \"text\": \"y\"}\n");
   data::ManifestOptions o;
   o.path = (dir / "m.jsonl").string();
   o.image_size = 1024;
@@ -247,5 +260,6 @@ TEST(Manifest, ExtremeAspectRatioIsAnInputErrorNotAnAbort) {
 }
 
 TEST(Manifest, MissingManifest) {
-  EXPECT_NE(manifest_error("/no/such/manifest.jsonl").find("manifest does not exist"), std::string::npos);
+  EXPECT_NE(manifest_error("/no/such/manifest.jsonl").find("manifest does not exist"),
+            std::string::npos);
 }

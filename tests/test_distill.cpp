@@ -35,7 +35,9 @@ torch::Tensor rows(std::vector<std::vector<double>> v) {
 }
 
 // A 6x6-image + label JMVAE (random weights).
-models::ModelConfig tiny_teacher_config() { return testing_support::tiny_image_label_model("jmvae"); }
+models::ModelConfig tiny_teacher_config() {
+  return testing_support::tiny_image_label_model("jmvae");
+}
 
 std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> out;
@@ -130,11 +132,14 @@ TEST(DistillLosses, LatentMseSumsOverDimensionsAndAveragesOverTheBatch) {
 
 TEST(Distill, MethodsParseToWeightsAndBadOnesAreRejected) {
   EXPECT_EQ(distill::parse_method("mse"), (distill::MethodWeights{{"mse", 1.0}}));
-  EXPECT_EQ(distill::parse_method("ce=1,mse=0.5"), (distill::MethodWeights{{"ce", 1.0}, {"mse", 0.5}}));
+  EXPECT_EQ(distill::parse_method("ce=1,mse=0.5"),
+            (distill::MethodWeights{{"ce", 1.0}, {"mse", 0.5}}));
   EXPECT_EQ(distill::parse_method("baseline"), (distill::MethodWeights{{"ce", 1.0}}));
   EXPECT_EQ(distill::parse_method("kd"), (distill::MethodWeights{{"kd", 0.9}, {"ce", 0.1}}));
-  EXPECT_EQ(distill::parse_method("pkt+bayes"), (distill::MethodWeights{{"pkt", 1.0}, {"bayes", 1.0}}));
-  EXPECT_EQ(distill::parse_method("pkt=2,bayes=0.5"), (distill::MethodWeights{{"pkt", 2.0}, {"bayes", 0.5}}));
+  EXPECT_EQ(distill::parse_method("pkt+bayes"),
+            (distill::MethodWeights{{"pkt", 1.0}, {"bayes", 1.0}}));
+  EXPECT_EQ(distill::parse_method("pkt=2,bayes=0.5"),
+            (distill::MethodWeights{{"pkt", 2.0}, {"bayes", 0.5}}));
   EXPECT_FALSE(distill::uses_teacher(distill::parse_method("baseline")));
   EXPECT_TRUE(distill::uses_teacher(distill::parse_method("gd")));
   EXPECT_THROW(distill::parse_method("pkz"), InputError);
@@ -155,7 +160,8 @@ TEST(Distill, StudentSpecsBuildTheNamedNetworks) {
   EXPECT_EQ(s->parameter_count(), 784 * 64 + 64 + 64 * 64 + 64 + 32 * 10 + 10);
   const auto q = s->encode(models::ModalityInput{torch::rand({3, 1, 28, 28}), {}});
   EXPECT_EQ(q.mu.sizes(), (std::vector<std::int64_t>{3, 32}));
-  EXPECT_THROW(distill::parse_student_spec("conv:4:16", image, 32, 10), InputError);  // 28 % 16 != 0
+  EXPECT_THROW(distill::parse_student_spec("conv:4:16", image, 32, 10),
+               InputError);  // 28 % 16 != 0
   EXPECT_THROW(distill::parse_student_spec("mlp:0", image, 32, 10), InputError);
   EXPECT_THROW(distill::parse_student_spec("gru:4:8:8", image, 32, 10), InputError);
   EXPECT_THROW(distill::parse_student_spec("resnet:3", image, 32, 10), InputError);
@@ -169,8 +175,8 @@ TEST(Distill, TeacherIsUnchangedByDistillationAndTheStudentLearns) {
   const auto before = copies(teacher->parameters());
   const auto images = torch::bernoulli(torch::full({64, 1, 6, 6}, 0.4));
   const auto labels = torch::arange(64) % 3;
-  const auto transfer = distill::transfer_from_inputs(teacher, "image", models::ModalityInput{images, {}},
-                                                      labels, 3, torch::kCPU);
+  const auto transfer = distill::transfer_from_inputs(
+      teacher, "image", models::ModalityInput{images, {}}, labels, 3, torch::kCPU);
   EXPECT_EQ(transfer.size(), 64);
   EXPECT_EQ(transfer.features.size(1), 16);
   EXPECT_EQ(transfer.logits_unimodal.sizes(), (std::vector<std::int64_t>{64, 3}));
@@ -183,7 +189,8 @@ TEST(Distill, TeacherIsUnchangedByDistillationAndTheStudentLearns) {
   o.progress_seconds = 1e9;
   const auto weights = distill::parse_method("ce=1,kd=1,hint=1,pkt=1,vid=1,bayes=1,mse=1");
   distill::DistillHeads heads(4, transfer.features.size(1));
-  const auto first = distill::distill_loss(student, heads, transfer, torch::arange(16), weights, o, torch::kCPU);
+  const auto first =
+      distill::distill_loss(student, heads, transfer, torch::arange(16), weights, o, torch::kCPU);
   for (const auto& term : distill::distill_terms()) {
     if (term != "gd") {
       EXPECT_TRUE(first.terms.count(term)) << term;
@@ -193,16 +200,18 @@ TEST(Distill, TeacherIsUnchangedByDistillationAndTheStudentLearns) {
   EXPECT_EQ(summary["steps"].get<int>(), 4);
   EXPECT_TRUE(all_equal(before, copies(teacher->parameters())));
   EXPECT_FALSE(all_equal(student_before, copies(student->parameters())));
-  for (const auto& p : teacher->parameters()) EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+  for (const auto& p : teacher->parameters())
+    EXPECT_FALSE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
 }
 
 TEST(Distill, BayesAloneMovesTheStudentPosteriorOntoTheTeachers) {
   torch::manual_seed(4);
   models::MultimodalVae teacher(tiny_teacher_config());
   const auto images = torch::bernoulli(torch::full({256, 1, 6, 6}, 0.4));
-  const auto transfer = distill::transfer_from_inputs(teacher, "image", models::ModalityInput{images, {}},
-                                                      torch::arange(256) % 3, 3, torch::kCPU);
-  distill::Student student(distill::parse_student_spec("mlp:32", tiny_teacher_config().modalities[0], 4, 3));
+  const auto transfer = distill::transfer_from_inputs(
+      teacher, "image", models::ModalityInput{images, {}}, torch::arange(256) % 3, 3, torch::kCPU);
+  distill::Student student(
+      distill::parse_student_spec("mlp:32", tiny_teacher_config().modalities[0], 4, 3));
   distill::TrainOptions o;
   o.epochs = 40;
   o.batch_size = 32;
@@ -210,7 +219,8 @@ TEST(Distill, BayesAloneMovesTheStudentPosteriorOntoTheTeachers) {
   o.progress_seconds = 1e9;
   auto kl_now = [&] {
     torch::NoGradGuard g;
-    return distill::bayesian_kl(student->encode(models::ModalityInput{images, {}}), transfer.joint).item<double>();
+    return distill::bayesian_kl(student->encode(models::ModalityInput{images, {}}), transfer.joint)
+        .item<double>();
   };
   const double start = kl_now();
   distill::train_student(student, transfer, distill::parse_method("bayes"), o, torch::kCPU);
@@ -275,13 +285,22 @@ TEST(Distill, StudentRoundTripsThroughItsFolderTensorByTensor) {
 }
 
 TEST(Distill, ComparisonTableGivesRatiosToTheTeacher) {
-  nlohmann::json teacher{{"name", "teacher"}, {"parameters", 1000}, {"images_per_second", 100.0},
-                         {"retrieval", {{"image->image", {{"euclidean", {{"mAP", 0.5}, {"P@100", 0.6}}}}}}}};
-  nlohmann::json student{{"name", "s"}, {"label", "pkt mlp:8"}, {"parameters", 50}, {"images_per_second", 1500.0},
-                         {"teacher_parameters", 1000}, {"teacher_images_per_second", 100.0}};
+  nlohmann::json teacher{
+      {"name", "teacher"},
+      {"parameters", 1000},
+      {"images_per_second", 100.0},
+      {"retrieval", {{"image->image", {{"euclidean", {{"mAP", 0.5}, {"P@100", 0.6}}}}}}}};
+  nlohmann::json student{{"name", "s"},
+                         {"label", "pkt mlp:8"},
+                         {"parameters", 50},
+                         {"images_per_second", 1500.0},
+                         {"teacher_parameters", 1000},
+                         {"teacher_images_per_second", 100.0}};
   teacher["retrieval"]["image->image"]["cosine"] = {
-      {"mAP", 0.7}, {"P@100", 0.6},
-      {"groups", {{"seen", {{"mAP", 0.8}, {"P@100", 0.65}}}, {"unseen", {{"mAP", 0.4}, {"P@100", 0.45}}}}}};
+      {"mAP", 0.7},
+      {"P@100", 0.6},
+      {"groups",
+       {{"seen", {{"mAP", 0.8}, {"P@100", 0.65}}}, {"unseen", {{"mAP", 0.4}, {"P@100", 0.45}}}}}};
   const auto table = distill::comparison_markdown({teacher, student});
   // Cells with query groups read "all / seen / unseen".
   EXPECT_NE(table.find("| teacher | 1000 | 100.0 | 100 | 1.0x | 0.500 | 0.700 / 0.800 / 0.400 | "
@@ -297,11 +316,16 @@ TEST(Distill, CliDistilsATinyShapesRun) {
   fs::remove_all(base);
   testing_support::train_tiny_shapes_run(base.string(), 7);
   const std::string bin = std::string(MMKT_BINARY) + " --threads 2 --log-level warn ";
-  const std::string common = " --teacher " + base.string() + " --epochs 2 --batch-size 20 --probe-items 100";
+  const std::string common =
+      " --teacher " + base.string() + " --epochs 2 --batch-size 20 --probe-items 100";
 
   const auto heavy = (base / "d_heavy").string();
-  ASSERT_EQ(std::system((bin + "distill" + common + " --method pkt+bayes --student conv:2:8 --heavy --auxiliary conv:4:16 --out " +
-                         heavy + " > /dev/null").c_str()), 0);
+  ASSERT_EQ(
+      std::system((bin + "distill" + common +
+                   " --method pkt+bayes --student conv:2:8 --heavy --auxiliary conv:4:16 --out " +
+                   heavy + " > /dev/null")
+                      .c_str()),
+      0);
   const auto r = nlohmann::json::parse(io::read_file(heavy + "/result.json"));
   for (const std::string row : {"teacher", "auxiliary", "student"}) {
     ASSERT_TRUE(r.contains(row)) << row;
@@ -314,7 +338,8 @@ TEST(Distill, CliDistilsATinyShapesRun) {
   }
   EXPECT_LT(r["student"]["parameters"].get<double>(), r["auxiliary"]["parameters"].get<double>());
   EXPECT_NEAR(r["student"]["parameter_ratio"].get<double>(),
-              r["student"]["parameters"].get<double>() / r["teacher"]["parameters"].get<double>(), 1e-12);
+              r["student"]["parameters"].get<double>() / r["teacher"]["parameters"].get<double>(),
+              1e-12);
   EXPECT_EQ(r["training"]["learned_from"], "auxiliary conv:4:16");
   for (const std::string f : {"student.pt", "student.json", "log.jsonl", "result.md", "config.json",
                               "auxiliary/student.pt"}) {
@@ -324,31 +349,50 @@ TEST(Distill, CliDistilsATinyShapesRun) {
   EXPECT_EQ(student->spec().text, "conv:2:8");
 
   const auto free = (base / "d_free").string();
-  ASSERT_EQ(std::system((bin + "distill" + common + " --method bayes --student conv:2:8 --data-free --reconstruct-items 60"
-                         " --reconstruct-steps 3 --teacher-metrics false --out " + free + " > /dev/null").c_str()), 0);
+  ASSERT_EQ(std::system((bin + "distill" + common +
+                         " --method bayes --student conv:2:8 --data-free --reconstruct-items 60"
+                         " --reconstruct-steps 3 --teacher-metrics false --out " +
+                         free + " > /dev/null")
+                            .c_str()),
+            0);
   const auto rf = nlohmann::json::parse(io::read_file(free + "/result.json"));
   EXPECT_EQ(rf["training"]["transfer_items"].get<int>(), 60);
   EXPECT_TRUE(fs::exists(base / "distill" / "activation_stats_image.pt"));
   EXPECT_FALSE(rf["teacher"].contains("retrieval"));
 
   const auto text = (base / "d_text").string();
-  ASSERT_EQ(std::system((bin + "distill" + common + " --method bayes --modality text --student gru:4:8:8"
-                         " --teacher-metrics false --out " + text + " > /dev/null").c_str()), 0);
+  ASSERT_EQ(std::system((bin + "distill" + common +
+                         " --method bayes --modality text --student gru:4:8:8"
+                         " --teacher-metrics false --out " +
+                         text + " > /dev/null")
+                            .c_str()),
+            0);
   const auto text_result = nlohmann::json::parse(io::read_file(text + "/result.json"));
   EXPECT_TRUE(text_result["student"]["retrieval"].contains("text->image"));
   EXPECT_FALSE(text_result["student"]["retrieval"].contains("image->image"));
 
   const auto table = (base / "table.md").string();
-  ASSERT_EQ(std::system((bin + "distill-table " + heavy + " " + free + " --out " + table + " > /dev/null").c_str()), 0);
+  ASSERT_EQ(
+      std::system((bin + "distill-table " + heavy + " " + free + " --out " + table + " > /dev/null")
+                      .c_str()),
+      0);
   const auto md = io::read_file(table);
   EXPECT_NE(md.find("| teacher (image encoder) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| pkt+bayes-H conv:2:8 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| bayes data-free conv:2:8 |"), std::string::npos) << md;
 
   // Bad input: one clear line, non-zero exit.
-  EXPECT_NE(std::system((bin + "distill" + common + " --method nonsense --out " + (base / "bad").string() +
-                         " 2> " + (base / "err.txt").string()).c_str()), 0);
-  EXPECT_NE(io::read_file((base / "err.txt").string()).find("distillation method 'nonsense'"), std::string::npos);
-  EXPECT_NE(std::system((bin + "distill --teacher " + (base / "missing").string() + " 2> /dev/null").c_str()), 0);
-  EXPECT_NE(std::system((bin + "distill" + common + " --method baseline --heavy 2> /dev/null").c_str()), 0);
+  EXPECT_NE(std::system((bin + "distill" + common + " --method nonsense --out " +
+                         (base / "bad").string() + " 2> " + (base / "err.txt").string())
+                            .c_str()),
+            0);
+  EXPECT_NE(io::read_file((base / "err.txt").string()).find("distillation method 'nonsense'"),
+            std::string::npos);
+  EXPECT_NE(
+      std::system(
+          (bin + "distill --teacher " + (base / "missing").string() + " 2> /dev/null").c_str()),
+      0);
+  EXPECT_NE(
+      std::system((bin + "distill" + common + " --method baseline --heavy 2> /dev/null").c_str()),
+      0);
 }

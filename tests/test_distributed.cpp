@@ -22,8 +22,8 @@
 #include "mmkt/train/trainer.h"
 #include "run_mmkt.h"
 
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 using namespace mmkt;
 using mmkt::testing_support::run_mmkt;
@@ -88,7 +88,8 @@ double max_parameter_difference(const std::string& a, const std::string& b) {
 }
 
 fs::path scratch(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("mmkt_dist_" + name + "_" + std::to_string(::getpid()));
+  const auto dir =
+      fs::temp_directory_path() / ("mmkt_dist_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -100,11 +101,12 @@ TEST(Distributed, BucketedAllreduceSumsBroadcastsAndShares) {
   two_ranks([](dist::Communicator& comm) {
     const double r = comm.rank();
     // Three tensors of two dtypes; 16-byte buckets force several buckets.
-    std::vector<torch::Tensor> t{torch::full({2, 3}, 1.0 + r), torch::arange(5, torch::kFloat32) * (r + 1),
+    std::vector<torch::Tensor> t{torch::full({2, 3}, 1.0 + r),
+                                 torch::arange(5, torch::kFloat32) * (r + 1),
                                  torch::full({3}, 10.0 * (r + 1), torch::kFloat64)};
     comm.allreduce_sum(t, 16);
-    EXPECT_TRUE(t[0].equal(torch::full({2, 3}, 3.0)));                     // 1 + 2
-    EXPECT_TRUE(t[1].equal(torch::arange(5, torch::kFloat32) * 3));         // x (1 + 2)
+    EXPECT_TRUE(t[0].equal(torch::full({2, 3}, 3.0)));               // 1 + 2
+    EXPECT_TRUE(t[1].equal(torch::arange(5, torch::kFloat32) * 3));  // x (1 + 2)
     EXPECT_TRUE(t[2].equal(torch::full({3}, 30.0, torch::kFloat64)));
     auto b = torch::full({4}, r == 0 ? 7.0 : -1.0);
     comm.broadcast({b}, 0);
@@ -183,18 +185,20 @@ TEST(Distributed, EnvironmentIsValidated) {
   EXPECT_EQ(env.master_port, 29511);
   for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_PORT", "MASTER_ADDR"}) ::unsetenv(v);
   EXPECT_FALSE(dist::env_from_environment().distributed());
-  EXPECT_EQ(dist::without_option({"mmkt", "train", "--nproc", "2", "--run", "x", "--nproc=3"}, "--nproc"),
-            (std::vector<std::string>{"mmkt", "train", "--run", "x"}));
+  EXPECT_EQ(
+      dist::without_option({"mmkt", "train", "--nproc", "2", "--run", "x", "--nproc=3"}, "--nproc"),
+      (std::vector<std::string>{"mmkt", "train", "--run", "x"}));
 }
 
 TEST(Distributed, TwoWorkersEqualOneProcessAndResumeAcrossWorldSizes) {
   const auto dir = scratch("equal");
   const auto config = tiny_config(dir);
   // One process on one thread, or two workers of one thread each.
-  const auto train = [&](bool two_workers, const std::string& run, int epochs, bool resume = false) {
+  const auto train = [&](bool two_workers, const std::string& run, int epochs,
+                         bool resume = false) {
     const auto c = run_mmkt(std::string(two_workers ? "train --nproc 2 " : "--threads 1 train ") +
-                         (resume ? "--resume" : "--config " + config) + " --run " +
-                         (dir / run).string() + " --set train.epochs=" + std::to_string(epochs));
+                            (resume ? "--resume" : "--config " + config) + " --run " +
+                            (dir / run).string() + " --set train.epochs=" + std::to_string(epochs));
     EXPECT_EQ(c.code, 0) << c.output;
     return c;
   };
@@ -209,13 +213,16 @@ TEST(Distributed, TwoWorkersEqualOneProcessAndResumeAcrossWorldSizes) {
     ++reports;
   }
   EXPECT_EQ(reports, 1u) << c.output;
-  const auto summary = nlohmann::json::parse(io::read_file((dir / "two" / "summary.json").string()));
+  const auto summary =
+      nlohmann::json::parse(io::read_file((dir / "two" / "summary.json").string()));
   EXPECT_EQ(summary.at("world_size"), 2);
   EXPECT_EQ(summary.at("steps"), 12);
   EXPECT_GT(summary.at("communication_seconds_per_step").get<double>(), 0.0);
 
-  const double two_vs_one = max_parameter_difference((dir / "one").string(), (dir / "two").string());
-  std::printf("max |parameter difference|, 2 workers vs 1 process after 12 steps: %.3g\n", two_vs_one);
+  const double two_vs_one =
+      max_parameter_difference((dir / "one").string(), (dir / "two").string());
+  std::printf("max |parameter difference|, 2 workers vs 1 process after 12 steps: %.3g\n",
+              two_vs_one);
   EXPECT_LT(two_vs_one, 1e-5);
 
   // Resume with another world size: 2 workers for epoch 1, then one process for epoch 2; and
@@ -229,8 +236,10 @@ TEST(Distributed, TwoWorkersEqualOneProcessAndResumeAcrossWorldSizes) {
   train(false, "two_then_one", 2, /*resume=*/true);
   train(false, "one_then_two", 1);
   train(true, "one_then_two", 2, /*resume=*/true);
-  const double two_then_one = max_parameter_difference((dir / "one").string(), (dir / "two_then_one").string());
-  const double one_then_two = max_parameter_difference((dir / "one").string(), (dir / "one_then_two").string());
+  const double two_then_one =
+      max_parameter_difference((dir / "one").string(), (dir / "two_then_one").string());
+  const double one_then_two =
+      max_parameter_difference((dir / "one").string(), (dir / "one_then_two").string());
   std::printf("  resumed 2 -> 1 workers: %.3g, 1 -> 2 workers: %.3g\n", two_then_one, one_then_two);
   EXPECT_LT(two_then_one, 1e-5);
   EXPECT_LT(one_then_two, 1e-5);
@@ -245,17 +254,19 @@ TEST(Distributed, TwoWorkersEqualOneProcessWithTriplets) {
   const auto dir = scratch("triplets");
   const auto config = tiny_config(dir);
   for (const std::string kind : {"soft", "contrastive"}) {
-    const std::string sets = " --set train.epochs=1 --set triplet.weight=2 --set triplet.kind=" + kind;
+    const std::string sets =
+        " --set train.epochs=1 --set triplet.weight=2 --set triplet.kind=" + kind;
     const auto one = run_mmkt("--threads 1 train --config " + config + " --run " +
                               (dir / ("one_" + kind)).string() + sets);
     ASSERT_EQ(one.code, 0) << one.output;
     const auto two = run_mmkt("train --nproc 2 --config " + config + " --run " +
                               (dir / ("two_" + kind)).string() + sets);
     ASSERT_EQ(two.code, 0) << two.output;
-    const double difference =
-        max_parameter_difference((dir / ("one_" + kind)).string(), (dir / ("two_" + kind)).string());
-    std::printf("triplet.kind=%s: max |parameter difference|, 2 workers vs 1 process after 6 steps: %.3g\n",
-                kind.c_str(), difference);
+    const double difference = max_parameter_difference((dir / ("one_" + kind)).string(),
+                                                       (dir / ("two_" + kind)).string());
+    std::printf(
+        "triplet.kind=%s: max |parameter difference|, 2 workers vs 1 process after 6 steps: %.3g\n",
+        kind.c_str(), difference);
     EXPECT_LT(difference, 1e-5) << kind;
   }
   fs::remove_all(dir);
@@ -285,9 +296,9 @@ TEST(Distributed, DeadWorkerStopsTheOthersWithAClearError) {
   // Rank 1 kills itself (SIGKILL) after step 2 of epoch 1; rank 0 must stop by itself, with
   // an error naming the failed allreduce, long before the launcher's 30 s grace or the
   // 120 s collective timeout; no checkpoint may appear.
-  const auto c = run_mmkt("train --nproc 2 --dist-timeout 120 --config " + config + " --run " +
-                         (dir / "run").string(),
-                     "MMKT_FAULT_KILL=1:2");
+  const auto c = run_mmkt(
+      "train --nproc 2 --dist-timeout 120 --config " + config + " --run " + (dir / "run").string(),
+      "MMKT_FAULT_KILL=1:2");
   EXPECT_NE(c.code, 0) << c.output;
   EXPECT_LT(c.seconds, 25.0) << c.output;
   EXPECT_NE(c.output.find("worker rank 1"), std::string::npos) << c.output;
@@ -303,14 +314,16 @@ TEST(Distributed, MissingWorkerTimesOut) {
   const auto config = tiny_config(dir);
   // Rank 0 of 2 started alone: it must give up after --dist-timeout with a clear message.
   const auto port = std::to_string(dist::free_local_port());
-  const auto c = run_mmkt("train --dist-timeout 2 --config " + config + " --run " + (dir / "run").string(),
-                     "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port);
+  const auto c =
+      run_mmkt("train --dist-timeout 2 --config " + config + " --run " + (dir / "run").string(),
+               "WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port);
   EXPECT_NE(c.code, 0) << c.output;
   EXPECT_LT(c.seconds, 30.0) << c.output;
   EXPECT_NE(c.output.find("could not join the group"), std::string::npos) << c.output;
   // --nproc inside a launched worker is refused.
-  const auto both = run_mmkt("train --nproc 2 --config " + config + " --run " + (dir / "run2").string(),
-                        "WORLD_SIZE=2 RANK=1 MASTER_PORT=" + port);
+  const auto both =
+      run_mmkt("train --nproc 2 --config " + config + " --run " + (dir / "run2").string(),
+               "WORLD_SIZE=2 RANK=1 MASTER_PORT=" + port);
   EXPECT_NE(both.code, 0);
   EXPECT_NE(both.output.find("--nproc and a WORLD_SIZE"), std::string::npos) << both.output;
   fs::remove_all(dir);

@@ -13,11 +13,11 @@
 #include "mmkt/eval/coherence.h"
 #include "mmkt/eval/likelihood.h"
 #include "mmkt/eval/linear.h"
-#include "mmkt/io/npy.h"
 #include "mmkt/eval/report.h"
 #include "mmkt/eval/retrieval.h"
 #include "mmkt/eval/zero_shot.h"
 #include "mmkt/io/files.h"
+#include "mmkt/io/npy.h"
 #include "mmkt/models/gaussian.h"
 #include "mmkt/run/config.h"
 #include "mmkt/train/trainer.h"
@@ -53,7 +53,8 @@ struct LinearGaussian {
     const auto prec = torch::ones({2}, torch::kFloat64) + torch::mm(w.t(), w).diagonal() / (s * s);
     const auto var = 1.0 / prec;
     const auto mu = var * torch::mv(w.t(), x - b) / (s * s);
-    return {mu.unsqueeze(0).repeat({batch, 1}), (var * variance_factor).log().unsqueeze(0).repeat({batch, 1})};
+    return {mu.unsqueeze(0).repeat({batch, 1}),
+            (var * variance_factor).log().unsqueeze(0).repeat({batch, 1})};
   }
 };
 
@@ -62,7 +63,8 @@ struct LinearGaussian {
 TEST(Likelihood, ExactPosteriorGivesTheExactLogLikelihoodAtAnyK) {
   torch::manual_seed(0);
   const LinearGaussian m;
-  const auto est = eval::importance_weighted(m.posterior(4), [&](const torch::Tensor& z) { return m.log_joint(z); }, 3, 2);
+  const auto est = eval::importance_weighted(
+      m.posterior(4), [&](const torch::Tensor& z) { return m.log_joint(z); }, 3, 2);
   ASSERT_EQ(est.size(0), 4);
   for (std::int64_t i = 0; i < 4; ++i) EXPECT_NEAR(est[i].item<double>(), m.log_px(), 1e-9);
 }
@@ -71,10 +73,13 @@ TEST(Likelihood, KEqualOneIsTheElboAndLargeKApproachesLogPx) {
   torch::manual_seed(1);
   const LinearGaussian m;
   const auto target = [&](const torch::Tensor& z) { return m.log_joint(z); };
-  // Proposal = the prior N(0, I): ELBO = E[log p(x|z)] = -3/2 log(2 pi s^2) - (|x-b|^2 + tr W^T W) / (2 s^2).
-  const models::Gaussian prior{torch::zeros({20000, 2}, torch::kFloat64), torch::zeros({20000, 2}, torch::kFloat64)};
-  const double elbo = -1.5 * std::log(2 * M_PI * m.s * m.s) -
-                      ((m.x - m.b).pow(2).sum().item<double>() + m.w.pow(2).sum().item<double>()) / (2 * m.s * m.s);
+  // Proposal = the prior N(0, I): ELBO = E[log p(x|z)] = -3/2 log(2 pi s^2) - (|x-b|^2 + tr W^T W)
+  // / (2 s^2).
+  const models::Gaussian prior{torch::zeros({20000, 2}, torch::kFloat64),
+                               torch::zeros({20000, 2}, torch::kFloat64)};
+  const double elbo =
+      -1.5 * std::log(2 * M_PI * m.s * m.s) -
+      ((m.x - m.b).pow(2).sum().item<double>() + m.w.pow(2).sum().item<double>()) / (2 * m.s * m.s);
   const auto k1 = eval::importance_weighted(prior, target, 1, 1);
   const double se = k1.std().item<double>() / std::sqrt(20000.0);
   EXPECT_NEAR(k1.mean().item<double>(), elbo, 4 * se);
@@ -103,8 +108,10 @@ TEST(ZeroShot, DapOnAThreeClassTwoAttributeExampleWorkedOnPaper) {
   EXPECT_NEAR(s[0][1].item<double>(), std::log(0.08), 1e-6);
   EXPECT_NEAR(s[0][2].item<double>(), std::log(0.72), 1e-6);
   // Seen {0,2}: attribute 0 is on for every seen class -> 0.5; attribute 1 has mean 0.5.
-  EXPECT_TRUE(torch::allclose(eval::attribute_prior(a, {0, 2}), torch::tensor({0.5, 0.5}, torch::kFloat64)));
-  EXPECT_TRUE(torch::allclose(eval::attribute_prior(a, {0, 1, 2}), torch::tensor({2.0 / 3, 2.0 / 3}, torch::kFloat64)));
+  EXPECT_TRUE(torch::allclose(eval::attribute_prior(a, {0, 2}),
+                              torch::tensor({0.5, 0.5}, torch::kFloat64)));
+  EXPECT_TRUE(torch::allclose(eval::attribute_prior(a, {0, 1, 2}),
+                              torch::tensor({2.0 / 3, 2.0 / 3}, torch::kFloat64)));
   // IAP: p(a|x) = sum_k p(y_k|x) A[y_k]: (0.7, 0.3) over seen rows [[1,0],[0,1]].
   const auto p = eval::iap_attribute_probs(torch::tensor({{0.7, 0.3}}), a.narrow(0, 0, 2));
   EXPECT_TRUE(torch::allclose(p, torch::tensor({{0.7, 0.3}}, torch::kFloat64)));
@@ -116,7 +123,12 @@ TEST(ZeroShot, ZslAndGzslMetricsOnAHandWorkedExample) {
   //   2: [0,0,3,1] ->  2, 2 (right)    2: [9,0,1,2] -> 3, 0 (both wrong)
   //   3: [3,0,1,2] ->  3, 0 (ZSL right, GZSL wrong)
   // ZSL = mean(1/2, 1) = 0.75; u = mean(1/2, 0) = 0.25; s = mean(1/2, 1) = 0.75; H = 0.375.
-  const auto scores = torch::tensor({{5., 0., 0., 0.}, {0., 0., 5., 1.}, {0., 5., 0., 0.}, {0., 0., 3., 1.}, {9., 0., 1., 2.}, {3., 0., 1., 2.}});
+  const auto scores = torch::tensor({{5., 0., 0., 0.},
+                                     {0., 0., 5., 1.},
+                                     {0., 5., 0., 0.},
+                                     {0., 0., 3., 1.},
+                                     {9., 0., 1., 2.},
+                                     {3., 0., 1., 2.}});
   const auto truth = torch::tensor({0, 0, 1, 2, 2, 3}, torch::kInt64);
   const auto m = eval::zero_shot_metrics(scores, truth, {2, 3}, {0, 1});
   EXPECT_NEAR(m.zsl, 0.75, 1e-12);
@@ -132,7 +144,12 @@ TEST(ZeroShot, CalibratedStackingOnTheSameHandWorkedExample) {
   //   gaps 5, -5, 5, -3, 7, 1. For 1 < gamma < 5 the last item (class 3) becomes right and
   //   nothing else changes: s = mean(1/2, 1) = 0.75, u = mean(1/2, 1) = 0.75, H = 0.75.
   //   gamma > 5 loses both seen items that were right: s = 0, H = 0.
-  const auto scores = torch::tensor({{5., 0., 0., 0.}, {0., 0., 5., 1.}, {0., 5., 0., 0.}, {0., 0., 3., 1.}, {9., 0., 1., 2.}, {3., 0., 1., 2.}});
+  const auto scores = torch::tensor({{5., 0., 0., 0.},
+                                     {0., 0., 5., 1.},
+                                     {0., 5., 0., 0.},
+                                     {0., 0., 3., 1.},
+                                     {9., 0., 1., 2.},
+                                     {3., 0., 1., 2.}});
   const auto truth = torch::tensor({0, 0, 1, 2, 2, 3}, torch::kInt64);
   const auto shifted = eval::calibrated_scores(scores, {0, 1}, 2.0);
   EXPECT_TRUE(torch::allclose(shifted[5], torch::tensor({1., -2., 1., 2.}, torch::kFloat64)));
@@ -143,13 +160,15 @@ TEST(ZeroShot, CalibratedStackingOnTheSameHandWorkedExample) {
   const std::vector<eval::CalibrationSplit> splits{{scores, truth, {2, 3}, {0, 1}}};
   EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {0.0, 6.0, 2.0}), 2.0);
   EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {3.0, 2.0}), 2.0);  // equal H: the smaller gamma
-  EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {0.0, 6.0}), 0.0);   // H 0.375 beats 0
+  EXPECT_DOUBLE_EQ(eval::best_calibration(splits, {0.0, 6.0}), 0.0);  // H 0.375 beats 0
 }
 
 TEST(Linear, SoftmaxAndSigmoidFitSeparableData) {
   torch::manual_seed(3);
   // Three well separated blobs in 4-D.
-  const auto centres = torch::tensor({{4.0, 0.0, 0.0, 0.0}, {0.0, 4.0, 0.0, 0.0}, {0.0, 0.0, 4.0, 0.0}}).to(torch::kFloat32);
+  const auto centres =
+      torch::tensor({{4.0, 0.0, 0.0, 0.0}, {0.0, 4.0, 0.0, 0.0}, {0.0, 0.0, 4.0, 0.0}})
+          .to(torch::kFloat32);
   const auto y = torch::arange(300, torch::kInt64) % 3;
   const auto x = centres.index_select(0, y) + 0.5 * torch::randn({300, 4});
   const auto clf = eval::fit_softmax(x, y, 3);
@@ -163,7 +182,8 @@ TEST(Linear, SoftmaxAndSigmoidFitSeparableData) {
 }
 
 TEST(Coherence, ClassNamedInACaptionTakesTheLongestWholeWordMatch) {
-  const std::vector<std::vector<std::string>> v = {{"t-shirt", "tee"}, {"shirt"}, {"ankle boot", "boot"}};
+  const std::vector<std::vector<std::string>> v = {
+      {"t-shirt", "tee"}, {"shirt"}, {"ankle boot", "boot"}};
   EXPECT_EQ(eval::class_named_in("a t-shirt with short sleeves", v), 0);
   EXPECT_EQ(eval::class_named_in("a shirt with a collar", v), 1);
   EXPECT_EQ(eval::class_named_in("an ankle boot with a heel", v), 2);
@@ -179,7 +199,8 @@ TEST(Coherence, FashionCaptionsParseBackToTheirClass) {
   const data::LabelledImageDataset ds(o);
   const auto& variants = ds.class_attributes()->class_name_variants;
   for (std::int64_t i = 0; i < 2000; ++i) {
-    ASSERT_EQ(eval::class_named_in(ds.caption(i), variants), ds.all_labels()[i].item<std::int64_t>())
+    ASSERT_EQ(eval::class_named_in(ds.caption(i), variants),
+              ds.all_labels()[i].item<std::int64_t>())
         << ds.caption(i);
   }
 }
@@ -191,8 +212,9 @@ TEST(Retrieval, PairedRankComesFromTheSameScores) {
   eval::RetrievalOptions o;
   o.paired = true;
   o.ks = {1, 2};
-  const auto r = eval::retrieve(torch::tensor({{0.0f}, {0.45f}}), torch::tensor({0, 1}, torch::kInt64),
-                                torch::tensor({{0.6f}, {0.5f}}), torch::tensor({0, 1}, torch::kInt64), o);
+  const auto r =
+      eval::retrieve(torch::tensor({{0.0f}, {0.45f}}), torch::tensor({0, 1}, torch::kInt64),
+                     torch::tensor({{0.6f}, {0.5f}}), torch::tensor({0, 1}, torch::kInt64), o);
   EXPECT_NEAR(r.pair_recall_at.at(1), 0.5, 1e-12);
   EXPECT_NEAR(r.pair_recall_at.at(2), 1.0, 1e-12);
   EXPECT_NEAR(r.pair_median_rank, 1.5, 1e-12);
@@ -249,13 +271,17 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   const double seen_n = groups["seen"]["queries"].get<double>();
   const double unseen_n = groups["unseen"]["queries"].get<double>();
   EXPECT_GT(unseen_n, 0.0);
-  EXPECT_EQ(seen_n + unseen_n, report["retrieval"]["text->image"]["cosine"]["queries"].get<double>());
-  EXPECT_NEAR((seen_n * groups["seen"]["mAP"].get<double>() + unseen_n * groups["unseen"]["mAP"].get<double>()) /
+  EXPECT_EQ(seen_n + unseen_n,
+            report["retrieval"]["text->image"]["cosine"]["queries"].get<double>());
+  EXPECT_NEAR((seen_n * groups["seen"]["mAP"].get<double>() +
+               unseen_n * groups["unseen"]["mAP"].get<double>()) /
                   (seen_n + unseen_n),
               map, 1e-9);
-  EXPECT_NE(io::read_file(out + "/report.md").find("| mAP all | mAP seen | mAP unseen |"), std::string::npos);
+  EXPECT_NE(io::read_file(out + "/report.md").find("| mAP all | mAP seen | mAP unseen |"),
+            std::string::npos);
   const auto& ll = report["likelihood"]["estimates"];
-  EXPECT_TRUE(ll.contains("log p(image,text)") && ll.contains("log p(image|text)") && ll.contains("log p(text|image)"));
+  EXPECT_TRUE(ll.contains("log p(image,text)") && ll.contains("log p(image|text)") &&
+              ll.contains("log p(text|image)"));
   EXPECT_LT(ll["log p(image,text)"]["mean"].get<double>(), 0.0);
   for (const std::string m : {"dap", "iap", "text"}) {
     const double z = report["zeroshot"][m]["zsl"];
@@ -271,7 +297,8 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
   }
   EXPECT_TRUE(std::isfinite(report["zeroshot"]["dap+cs"]["gamma"].get<double>()));
   // Calibration changes GZSL only: ZSL accuracy is the uncalibrated one.
-  EXPECT_DOUBLE_EQ(report["zeroshot"]["dap+cs"]["zsl"].get<double>(), report["zeroshot"]["dap"]["zsl"].get<double>());
+  EXPECT_DOUBLE_EQ(report["zeroshot"]["dap+cs"]["zsl"].get<double>(),
+                   report["zeroshot"]["dap"]["zsl"].get<double>());
   const double strict = report["coherence"]["image|text"]["strict"];
   EXPECT_GE(strict, 0.0);
   EXPECT_LE(strict, 1.0);
@@ -282,13 +309,14 @@ TEST(Eval, EvaluateRunWritesEveryReportAndPicture) {
               report["retrieval"]["text->image"]["euclidean"]["mAP"].get<double>(), 1e-9);
   // `mmkt embed` writes what embed_dataset computes, as .npy files read back tensor by tensor.
   const auto npy = (base / "npy").string();
-  const auto cmd = std::string(MMKT_BINARY) + " --threads 1 --log-level warn embed --run " + base.string() +
-                   " --out " + npy + " 2>&1";
+  const auto cmd = std::string(MMKT_BINARY) + " --threads 1 --log-level warn embed --run " +
+                   base.string() + " --out " + npy + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const auto e = eval::embed_dataset(run, run.data.test, rt.device);
   // (allclose: the binary ran on 1 thread, this test on 2; BLAS sums in another order.)
   EXPECT_TRUE(torch::allclose(io::read_npy(npy + "/mu_image.npy"), e.mu.at("image"), 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(io::read_npy(npy + "/logvar_text.npy"), e.logvar.at("text"), 1e-4, 1e-5));
+  EXPECT_TRUE(
+      torch::allclose(io::read_npy(npy + "/logvar_text.npy"), e.logvar.at("text"), 1e-4, 1e-5));
   EXPECT_TRUE(torch::equal(io::read_npy(npy + "/labels.npy"), e.labels));
   // A second call with the same recipe reuses the saved evaluator (the file is not rewritten);
   // another recipe retrains it (other weights).

@@ -69,7 +69,8 @@ TEST(FusedGru, OutputsAndGradientsEqualLibtorchGru) {
   expect_close(fused.d_h0, reference.d_h0, "dL/dh0");
   ASSERT_EQ(fused.d_params.size(), 4u);
   for (std::size_t i = 0; i < fused.d_params.size(); ++i) {
-    expect_close(fused.d_params[i], reference.d_params[i], "parameter gradient " + std::to_string(i));
+    expect_close(fused.d_params[i], reference.d_params[i],
+                 "parameter gradient " + std::to_string(i));
   }
   // Hand-checkable facts: a zero-length row keeps h0 and gets all of dL/dlast back as dL/dh0;
   // positions past a length are 0 and pass no gradient to x.
@@ -112,8 +113,9 @@ TEST(FusedGru, TextNetworksMatchTheUnfusedPath) {
   auto enc = make_feature_encoder(c);
   auto dec = make_decoder(c, 3);
   // BOS=2 ... EOS=3, right-padded with 0; lengths 6, 3, 2 and 1 (BOS only: no prediction).
-  const auto ids = torch::tensor({{2, 5, 6, 7, 8, 3}, {2, 9, 3, 0, 0, 0}, {2, 3, 0, 0, 0, 0},
-                                  {2, 0, 0, 0, 0, 0}}, torch::kLong);
+  const auto ids = torch::tensor(
+      {{2, 5, 6, 7, 8, 3}, {2, 9, 3, 0, 0, 0}, {2, 3, 0, 0, 0, 0}, {2, 0, 0, 0, 0, 0}},
+      torch::kLong);
   ModalityInput input{ids, {}};
   const auto z0 = torch::randn({4, 3});
   auto evaluate = [&](bool fused) {
@@ -125,8 +127,10 @@ TEST(FusedGru, TextNetworksMatchTheUnfusedPath) {
     const auto ll = dec->log_likelihood(z, input);
     (features.sum() + ll.sum()).backward();
     std::vector<torch::Tensor> grads = {z.grad().clone()};
-    for (auto& p : enc->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    for (auto& p : dec->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    for (auto& p : enc->parameters())
+      grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    for (auto& p : dec->parameters())
+      grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
     return std::make_tuple(features.detach(), ll.detach(), grads);
   };
   const auto [f1, ll1, g1] = evaluate(true);
@@ -135,5 +139,6 @@ TEST(FusedGru, TextNetworksMatchTheUnfusedPath) {
   expect_close(ll1, ll0, "decoder log-likelihood");
   EXPECT_EQ(ll1[3].item<float>(), 0.0f);  // nothing to predict after BOS alone
   ASSERT_EQ(g1.size(), g0.size());
-  for (std::size_t i = 0; i < g1.size(); ++i) expect_close(g1[i], g0[i], "gradient " + std::to_string(i));
+  for (std::size_t i = 0; i < g1.size(); ++i)
+    expect_close(g1[i], g0[i], "gradient " + std::to_string(i));
 }

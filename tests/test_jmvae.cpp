@@ -3,17 +3,17 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/runtime.h"
+#include "mmkt/io/checkpoint.h"
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
 #include "mmkt/models/gaussian.h"
 #include "mmkt/models/multimodal_vae.h"
-#include "mmkt/io/checkpoint.h"
 #include "mmkt/run/config.h"
 #include "mmkt/train/trainer.h"
 #include "tiny_runs.h"
@@ -24,7 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-models::ModelConfig tiny_model(const std::string& type) { return testing_support::tiny_image_label_model(type); }
+models::ModelConfig tiny_model(const std::string& type) {
+  return testing_support::tiny_image_label_model(type);
+}
 
 models::Inputs tiny_inputs() {
   torch::manual_seed(5);
@@ -43,14 +45,17 @@ TEST(Gaussians, KlAgainstClosedForm) {
   // KL(N(0,1) || N(1, e^2)) = log e + (1 + 1) / (2 e^2) - 0.5
   const Gaussian a{torch::tensor({{0.0}}), torch::tensor({{0.0}})};
   const Gaussian b{torch::tensor({{1.0}}), torch::tensor({{2.0}})};
-  EXPECT_NEAR(models::kl_divergence(a, b).item<double>(), 1.0 + 2.0 / (2 * std::exp(2.0)) - 0.5, 1e-6);
+  EXPECT_NEAR(models::kl_divergence(a, b).item<double>(), 1.0 + 2.0 / (2 * std::exp(2.0)) - 0.5,
+              1e-6);
   EXPECT_NEAR(models::kl_divergence(a, a).item<double>(), 0.0, 1e-7);
   // symmetric, summed over dimensions
   const Gaussian a2{torch::tensor({{0.0, 0.0}}), torch::tensor({{0.0, 0.0}})};
   const Gaussian b2{torch::tensor({{1.0, 1.0}}), torch::tensor({{2.0, 2.0}})};
-  const double expected = 0.5 * (models::kl_divergence(a2, b2) + models::kl_divergence(b2, a2)).item<double>();
+  const double expected =
+      0.5 * (models::kl_divergence(a2, b2) + models::kl_divergence(b2, a2)).item<double>();
   EXPECT_NEAR(models::symmetric_kl(a2, b2).item<double>(), expected, 1e-6);
-  EXPECT_NEAR(models::symmetric_kl(a2, b2).item<double>(), models::symmetric_kl(b2, a2).item<double>(), 1e-6);
+  EXPECT_NEAR(models::symmetric_kl(a2, b2).item<double>(),
+              models::symmetric_kl(b2, a2).item<double>(), 1e-6);
 }
 
 TEST(Gaussians, LogProbAndProductOfExperts) {
@@ -78,14 +83,17 @@ TEST(Triplet, SoftMarginOnHandWorkedDistances) {
   // anchor a0: D(a0,b0) = 0.5, D(a0,b1) = 50 -> softplus(-49.5); anchor a1: D(a1,b1) = 0,
   // D(a1,b0) = 40.5 -> softplus(-40.5); the b-anchored direction is symmetric here.
   const double forward = 0.5 * (std::log1p(std::exp(-49.5)) + std::log1p(std::exp(-40.5)));
-  const double backward = 0.5 * (std::log1p(std::exp(0.5 - 40.5)) + std::log1p(std::exp(0.0 - 50.0)));
-  EXPECT_NEAR(models::triplet_loss(a, b, labels, c).item<double>(), 0.5 * (forward + backward), 1e-9);
+  const double backward =
+      0.5 * (std::log1p(std::exp(0.5 - 40.5)) + std::log1p(std::exp(0.0 - 50.0)));
+  EXPECT_NEAR(models::triplet_loss(a, b, labels, c).item<double>(), 0.5 * (forward + backward),
+              1e-9);
   // Hinge on means with margin 1: all terms max(0, 1 + d_pos - d_neg) = 0 here.
   c.kind = "hinge";
   EXPECT_NEAR(models::triplet_loss(a, b, labels, c).item<double>(), 0.0, 1e-6);
   // Same class everywhere: no valid negative, loss 0.
   c.kind = "soft";
-  EXPECT_NEAR(models::triplet_loss(a, b, torch::tensor({1, 1}, torch::kInt64), c).item<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(models::triplet_loss(a, b, torch::tensor({1, 1}, torch::kInt64), c).item<double>(),
+              0.0, 1e-9);
 }
 
 TEST(Triplet, HardNegativeIsTheClosestOtherClass) {
@@ -105,8 +113,10 @@ TEST(Triplet, HardNegativeIsTheClosestOtherClass) {
 TEST(Triplet, ContrastiveOnHandWorkedCosines) {
   // a = (1,0), (0,1); b = (2,0) [cos 1 with a0, 0 with a1], (1,1) [cos 1/sqrt2 with both].
   // The means' scale and the variances do not matter (cosine of the means).
-  const Gaussian a{torch::tensor({{1.0, 0.0}, {0.0, 1.0}}, torch::kFloat64), torch::zeros({2, 2}, torch::kFloat64)};
-  const Gaussian b{torch::tensor({{2.0, 0.0}, {1.0, 1.0}}, torch::kFloat64), torch::ones({2, 2}, torch::kFloat64)};
+  const Gaussian a{torch::tensor({{1.0, 0.0}, {0.0, 1.0}}, torch::kFloat64),
+                   torch::zeros({2, 2}, torch::kFloat64)};
+  const Gaussian b{torch::tensor({{2.0, 0.0}, {1.0, 1.0}}, torch::kFloat64),
+                   torch::ones({2, 2}, torch::kFloat64)};
   models::TripletConfig c;
   c.kind = "contrastive";
   c.temperature = 0.5;
@@ -211,9 +221,11 @@ TEST(Jmvae, ElboTermsAddUp) {
   torch::manual_seed(2);
   models::MultimodalVae model(tiny_model("jmvae"));
   const auto out = model->objective(tiny_inputs(), {});
-  const double rec = out.terms.at("rec_image").item<double>() + out.terms.at("rec_label").item<double>();
+  const double rec =
+      out.terms.at("rec_image").item<double>() + out.terms.at("rec_label").item<double>();
   EXPECT_NEAR(out.terms.at("elbo").item<double>(), rec - out.terms.at("kl").item<double>(), 1e-3);
-  const double penalty = 0.1 * (out.terms.at("kl_image").item<double>() + out.terms.at("kl_label").item<double>());
+  const double penalty =
+      0.1 * (out.terms.at("kl_image").item<double>() + out.terms.at("kl_label").item<double>());
   EXPECT_NEAR(out.loss.item<double>(), -(out.terms.at("elbo").item<double>() - penalty), 1e-3);
 }
 
@@ -254,7 +266,8 @@ TEST(Checkpoint, RoundTripIsExactAndVersioned) {
   }
   opt.step();
   opt_b.step();
-  for (const auto& p : a->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()]));
+  for (const auto& p : a->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), b->named_parameters()[p.key()]));
 
   // truncated file: a clear error naming it
   const std::string bytes = io::read_file(path);
@@ -287,19 +300,24 @@ TEST(Config, UnknownAndMistypedKeysAreNamed) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(error_of("{\"model\": {\"latnt_dim\": 3}}").find("model.latnt_dim: unknown key (did you mean 'latent_dim'?)"),
+  EXPECT_NE(error_of("{\"model\": {\"latnt_dim\": 3}}")
+                .find("model.latnt_dim: unknown key (did you mean 'latent_dim'?)"),
             std::string::npos);
-  EXPECT_NE(error_of("{\"train\": {\"lr\": \"fast\"}}").find("train.lr: expected number, got string"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("{\"train\": {\"lr\": \"fast\"}}").find("train.lr: expected number, got string"),
+      std::string::npos);
   EXPECT_NE(error_of("{\"model\": {\"type\": \"vae\"}}").find("model.type: 'vae' is not one of"),
             std::string::npos);
   EXPECT_NE(error_of("{\"train\": {\"epochs\": 2,}}").find("malformed JSON"), std::string::npos);
-  EXPECT_NE(error_of("{}", {"train.batch_size=0"}).find("train.batch_size must be > 0"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.batch_size=0"}).find("train.batch_size must be > 0"),
+            std::string::npos);
   EXPECT_NE(error_of("{}", {"train.nope=1"}).find("train.nope: unknown key"), std::string::npos);
-  EXPECT_NE(error_of("{\"model\": {\"modalities\": [{\"name\": \"image\", \"kind\": \"image\", \"hiden\": [3]}]}}")
+  EXPECT_NE(error_of("{\"model\": {\"modalities\": [{\"name\": \"image\", \"kind\": \"image\", "
+                     "\"hiden\": [3]}]}}")
                 .find("hiden: unknown key"),
             std::string::npos);
-  EXPECT_EQ(error_of("{\"train\": {\"lr\": 1}}", {"model.latent_dim=32", "data.dataset=mnist"}), "no error");
+  EXPECT_EQ(error_of("{\"train\": {\"lr\": 1}}", {"model.latent_dim=32", "data.dataset=mnist"}),
+            "no error");
   const auto c = config_from_json(resolve_config_json(file, {"model.latent_dim=32"}), file);
   EXPECT_EQ(c.model.latent_dim, 32);
   EXPECT_DOUBLE_EQ(c.train.lr, 1.0);
@@ -351,11 +369,21 @@ nlohmann::json tiny_run_config(int epochs) {
   j["tokenizer"]["vocab_size"] = 40;
   j["model"]["latent_dim"] = 4;
   j["model"]["joint_hidden"] = {16};
-  j["model"]["modalities"] = nlohmann::json::array(
-      {{{"name", "image"}, {"kind", "image"}, {"encoder", "conv"}, {"decoder", "conv"},
-        {"likelihood", "bernoulli"}, {"hidden", {16}}, {"channels", 4}},
-       {{"name", "text"}, {"kind", "text"}, {"encoder", "gru"}, {"decoder", "gru"},
-        {"likelihood", "categorical"}, {"hidden", {16}}, {"embedding_dim", 8}, {"rnn_hidden", 16}}});
+  j["model"]["modalities"] = nlohmann::json::array({{{"name", "image"},
+                                                     {"kind", "image"},
+                                                     {"encoder", "conv"},
+                                                     {"decoder", "conv"},
+                                                     {"likelihood", "bernoulli"},
+                                                     {"hidden", {16}},
+                                                     {"channels", 4}},
+                                                    {{"name", "text"},
+                                                     {"kind", "text"},
+                                                     {"encoder", "gru"},
+                                                     {"decoder", "gru"},
+                                                     {"likelihood", "categorical"},
+                                                     {"hidden", {16}},
+                                                     {"embedding_dim", 8},
+                                                     {"rnn_hidden", 16}}});
   j["triplet"]["weight"] = 0.5;
   j["train"]["epochs"] = epochs;
   j["train"]["batch_size"] = 20;
@@ -368,7 +396,8 @@ std::vector<double> logged_losses(const std::string& dir) {
   std::ifstream in(dir + "/log.jsonl");
   std::vector<double> out;
   std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line)["train"]["loss"].get<double>());
+  while (std::getline(in, line))
+    out.push_back(nlohmann::json::parse(line)["train"]["loss"].get<double>());
   return out;
 }
 
@@ -387,7 +416,8 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
 
   const auto part_json = tiny_run_config(2);
   seed_everything(full.seed);
-  train::train_run(config_from_json(part_json, "test"), part_json, (base / "part").string(), false, rt);
+  train::train_run(config_from_json(part_json, "test"), part_json, (base / "part").string(), false,
+                   rt);
   // resume with more epochs, as `mmkt train --resume --set train.epochs=3` does
   train::train_run(full, full_json, (base / "part").string(), true, rt);
 
@@ -412,7 +442,8 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
     load_run(paths.dir, torch::kCPU, "checkpoint_epoch7.pt");
     FAIL() << "no throw";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint_epoch7.pt: no such checkpoint"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("checkpoint_epoch7.pt: no such checkpoint"),
+              std::string::npos)
         << e.what();
   }
   // A second fresh run into an existing run directory is refused.

@@ -236,8 +236,8 @@ TEST(NetworksShapes, LabelAndAttributes) {
 TEST(NetworksLikelihood, BernoulliZeroLogitsIsFourLog2) {
   // Logits 0 give p = 1/2 for every pixel: log p = -4 log 2 for any binary 2x2 target.
   const auto targets = torch::tensor({0.f, 1.f, 1.f, 0.f, 1.f, 1.f, 1.f, 1.f}).view({2, 1, 2, 2});
-  const auto ll = image_log_likelihood(torch::zeros({2, 1, 2, 2}), targets,
-                                       ImageLikelihood::kBernoulli, 0.1);
+  const auto ll =
+      image_log_likelihood(torch::zeros({2, 1, 2, 2}), targets, ImageLikelihood::kBernoulli, 0.1);
   EXPECT_NEAR(ll[0].item<double>(), -4 * kLog2, 1e-6);
   EXPECT_NEAR(ll[1].item<double>(), -4 * kLog2, 1e-6);
 
@@ -279,7 +279,8 @@ TEST(NetworksLikelihood, GaussianAndLaplaceClosedForms) {
   }
   const auto o = torch::tensor(out, torch::kFloat64).view({1, 1, 2, 2});
   const auto t = torch::tensor(x, torch::kFloat64).view({1, 1, 2, 2});
-  EXPECT_NEAR(image_log_likelihood(o, t, ImageLikelihood::kGaussian, s).item<double>(), gauss, 1e-9);
+  EXPECT_NEAR(image_log_likelihood(o, t, ImageLikelihood::kGaussian, s).item<double>(), gauss,
+              1e-9);
   EXPECT_NEAR(image_log_likelihood(o, t, ImageLikelihood::kLaplace, s).item<double>(), laplace,
               1e-9);
 
@@ -342,21 +343,25 @@ TEST(NetworksLikelihood, AttributesBernoulliByHand) {
 TEST(NetworksText, EncoderIgnoresPadding) {
   torch::manual_seed(4);
   auto enc = make_feature_encoder(text_config());
-  const std::vector<std::vector<std::int64_t>> rows = {{2, 4, 5, 6, 3}, {2, 6, 3}, {2, 5, 4, 4, 6, 1, 3}};
+  const std::vector<std::vector<std::int64_t>> rows = {
+      {2, 4, 5, 6, 3}, {2, 6, 3}, {2, 5, 4, 4, 6, 1, 3}};
   const auto short_pad = enc->forward(text_batch(rows, 10));
   const auto long_pad = enc->forward(text_batch(rows, 20));
   EXPECT_TRUE(torch::allclose(short_pad, long_pad, 1e-5, 1e-6));
   // Each row equals the row encoded alone at its exact length (the packed batch is unsorted
   // back into the input order).
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    const auto alone = enc->forward(text_batch({rows[i]}, static_cast<std::int64_t>(rows[i].size())));
-    EXPECT_TRUE(torch::allclose(alone[0], short_pad[static_cast<std::int64_t>(i)], 1e-5, 1e-6)) << i;
+    const auto alone =
+        enc->forward(text_batch({rows[i]}, static_cast<std::int64_t>(rows[i].size())));
+    EXPECT_TRUE(torch::allclose(alone[0], short_pad[static_cast<std::int64_t>(i)], 1e-5, 1e-6))
+        << i;
   }
   // Ids after the length are ignored, and lengths default to the non-pad count.
   auto garbage = text_batch(rows, 10);
   garbage.data.slice(1, 8, 10).fill_(5);
   EXPECT_TRUE(torch::allclose(enc->forward(garbage), short_pad, 1e-5, 1e-6));
-  EXPECT_TRUE(torch::allclose(enc->forward({text_batch(rows, 10).data, {}}), short_pad, 1e-5, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(enc->forward({text_batch(rows, 10).data, {}}), short_pad, 1e-5, 1e-6));
   // Different sequences give different features.
   EXPECT_FALSE(torch::allclose(short_pad[0], short_pad[1]));
 }
@@ -368,7 +373,8 @@ TEST(NetworksText, InferenceFastPathEqualsLibtorchGru) {
   auto config = text_config();
   config.rnn_hidden = 37;  // not a multiple of the vector width
   auto enc = make_feature_encoder(config);
-  const std::vector<std::vector<std::int64_t>> rows = {{2, 4, 5, 6, 3}, {2, 6, 3}, {2, 5, 4, 4, 6, 1, 3}};
+  const std::vector<std::vector<std::int64_t>> rows = {
+      {2, 4, 5, 6, 3}, {2, 6, 3}, {2, 5, 4, 4, 6, 1, 3}};
   const auto batch = text_batch(rows, 10);
   const auto reference = enc->forward(batch).detach();  // grad mode on: libtorch's GRU
   torch::Tensor fast;
@@ -399,7 +405,8 @@ TEST(NetworksText, DecoderLikelihoodIgnoresPadding) {
   changed.data[0][5] = 1;
   EXPECT_TRUE(torch::allclose(dec->log_likelihood(z, changed), ll));
   // Wider padding changes nothing either.
-  EXPECT_TRUE(torch::allclose(dec->log_likelihood(z, text_batch({{2, 4, 5, 3}, {2, 6, 6, 4, 5, 3}}, 15)), ll));
+  EXPECT_TRUE(torch::allclose(
+      dec->log_likelihood(z, text_batch({{2, 4, 5, 3}, {2, 6, 6, 4, 5, 3}}, 15)), ll));
   EXPECT_LT(ll[0].item<double>(), 0.0);
 }
 
@@ -586,8 +593,9 @@ TEST(NetworksFactory, ErrorsNameTheModality) {
 
   cfg = image_config();
   cfg.likelihood = "categorical";
-  EXPECT_NE(input_error_message([&] { make_decoder(cfg, 4); })
-                .find("modality 'image': unknown likelihood 'categorical'"),
+  EXPECT_NE(input_error_message([&] {
+              make_decoder(cfg, 4);
+            }).find("modality 'image': unknown likelihood 'categorical'"),
             std::string::npos);
 
   cfg = image_config();
@@ -627,7 +635,8 @@ TEST(NetworksFactory, ErrorsNameTheModality) {
   label.classes = 0;
   EXPECT_NE(input_error_message([&] { make_feature_encoder(label); }).find("modality 'label'"),
             std::string::npos);
-  EXPECT_NE(input_error_message([&] { make_decoder(label, 4); }).find("classes"), std::string::npos);
+  EXPECT_NE(input_error_message([&] { make_decoder(label, 4); }).find("classes"),
+            std::string::npos);
   label = label_config();
   label.likelihood = "bernoulli";
   EXPECT_NE(input_error_message([&] { make_decoder(label, 4); }).find("modality 'label'"),
@@ -660,23 +669,26 @@ TEST(NetworksFactory, EmptyNamesPickTheKindsDefaults) {
 TEST(NetworksFactory, BadInputsAreInputErrors) {
   torch::manual_seed(12);
   auto enc = make_feature_encoder(image_config());
-  EXPECT_NE(input_error_message([&] { enc->forward({torch::rand({2, 1, 3, 3}), {}}); })
-                .find("modality 'image': expected images [B,1,2,2]"),
+  EXPECT_NE(input_error_message([&] {
+              enc->forward({torch::rand({2, 1, 3, 3}), {}});
+            }).find("modality 'image': expected images [B,1,2,2]"),
             std::string::npos);
   auto label = make_decoder(label_config(), 2);
-  EXPECT_NE(input_error_message([&] {
-              label->log_likelihood(torch::randn({2, 2}), {torch::tensor({0, 4}, torch::kLong), {}});
-            }).find("class indices must lie in [0, 4)"),
-            std::string::npos);
+  EXPECT_NE(
+      input_error_message([&] {
+        label->log_likelihood(torch::randn({2, 2}), {torch::tensor({0, 4}, torch::kLong), {}});
+      }).find("class indices must lie in [0, 4)"),
+      std::string::npos);
   auto text = make_feature_encoder(text_config());
   EXPECT_NE(input_error_message([&] {
               text->forward({torch::tensor({{2, 9, 3}}, torch::kLong), {}});
             }).find("token ids"),
             std::string::npos);
-  EXPECT_NE(input_error_message([&] {
-              text->forward({torch::tensor({{2, 4, 3}}, torch::kLong), torch::tensor({5}, torch::kLong)});
-            }).find("lengths"),
-            std::string::npos);
+  EXPECT_NE(
+      input_error_message([&] {
+        text->forward({torch::tensor({{2, 4, 3}}, torch::kLong), torch::tensor({5}, torch::kLong)});
+      }).find("lengths"),
+      std::string::npos);
   auto dec = make_decoder(image_config(), 2);
   EXPECT_NE(input_error_message([&] {
               dec->log_likelihood(torch::randn({3, 2}), {torch::rand({2, 1, 2, 2}), {}});

@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "mmkt/core/error.h"
-#include "mmkt/io/npy.h"
 #include "mmkt/io/files.h"
+#include "mmkt/io/npy.h"
 
 using namespace mmkt;
 
@@ -39,9 +39,9 @@ TEST(Npy, RoundTripOfEveryDtype) {
       torch::arange(-5, 5, torch::kInt32).reshape({2, 5}),
       torch::arange(0, 256, torch::kInt64).to(torch::kUInt8).reshape({16, 16}),
       torch::tensor({true, false, true, true}),
-      torch::tensor(3.5f),                        // 0-D
-      torch::empty({0, 3}),                       // no elements
-      torch::randn({4, 6}).t(),                   // not contiguous
+      torch::tensor(3.5f),       // 0-D
+      torch::empty({0, 3}),      // no elements
+      torch::randn({4, 6}).t(),  // not contiguous
   };
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto path = temp_path("round_trip_" + std::to_string(i) + ".npy");
@@ -85,10 +85,12 @@ TEST(Npy, ReadsHeadersWrittenByNumpy) {
   const auto path = temp_path("numpy_style.npy");
   std::string data(3 * 8, '\0');
   data[0] = 1;
-  io::write_file_atomic(path, npy_bytes("{'descr':'<i8','fortran_order':False,'shape':(3,)}   ", data));
+  io::write_file_atomic(path,
+                        npy_bytes("{'descr':'<i8','fortran_order':False,'shape':(3,)}   ", data));
   EXPECT_TRUE(torch::equal(io::read_npy(path), torch::tensor({1, 0, 0}, torch::kInt64)));
 
-  std::string v2 = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", "\x07\x09");
+  std::string v2 =
+      npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", "\x07\x09");
   // Rewrite as version 2.0: 12-byte prefix, so the dict moves by two bytes (still valid).
   const std::string header = v2.substr(10, v2.size() - 12);
   std::string out("\x93NUMPY\x02\x00", 8);
@@ -119,8 +121,9 @@ TEST(Npy, HugeShapeRejectedWithoutAllocating) {
   // 10^18 floats would need 4 EB: the size check must fail before torch::empty is reached.
   const auto path = temp_path("huge.npy");
   io::write_file_atomic(
-      path, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000), }",
-                      std::string(16, '\0')));
+      path,
+      npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000), }",
+                std::string(16, '\0')));
   try {
     io::read_npy(path);
     FAIL() << "huge shape accepted";
@@ -129,7 +132,9 @@ TEST(Npy, HugeShapeRejectedWithoutAllocating) {
   }
   // A product that overflows 64 bits.
   io::write_file_atomic(
-      path, npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }", ""));
+      path,
+      npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }",
+                ""));
   EXPECT_THROW(io::read_npy(path), InputError);
 }
 
@@ -151,10 +156,13 @@ TEST(Npy, BadMagicDescrOrderAndHeaderRejected) {
   rejects(bad_magic, "bad magic");
   rejects("PK\x03\x04", "not a .npy file");
   rejects(npy_bytes("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", "abcd"), "'>f4'");
-  rejects(npy_bytes("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", "abcdabcd"), "'<c8'");
+  rejects(npy_bytes("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", "abcdabcd"),
+          "'<c8'");
   rejects(npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (1,), }", "abcd"), "Fortran");
-  rejects(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,) ", "abcd"), "malformed");
-  rejects(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", "abcd"), "malformed");
+  rejects(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,) ", "abcd"),
+          "malformed");
+  rejects(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", "abcd"),
+          "malformed");
   rejects(npy_bytes("{'descr': '<f4', 'shape': (1,), }", "abcd"), "fortran_order");
   std::string v3 = npy_bytes(ok, "abcd");
   v3[6] = 3;

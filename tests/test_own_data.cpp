@@ -18,10 +18,10 @@
 #include "mmkt/io/json_config.h"
 #include "mmkt/models/multimodal_vae.h"
 #include "mmkt/models/networks.h"
-#include "tiny_runs.h"
 #include "mmkt/run/config.h"
 #include "mmkt/run/run_data.h"
 #include "mmkt/train/trainer.h"
+#include "tiny_runs.h"
 
 using namespace mmkt;
 namespace fs = std::filesystem;
@@ -40,8 +40,9 @@ fs::path fresh_dir(const std::string& name) {
 // with `binary`, grey pixels are exactly 0 or 255. Returns the manifest path.
 std::string write_folder(const fs::path& dir, int count, bool colour, bool binary) {
   std::mt19937 rng(7);
-  const std::vector<std::string> formats = binary ? std::vector<std::string>{".png", ".bmp"}
-                                                  : std::vector<std::string>{".png", ".jpg", ".bmp"};
+  const std::vector<std::string> formats = binary
+                                               ? std::vector<std::string>{".png", ".bmp"}
+                                               : std::vector<std::string>{".png", ".jpg", ".bmp"};
   std::ofstream manifest(dir / "manifest.jsonl");
   for (int i = 0; i < count; ++i) {
     const int side = 20 + static_cast<int>(rng() % 71);
@@ -67,9 +68,11 @@ std::string write_folder(const fs::path& dir, int count, bool colour, bool binar
     const std::string relative = "images/" + std::to_string(i) + format;
     EXPECT_TRUE(cv::imwrite((dir / relative).string(), image));
     manifest << nlohmann::json{{"image", relative},
-                               {"text", std::string(boot ? "a photo of a boot" : "product shot: bag") +
-                                            (i % 4 == 0 ? ", close-up" : "")},
-                               {"class", boot ? "boot" : "bag"}}.dump()
+                               {"text",
+                                std::string(boot ? "a photo of a boot" : "product shot: bag") +
+                                    (i % 4 == 0 ? ", close-up" : "")},
+                               {"class", boot ? "boot" : "bag"}}
+                    .dump()
              << "\n";
   }
   return (dir / "manifest.jsonl").string();
@@ -198,7 +201,8 @@ TEST(OwnData, CollapseWarningNamesTheCauseAndTheFix) {
   EXPECT_NE(warning->find("0.16 nats per item after epoch 2"), std::string::npos);
   EXPECT_NE(warning->find("train.free_bits"), std::string::npos);
   EXPECT_FALSE(train::collapse_warning({{"kl", 12.0}}, 2).has_value());
-  EXPECT_FALSE(train::collapse_warning({{"loss", 1.0}}, 1).has_value());  // no KL term: nothing to say
+  EXPECT_FALSE(
+      train::collapse_warning({{"loss", 1.0}}, 1).has_value());  // no KL term: nothing to say
 }
 
 TEST(OwnData, ManifestWithoutTestFileCarvesTestItemsOfUnseenClasses) {

@@ -64,8 +64,9 @@ TEST(Pictures, ScatterPng) {
   EXPECT_THROW(eval::write_scatter_png(path, points, labels.narrow(0, 0, 10), {"a", "b", "c"}, ""),
                InputError);
   EXPECT_THROW(eval::write_scatter_png(path, points, labels, {"a", "b"}, ""), InputError);
-  EXPECT_THROW(eval::write_scatter_png(path, torch::zeros({5, 3}), labels.narrow(0, 0, 5), {"a"}, ""),
-               InputError);
+  EXPECT_THROW(
+      eval::write_scatter_png(path, torch::zeros({5, 3}), labels.narrow(0, 0, 5), {"a"}, ""),
+      InputError);
 }
 
 TEST(Pictures, ConfusionMatrixHandWorked) {
@@ -108,14 +109,16 @@ TEST(Pictures, ConfusionPngSizeAndCellColours) {
   EXPECT_EQ(m40.cols, 170 + 40 * 18 + 20);
   EXPECT_EQ(m40.rows, 210 + 40 * 18 + 20);
   EXPECT_THROW(eval::write_confusion_png(path, cm, {"a", "b"}, {"a", "b", "c"}, ""), InputError);
-  EXPECT_THROW(eval::write_confusion_png(path, -cm, {"a", "b", "c"}, {"a", "b", "c"}, ""), InputError);
+  EXPECT_THROW(eval::write_confusion_png(path, -cm, {"a", "b", "c"}, {"a", "b", "c"}, ""),
+               InputError);
 }
 
 TEST(Pictures, ImageRowsPng) {
   const auto path = temp_path("rows.png");
   // 2 rows of 3 RGB 28x28 images, short captions (one line each); the default scale brings
   // 28-pixel items to 112 pixels (4x): row height = 112.
-  eval::write_image_rows_png(path, {"a red circle", "a blue square"}, torch::rand({2, 3, 3, 28, 28}));
+  eval::write_image_rows_png(path, {"a red circle", "a blue square"},
+                             torch::rand({2, 3, 3, 28, 28}));
   auto m = read_png(path);
   EXPECT_EQ(m.cols, 260 + 3 * (112 + 4));
   EXPECT_EQ(m.rows, 4 + 2 * (112 + 4));
@@ -161,14 +164,16 @@ TEST(Pictures, ContactSheetPng) {
   EXPECT_EQ(m.cols, 4 + 260 + 5 * (16 + 4));
   EXPECT_EQ(m.rows, 4 + 26 + 4);  // max(16, 18 + 8)
   // Grey queries beside colour results (image -> image across datasets).
-  eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 1, 10, 10}), results, relevant, 2);
+  eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 1, 10, 10}), results, relevant,
+                                2);
   EXPECT_EQ(read_png(path).cols, results_x + 4 * (tile + 4));
   // The default scale for 10-pixel items: 12x would reach 112 pixels, the cap is 8x: tile 86.
   eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 1, 10, 10}), results, relevant);
   EXPECT_EQ(read_png(path).cols, 4 + (80 + 6) + 4 + 260 + 4 * (80 + 6 + 4));
   EXPECT_THROW(eval::write_contact_sheet_png(path, {"a"}, {}, results, relevant), InputError);
-  EXPECT_THROW(eval::write_contact_sheet_png(path, {"a", "b"}, {}, results, relevant.narrow(1, 0, 3)),
-               InputError);
+  EXPECT_THROW(
+      eval::write_contact_sheet_png(path, {"a", "b"}, {}, results, relevant.narrow(1, 0, 3)),
+      InputError);
   EXPECT_THROW(eval::write_contact_sheet_png(path, {"a", "b"}, torch::rand({2, 3, 12, 12}), results,
                                              relevant),
                InputError);

@@ -54,13 +54,15 @@ TEST(Query, SearchRanksExactlyByCosineAndByEuclideanDistance) {
   EXPECT_TRUE((cos[0].item == 0 && cos[1].item == 3) || (cos[0].item == 3 && cos[1].item == 0));
   EXPECT_EQ(cos[2].item, 2);
   EXPECT_NEAR(cos[2].score, (2.0 + 0.1) / (std::sqrt(4.01) * std::sqrt(2.0)), 1e-5);
-  // Euclidean from (2.5, 0): item 3 at 0.5, item 0 at 1.5, item 2 at sqrt(4.25), item 1 at sqrt(7.25).
+  // Euclidean from (2.5, 0): item 3 at 0.5, item 0 at 1.5, item 2 at sqrt(4.25), item 1 at
+  // sqrt(7.25).
   const auto euc = query::search(index, torch::tensor({2.5f, 0.0f}), 2, "euclidean");
   EXPECT_EQ(euc[0].item, 3);  // distance 0.5
   EXPECT_NEAR(euc[0].score, -0.5, 1e-5);
   EXPECT_EQ(euc[1].item, 0);  // distance 1.5
   EXPECT_EQ(euc[1].label, 0);
-  EXPECT_EQ(query::search(index, torch::tensor({1.0f, 0.0f}), 10, "cosine").size(), 4u);  // k clamps
+  EXPECT_EQ(query::search(index, torch::tensor({1.0f, 0.0f}), 10, "cosine").size(),
+            4u);  // k clamps
   EXPECT_THROW(query::search(index, torch::tensor({1.0f, 0.0f, 0.0f}), 2, "cosine"), InputError);
   EXPECT_THROW(query::search(index, torch::tensor({1.0f, 0.0f}), 2, "manhattan"), InputError);
   EXPECT_THROW(query::search(index, torch::tensor({1.0f, 0.0f}), 0, "cosine"), InputError);
@@ -95,7 +97,8 @@ TEST(Query, IndexFilesRoundTripAndDamagedOnesAreRejected) {
 TEST(Query, DapEvidenceOnAHandWorkedExample) {
   // Classes a (1,0) seen; b (0,1), c (1,1) unseen. Prior over seen classes (1, 0) -> 0.5, 0.5.
   // Attribute probabilities p = (0.9, 0.8) (identity sigmoid classifier on logit inputs):
-  //   DAP(b) = log(0.1/0.5) + log(0.8/0.5) = log 0.32,  DAP(c) = log(0.9/0.5) + log(0.8/0.5) = log 2.88.
+  //   DAP(b) = log(0.1/0.5) + log(0.8/0.5) = log 0.32,  DAP(c) = log(0.9/0.5) + log(0.8/0.5) =
+  //   log 2.88.
   // c wins; the evidence against b: attribute x: log(0.9/0.5) - log(0.1/0.5) = log 9; y: 0.
   query::ZeroShotClassifier zs;
   zs.task.class_names = {"a", "b", "c"};
@@ -180,7 +183,8 @@ TEST(Query, CommandsOnATinyShapesRun) {
   EXPECT_EQ(static_cast<std::int64_t>(captions.captions.size()), run.data.test->size());
 
   // Generation.
-  const auto images = query::images_from_text(run, query::text_input(run, "a red heart", rt.device), 4, 1);
+  const auto images =
+      query::images_from_text(run, query::text_input(run, "a red heart", rt.device), 4, 1);
   EXPECT_EQ(images.sizes(), (std::vector<std::int64_t>{4, 3, 64, 64}));
   EXPECT_GE(images.min().item<double>(), 0.0);
   EXPECT_LE(images.max().item<double>(), 1.0);
@@ -190,7 +194,8 @@ TEST(Query, CommandsOnATinyShapesRun) {
   // The commands: results, files and errors.
   const std::string bin = std::string(MMKT_BINARY) + " --threads 2 ";
   int rc = 0;
-  auto out = run_capture(bin + "query " + base + " --text 'a small blue star' --top 5 --repeat 3", &rc);
+  auto out =
+      run_capture(bin + "query " + base + " --text 'a small blue star' --top 5 --repeat 3", &rc);
   EXPECT_EQ(rc, 0) << out;
   const auto q = nlohmann::json::parse(io::read_file(base + "/query/query.json"));
   EXPECT_EQ(q["results"].size(), 5u);
@@ -198,13 +203,17 @@ TEST(Query, CommandsOnATinyShapesRun) {
   EXPECT_FALSE(q["index"]["built_now"].get<bool>());
   EXPECT_GE(q["results"][0]["score"].get<double>(), q["results"][4]["score"].get<double>());
   EXPECT_TRUE(fs::exists(base + "/query/query.png"));
-  out = run_capture(bin + "query " + base + " --image " + png + " --top 3 --out " + base + "/q2", &rc);
+  out = run_capture(bin + "query " + base + " --image " + png + " --top 3 --out " + base + "/q2",
+                    &rc);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_TRUE(nlohmann::json::parse(io::read_file(base + "/q2/query.json"))["results"][0].contains("caption"));
-  out = run_capture(bin + "zeroshot " + base + " --image " + png + " --method iap --max-train 100", &rc);
+  EXPECT_TRUE(nlohmann::json::parse(io::read_file(base + "/q2/query.json"))["results"][0].contains(
+      "caption"));
+  out = run_capture(bin + "zeroshot " + base + " --image " + png + " --method iap --max-train 100",
+                    &rc);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\"ranking\""), std::string::npos) << out;
-  out = run_capture(bin + "generate " + base + " --text 'a red heart' --n 4 --out " + base + "/gen.png", &rc);
+  out = run_capture(
+      bin + "generate " + base + " --text 'a red heart' --n 4 --out " + base + "/gen.png", &rc);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_TRUE(fs::exists(base + "/gen.png"));
   out = run_capture(bin + "generate " + base + " --image " + png + " --n 2 --beam 3", &rc);
@@ -227,7 +236,8 @@ TEST(Query, CommandsOnATinyShapesRun) {
   // A run written by another format version: its checkpoint says so.
   const auto old = base + "/old";
   fs::create_directories(old);
-  for (const auto* f : {"config.json", "tokenizer.model"}) fs::copy_file(base + "/" + f, old + "/" + f);
+  for (const auto* f : {"config.json", "tokenizer.model"})
+    fs::copy_file(base + "/" + f, old + "/" + f);
   {
     torch::serialize::OutputArchive a;
     a.write("format_version", torch::tensor(std::vector<std::int64_t>{99}));
@@ -252,8 +262,9 @@ TEST(Demo, ShortDemoWritesItsReport) {
                               "ce=1,bayes=0.1 mlp:32", "Pictures:"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
   }
-  for (const std::string f : {"demo.json", "eval/report.json", "demo/query.png", "demo/query.json",
-                              "demo/generated.png", "distill/student/student.pt", "index/test_image.pt"}) {
+  for (const std::string f :
+       {"demo.json", "eval/report.json", "demo/query.png", "demo/query.json", "demo/generated.png",
+        "distill/student/student.pt", "index/test_image.pt"}) {
     EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
   }
   const auto figures = nlohmann::json::parse(io::read_file(dir + "/demo.json"));

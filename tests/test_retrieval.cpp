@@ -109,8 +109,9 @@ TEST(Retrieval, SeenAndUnseenQueryGroupsAgainstTheWholeDatabase) {
   const auto labels = torch::tensor({0, 1, 2}, torch::kInt64);
   const auto unseen = labels.eq(2);
   o.query_groups = {{"seen", unseen.logical_not()}, {"unseen", unseen}};
-  const auto r = eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels, col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
-                                torch::tensor({0, 1, 0, 2, 2}, torch::kInt64), o);
+  const auto r =
+      eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels, col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
+                     torch::tensor({0, 1, 0, 2, 2}, torch::kInt64), o);
   EXPECT_NEAR(r.map, (5.0 / 6.0 + 0.5 + 0.325) / 3.0, 1e-9);
   ASSERT_EQ(r.groups.size(), 2u);
   const auto& seen = r.groups.at("seen");
@@ -125,7 +126,8 @@ TEST(Retrieval, SeenAndUnseenQueryGroupsAgainstTheWholeDatabase) {
   EXPECT_NEAR(unseen_figures.recall_at.at(5), 1.0, 1e-9);
   // Random baselines per group: E[AP] for N = 5 with R relevant items; E[P@5] = R / N.
   EXPECT_NEAR(seen.random_map,
-              (eval::random_average_precision(5, 2) + eval::random_average_precision(5, 1)) / 2, 1e-12);
+              (eval::random_average_precision(5, 2) + eval::random_average_precision(5, 1)) / 2,
+              1e-12);
   EXPECT_NEAR(unseen_figures.random_map, eval::random_average_precision(5, 2), 1e-12);
   EXPECT_NEAR(seen.random_precision_at.at(5), (0.4 + 0.2) / 2, 1e-12);
   // E[R@1] = R / N per query: seen (2/5 + 1/5) / 2, unseen 2/5; all queries (2+1+2)/15.
@@ -137,6 +139,7 @@ TEST(Retrieval, SeenAndUnseenQueryGroupsAgainstTheWholeDatabase) {
   EXPECT_EQ(j["groups"]["seen"]["queries"].get<std::int64_t>(), 2);
   // A mask of the wrong length is a programming error, caught with its shape.
   o.query_groups = {{"seen", torch::ones({2}, torch::kBool)}};
-  EXPECT_ANY_THROW(eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels, col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
+  EXPECT_ANY_THROW(eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels,
+                                  col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
                                   torch::tensor({0, 1, 0, 2, 2}, torch::kInt64), o));
 }

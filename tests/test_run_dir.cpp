@@ -58,7 +58,8 @@ TEST(RunDir, ResumeWithAnIncompatibleSetLeavesConfigUntouched) {
   EXPECT_EQ(mmkt::io::read_file((run / "config.json").string()), before)
       << "a failed resume rewrote config.json";
   // A fitting --set is kept once the resume has loaded.
-  const auto good = run_mmkt("--threads 1 train --run " + run.string() + " --resume --set train.epochs=2");
+  const auto good =
+      run_mmkt("--threads 1 train --run " + run.string() + " --resume --set train.epochs=2");
   ASSERT_EQ(good.code, 0) << good.output;
   const auto after = nlohmann::json::parse(mmkt::io::read_file((run / "config.json").string()));
   EXPECT_EQ(after["train"]["epochs"], 2);
@@ -73,7 +74,8 @@ TEST(RunDir, FreshRunRefusesAnOldRunsFiles) {
   const auto config = tiny_config(dir);
   const auto refused = run_mmkt(train_args(config, run));
   EXPECT_EQ(refused.code, 2) << refused.output;
-  EXPECT_NE(refused.output.find("already holds run files (log.jsonl, tokenizer.model)"), std::string::npos)
+  EXPECT_NE(refused.output.find("already holds run files (log.jsonl, tokenizer.model)"),
+            std::string::npos)
       << refused.output;
   EXPECT_EQ(mmkt::io::read_file((run / "log.jsonl").string()), "{\"epoch\": 1}\n");
   // --overwrite replaces them: the log then holds this run's one epoch only.

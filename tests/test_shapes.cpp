@@ -1,13 +1,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -160,9 +160,9 @@ TEST(ShapesDataset, ImageShapeDtypeRangeAndInfo) {
 }
 
 TEST(ShapesDataset, LabelIsMixedRadixWithShapeSlowest) {
-  const ShapeFactors f = make(value("shape", "heart"), value("size", "small"),
-                              value("colour", "red"), value("position", "top left"),
-                              value("background", "stripes"));
+  const ShapeFactors f =
+      make(value("shape", "heart"), value("size", "small"), value("colour", "red"),
+           value("position", "top left"), value("background", "stripes"));
   EXPECT_EQ(shapes_label(f, 5), (((3 * 2 + 0) * 6 + 0) * 9 + 0) * 4 + 2);
   EXPECT_EQ(shapes_label(f, 4), ((3 * 2 + 0) * 6 + 0) * 9 + 0);
   EXPECT_EQ(shapes_label(f, 1), 3);
@@ -297,7 +297,8 @@ TEST(ShapesHoldout, TrainNeverAndHeldOutAlwaysMatch) {
   EXPECT_EQ(kinds, (std::set<std::string>{"red heart", "blue star"}));
   o5.split = ShapesSplit::kTrain;
   const ShapesDataset train5(o5);
-  for (int i = 0; i < 1000; ++i) ASSERT_FALSE(shapes_matches_holdout(train5.factors(i), o5.holdout));
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_FALSE(shapes_matches_holdout(train5.factors(i), o5.holdout));
 }
 
 TEST(ShapesHoldout, DefaultsAreValidAtEveryLevel) {
@@ -352,8 +353,11 @@ TEST(ShapesHoldout, BadOptionsAreInputErrorsNamingTheProblem) {
   o.split = ShapesSplit::kHeldOut;
   EXPECT_NE(message(o).find("held-out"), std::string::npos);
   o = opts(1);
-  o.holdout = {{{"shape", "square"}}, {{"shape", "circle"}}, {{"shape", "triangle"}},
-               {{"shape", "heart"}}, {{"shape", "star"}}};
+  o.holdout = {{{"shape", "square"}},
+               {{"shape", "circle"}},
+               {{"shape", "triangle"}},
+               {{"shape", "heart"}},
+               {{"shape", "star"}}};
   o.split = ShapesSplit::kTrain;
   EXPECT_NE(message(o).find("every combination"), std::string::npos);
   o.split = ShapesSplit::kAll;
@@ -398,9 +402,9 @@ TEST(ShapesCaption, ParserRecoversEveryParaphraseOfEveryClass) {
 }
 
 TEST(ShapesCaption, ParaphrasesVaryTemplateAndWordOrder) {
-  const ShapeFactors f = make(value("shape", "heart"), value("size", "small"),
-                              value("colour", "red"), value("position", "top left"),
-                              value("background", "stripes"));
+  const ShapeFactors f =
+      make(value("shape", "heart"), value("size", "small"), value("colour", "red"),
+           value("position", "top left"), value("background", "stripes"));
   for (int level : {4, 5}) {
     std::set<std::string> captions, skeletons;
     bool position_first = false, shape_first = false, background_first = false;
@@ -446,10 +450,10 @@ TEST(ShapesCaption, ParserHandlesFreeTextAndRejectsMissingOrConflictingFactors) 
   // Inactive factors are ignored, and get their fixed values.
   EXPECT_EQ(parse_shapes_caption("a small red heart top left", 2), make(3, 0, 5, 4, 0));
   EXPECT_FALSE(parse_shapes_caption("a shape", 1).has_value());
-  EXPECT_FALSE(parse_shapes_caption("a small heart", 3).has_value());        // no colour
+  EXPECT_FALSE(parse_shapes_caption("a small heart", 3).has_value());           // no colour
   EXPECT_FALSE(parse_shapes_caption("a small red blue heart", 3).has_value());  // conflict
   EXPECT_FALSE(parse_shapes_caption("a heart and a star", 1).has_value());
-  EXPECT_FALSE(parse_shapes_caption("a small red heart", 4).has_value());    // no position
+  EXPECT_FALSE(parse_shapes_caption("a small red heart", 4).has_value());  // no position
   EXPECT_FALSE(parse_shapes_caption("a small red heart top bottom", 4).has_value());
   EXPECT_FALSE(parse_shapes_caption("a small red heart at the top", 5).has_value());  // no bg
   EXPECT_FALSE(parse_shapes_caption("", 1).has_value());
@@ -498,8 +502,10 @@ TEST(ShapesRender, BigShapesCoverMorePixelsAndPositionsLandInTheirCell) {
     }
     for (int position = 0; position < 9; ++position) {
       const Blob b = blob_of(render_shapes_image(make(shape, 1, 0, position, 0), 64, 9));
-      EXPECT_EQ(static_cast<int>(b.centroid.x / (64 / 3.0)), position % 3) << shape << " " << position;
-      EXPECT_EQ(static_cast<int>(b.centroid.y / (64 / 3.0)), position / 3) << shape << " " << position;
+      EXPECT_EQ(static_cast<int>(b.centroid.x / (64 / 3.0)), position % 3)
+          << shape << " " << position;
+      EXPECT_EQ(static_cast<int>(b.centroid.y / (64 / 3.0)), position / 3)
+          << shape << " " << position;
       // Nothing is cut off at the border.
       EXPECT_GT(b.box.x, 0);
       EXPECT_GT(b.box.y, 0);
@@ -518,12 +524,12 @@ TEST(ShapesRender, ShapesAreDistinguishableByFill) {
     const Blob b = blob_of(img, 127);
     fill[shape] = static_cast<double>(b.pixels) / b.box.area();
   }
-  EXPECT_GT(fill[0], 0.8);                         // square
-  EXPECT_NEAR(fill[1], 3.14159 / 4, 0.06);         // circle
-  EXPECT_NEAR(fill[2], 0.5, 0.08);                 // triangle
-  EXPECT_GT(fill[3], fill[2]);                     // heart
+  EXPECT_GT(fill[0], 0.8);                  // square
+  EXPECT_NEAR(fill[1], 3.14159 / 4, 0.06);  // circle
+  EXPECT_NEAR(fill[2], 0.5, 0.08);          // triangle
+  EXPECT_GT(fill[3], fill[2]);              // heart
   EXPECT_LT(fill[3], fill[1]);
-  EXPECT_LT(fill[4], fill[2]);                     // star
+  EXPECT_LT(fill[4], fill[2]);  // star
 }
 
 TEST(ShapesRender, BackgroundsAreDistinctDarkTexturesAndJitterVariesItems) {
@@ -584,7 +590,8 @@ TEST(ShapesWrite, WritesPngsManifestAndClasses) {
     EXPECT_EQ(j.at("class").get<std::string>(), d.info().class_names[s.label]);
     const auto attrs = j.at("attributes").get<std::vector<int>>();
     ASSERT_EQ(attrs.size(), 26u);
-    for (int k = 0; k < 26; ++k) EXPECT_EQ(attrs[k], static_cast<int>(s.attributes[k].item<float>()));
+    for (int k = 0; k < 26; ++k)
+      EXPECT_EQ(attrs[k], static_cast<int>(s.attributes[k].item<float>()));
     ++n;
   }
   EXPECT_EQ(n, 20);

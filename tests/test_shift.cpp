@@ -57,7 +57,8 @@ TEST(Shift, RotationBy90DegreesIsRot90CounterClockwise) {
   EXPECT_FLOAT_EQ(got[0][0][0].item<float>(), image[0][0][7].item<float>());
   EXPECT_TRUE(torch::equal(rotated->images({0}), got.unsqueeze(0)));
   // 45 degrees: the corners come from outside the image and are black.
-  const auto ones = eval::covariate_shift(images_dataset(torch::ones({1, 1, 9, 9})), "rotation", 3, 0);
+  const auto ones =
+      eval::covariate_shift(images_dataset(torch::ones({1, 1, 9, 9})), "rotation", 3, 0);
   const auto r45 = ones->get(0).image;
   EXPECT_EQ(r45[0][0][0].item<float>(), 0.0f);
   EXPECT_NEAR(r45[0][4][4].item<float>(), 1.0f, 1e-6);
@@ -125,7 +126,8 @@ TEST(Shift, PriorShiftHalvesTheRarestClass) {
   for (std::uint64_t seed = 6; seed < 16 && !other_order; ++seed) {
     const auto o = eval::prior_shift(base, 1, seed);
     const auto l = o->labels(range(o->size()));
-    for (std::int64_t c = 0; c < 4; ++c) other_order |= l.eq(c).sum().item<std::int64_t>() != counts[c];
+    for (std::int64_t c = 0; c < 4; ++c)
+      other_order |= l.eq(c).sum().item<std::int64_t>() != counts[c];
   }
   EXPECT_TRUE(other_order);
   // Severity 3: ratio 2^3 = 8 (100 .. 12.5 -> 13 by rounding: 100/13 is the nearest we get).
@@ -157,7 +159,8 @@ TEST(Shift, ConceptShiftRelabelsExactlyTheShare) {
   EXPECT_TRUE(torch::equal(shifted->get(3).image, images[3]));
   EXPECT_EQ(shifted->get(3).caption, "caption");
   EXPECT_TRUE(torch::equal(eval::concept_shift(base, 0.5, 11)->labels(range(n)), changed_labels));
-  EXPECT_EQ(eval::concept_shift(base, 1.0, 2)->labels(range(n)).ne(labels).sum().item<std::int64_t>(), n);
+  EXPECT_EQ(
+      eval::concept_shift(base, 1.0, 2)->labels(range(n)).ne(labels).sum().item<std::int64_t>(), n);
 }
 
 TEST(Shift, BadArgumentsThrowInputError) {
@@ -178,6 +181,7 @@ TEST(Shift, BadArgumentsThrowInputError) {
       data::tensor_dataset(torch::rand({3, 1, 4, 4}), torch::tensor({0, -1, 1}, torch::kInt64));
   EXPECT_THROW(eval::prior_shift(unlabelled, 1, 0), InputError);
   EXPECT_THROW(eval::concept_shift(unlabelled, 0.5, 0), InputError);
-  const auto one_class = data::tensor_dataset(torch::rand({3, 1, 4, 4}), torch::zeros({3}, torch::kInt64));
+  const auto one_class =
+      data::tensor_dataset(torch::rand({3, 1, 4, 4}), torch::zeros({3}, torch::kInt64));
   EXPECT_THROW(eval::concept_shift(one_class, 0.5, 0), InputError);
 }

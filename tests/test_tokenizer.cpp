@@ -1,5 +1,6 @@
 // The tokenizer runs SentencePiece in the same process as libtorch (the protobuf clash that
-// lib/text/spm_bridge.h describes would kill this binary at start-up or at the first training call).
+// lib/text/spm_bridge.h describes would kill this binary at start-up or at the first training
+// call).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -144,9 +145,9 @@ TEST(Utf8, FindsFirstInvalidByte) {
   using text::find_invalid_utf8;
   EXPECT_EQ(find_invalid_utf8("plain ascii"), std::nullopt);
   EXPECT_EQ(find_invalid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::nullopt);
-  EXPECT_EQ(find_invalid_utf8("ab\x80"), 2u);              // lone continuation
-  EXPECT_EQ(find_invalid_utf8("\xc0\xaf"), 0u);             // overlong '/'
-  EXPECT_EQ(find_invalid_utf8("x\xed\xa0\x80"), 1u);        // surrogate U+D800
-  EXPECT_EQ(find_invalid_utf8("\xf4\x90\x80\x80"), 0u);     // above U+10FFFF
-  EXPECT_EQ(find_invalid_utf8("ok\xe2\x82"), 2u);           // truncated sequence
+  EXPECT_EQ(find_invalid_utf8("ab\x80"), 2u);            // lone continuation
+  EXPECT_EQ(find_invalid_utf8("\xc0\xaf"), 0u);          // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("x\xed\xa0\x80"), 1u);     // surrogate U+D800
+  EXPECT_EQ(find_invalid_utf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(find_invalid_utf8("ok\xe2\x82"), 2u);        // truncated sequence
 }

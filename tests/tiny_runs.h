@@ -49,12 +49,22 @@ inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
   j["tokenizer"]["vocab_size"] = 60;
   j["model"]["latent_dim"] = 6;
   j["model"]["joint_hidden"] = {16};
-  j["model"]["modalities"] = nlohmann::json::array(
-      {{{"name", "image"}, {"kind", "image"}, {"encoder", "conv"}, {"decoder", "conv"},
-        {"likelihood", "bernoulli"}, {"hidden", {16}}, {"channels", 4}},
-       {{"name", "text"}, {"kind", "text"}, {"encoder", "gru"}, {"decoder", "gru"},
-        {"likelihood", "categorical"}, {"hidden", {16}}, {"embedding_dim", 8}, {"rnn_hidden", 16},
-        {"max_length", 12}}});
+  j["model"]["modalities"] = nlohmann::json::array({{{"name", "image"},
+                                                     {"kind", "image"},
+                                                     {"encoder", "conv"},
+                                                     {"decoder", "conv"},
+                                                     {"likelihood", "bernoulli"},
+                                                     {"hidden", {16}},
+                                                     {"channels", 4}},
+                                                    {{"name", "text"},
+                                                     {"kind", "text"},
+                                                     {"encoder", "gru"},
+                                                     {"decoder", "gru"},
+                                                     {"likelihood", "categorical"},
+                                                     {"hidden", {16}},
+                                                     {"embedding_dim", 8},
+                                                     {"rnn_hidden", 16},
+                                                     {"max_length", 12}}});
   j["train"]["epochs"] = 1;
   j["train"]["batch_size"] = 40;
   j["train"]["progress_seconds"] = 1000.0;

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <functional>
 #include <cmath>
+#include <functional>
 #include <iomanip>
 #include <set>
 #include <sstream>
@@ -56,7 +56,7 @@ nlohmann::json figure(const std::vector<double>& runs, const std::string& unit) 
 
 // An untrained run in memory, built from an experiment's configuration plus overrides.
 LoadedRun in_memory_run(const std::string& config_path, const std::vector<std::string>& sets,
-                               const torch::Device& device) {
+                        const torch::Device& device) {
   LoadedRun run;
   run.resolved = resolve_config_json(config_path, sets);
   run.config = resolve_data_choices(config_from_json(run.resolved, config_path));
@@ -98,8 +98,9 @@ class StepTimer {
 
   // One step; `reference_adam`: libtorch's torch::optim::Adam with zero_grad() instead.
   void step(bool reference_adam) {
-    step_on(batches_[static_cast<std::size_t>(next_++ % static_cast<std::int64_t>(batches_.size()))],
-            options_, reference_adam);
+    step_on(
+        batches_[static_cast<std::size_t>(next_++ % static_cast<std::int64_t>(batches_.size()))],
+        options_, reference_adam);
   }
 
   // Samples/s over `steps` steps.
@@ -139,7 +140,8 @@ class StepTimer {
   models::MultimodalVae& model() { return run_.model; }
 
   void set_learning_rate(double lr) {
-    for (auto& group : fused_.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+    for (auto& group : fused_.param_groups())
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
   }
 
   void step_on(const data::Batch& batch, models::ObjectiveOptions& o, bool reference_adam) {
@@ -198,8 +200,8 @@ TrainingRates time_training(StepTimer& timer, int warmup, int steps, int repeats
   }
   return rates;
 }
-TrainingRates time_training(LoadedRun& run, int prebuilt, int warmup, int steps,
-                            int repeats, const torch::Device& device, bool ablation = false) {
+TrainingRates time_training(LoadedRun& run, int prebuilt, int warmup, int steps, int repeats,
+                            const torch::Device& device, bool ablation = false) {
   StepTimer timer(run, prebuilt, device);
   return time_training(timer, warmup, steps, repeats, ablation);
 }
@@ -265,7 +267,8 @@ std::set<std::int64_t> data_widths(const std::vector<models::ModalityConfig>& mo
 // at once: `batches` batches per timing after 5 warm-up batches.
 std::vector<double> time_pipeline(const LoadedRun& run, int batches, int repeats) {
   data::Batcher batcher(run.data.train, training_batches(run, 1));
-  const int total = static_cast<int>(std::min<std::int64_t>(batcher.batches_per_epoch(), batches + 5));
+  const int total =
+      static_cast<int>(std::min<std::int64_t>(batcher.batches_per_epoch(), batches + 5));
   std::vector<double> rates;
   for (int r = 0; r < repeats; ++r) {
     batcher.start_epoch(r);
@@ -339,7 +342,8 @@ std::vector<Gemm> training_gemms(torch::nn::Module& model, std::int64_t batch,
     const bool bias = linear->bias.defined();
     gemms.push_back({batch, in, out, false, true, bias});   // y = x W^T + b
     gemms.push_back({out, batch, in, true, false, false});  // grad_W = g^T x
-    if (data_widths.count(in) == 0) gemms.push_back({batch, out, in, false, false, false});  // grad_x = g W
+    if (data_widths.count(in) == 0)
+      gemms.push_back({batch, out, in, false, false, false});  // grad_x = g W
   }
   return gemms;
 }
@@ -429,7 +433,9 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
       const auto gemms = training_gemms(*mnist.model, batch, data_widths(mnist.modalities));
       const auto floor = gemm_floor_ms(gemms, options.repeats);
       const double floor_ms = median(floor);
-      const auto step_ms = [&](double samples_per_second) { return 1000.0 * batch / samples_per_second; };
+      const auto step_ms = [&](double samples_per_second) {
+        return 1000.0 * batch / samples_per_second;
+      };
       report["train_mnist_gemm_floor"] = figure(floor, "ms");
       report["train_mnist_gemm_floor"]["gemms"] = gemms.size();
       report["train_mnist_gemm_floor"]["step_ms"] = step_ms(mnist_train);
@@ -462,14 +468,16 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
         report["train_mnist_trained"]["training_seconds"] = seconds_since(start);
         report["train_mnist_trained"]["step_over_floor"] = step_ms(median(flushed)) / floor_ms;
         report["train_mnist_trained_denormals_kept"] = figure(kept, "samples/s");
-        report["train_mnist_trained_denormals_kept"]["step_over_floor"] = step_ms(median(kept)) / floor_ms;
+        report["train_mnist_trained_denormals_kept"]["step_over_floor"] =
+            step_ms(median(kept)) / floor_ms;
       }
       if (runtime.threads > 1) {
         // Thread setting: the same step on one intra-op thread.
         log::info("bench: the MNIST step on 1 thread");
         at::set_num_threads(1);
         report["train_mnist_1_thread"] = figure(
-            time_training(mnist, 20, options.warmup_steps, options.steps, options.repeats, device).mmkt,
+            time_training(mnist, 20, options.warmup_steps, options.steps, options.repeats, device)
+                .mmkt,
             "samples/s");
         at::set_num_threads(runtime.threads);
         apply_flush_denormals(runtime.flush_denormals);
@@ -512,18 +520,19 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
 
   if (wants(options, "train")) {
     log::info("bench: shapes 64x64 conv + text training step");
-    auto shapes = in_memory_run(shapes_config,
-                                {"data.validation=0", "data.shapes_train=2000", "data.shapes_test=100"},
-                                device);
+    auto shapes = in_memory_run(
+        shapes_config, {"data.validation=0", "data.shapes_train=2000", "data.shapes_test=100"},
+        device);
     const int steps = std::max(1, options.steps / 4);
     report["train_shapes"] = figure(
-        time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device).mmkt,
+        time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device)
+            .mmkt,
         "samples/s");
-    report["train_shapes_libtorch_gru"] = figure(
-        with_libtorch_gru([&] {
-          return time_training(shapes, 8, 1, steps, options.repeats, device).mmkt;
-        }),
-        "samples/s");
+    report["train_shapes_libtorch_gru"] =
+        figure(with_libtorch_gru([&] {
+                 return time_training(shapes, 8, 1, steps, options.repeats, device).mmkt;
+               }),
+               "samples/s");
   }
 
   if (wants(options, "train") || wants(options, "pipeline") || wants(options, "query")) {
@@ -532,14 +541,15 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
       log::info("bench: Fashion-MNIST + captions training step");
       const int steps = std::max(1, options.steps / 2);
       const auto rates = time_training(fashion, 10, std::min(options.warmup_steps, 3), steps,
-                                       options.repeats, device).mmkt;
+                                       options.repeats, device)
+                             .mmkt;
       fashion_train = median(rates);
       report["train_fashion"] = figure(rates, "samples/s");
-      report["train_fashion_libtorch_gru"] = figure(
-          with_libtorch_gru([&] {
-            return time_training(fashion, 10, 1, steps, options.repeats, device).mmkt;
-          }),
-          "samples/s");
+      report["train_fashion_libtorch_gru"] =
+          figure(with_libtorch_gru([&] {
+                   return time_training(fashion, 10, 1, steps, options.repeats, device).mmkt;
+                 }),
+                 "samples/s");
     }
     if (wants(options, "pipeline")) {
       log::info("bench: Fashion-MNIST + captions data pipeline");
@@ -579,10 +589,10 @@ std::string bench_markdown(const nlohmann::json& r) {
   std::ostringstream out;
   out << std::fixed;
   const auto& m = r.at("machine");
-  out << "Machine: " << m.at("hardware_threads") << " hardware threads, " << m.at("threads").get<int>()
-      << " intra-op threads, BLAS " << m.at("blas").get<std::string>() << ", device "
-      << m.at("device").get<std::string>() << "; medians of " << m.at("repeats").get<int>()
-      << " timings after warm-up.\n\n";
+  out << "Machine: " << m.at("hardware_threads") << " hardware threads, "
+      << m.at("threads").get<int>() << " intra-op threads, BLAS " << m.at("blas").get<std::string>()
+      << ", device " << m.at("device").get<std::string>() << "; medians of "
+      << m.at("repeats").get<int>() << " timings after warm-up.\n\n";
   out << "| figure | value |\n| --- | ---: |\n";
   const auto row = [&](const std::string& key, const std::string& label, int digits,
                        const std::string& extra = "") {
@@ -590,7 +600,8 @@ std::string bench_markdown(const nlohmann::json& r) {
     const auto& f = r.at(key);
     const double v = f.is_number() ? f.get<double>() : f.at("median").get<double>();
     const std::string unit = f.is_number() ? "GFLOP/s" : f.at("unit").get<std::string>();
-    out << "| " << label << " | " << std::setprecision(digits) << v << " " << unit << extra << " |\n";
+    out << "| " << label << " | " << std::setprecision(digits) << v << " " << unit << extra
+        << " |\n";
   };
   row("matmul_1024_gflops", "matmul 1024 x 1024 x 1024 (peak)", 1);
   row("matmul_100x784x512_gflops", "matmul 100 x 784 x 512 (the step's largest shape)", 1);
@@ -598,55 +609,68 @@ std::string bench_markdown(const nlohmann::json& r) {
     const auto& t = r.at("train_mnist");
     std::ostringstream extra;
     extra << std::fixed << std::setprecision(1) << " (" << t.at("gflops").get<double>()
-          << " GFLOP/s = " << std::setprecision(0) << 100 * t.at("share_of_matmul_peak").get<double>()
-          << "% of the matmul peak)";
+          << " GFLOP/s = " << std::setprecision(0)
+          << 100 * t.at("share_of_matmul_peak").get<double>() << "% of the matmul peak)";
     row("train_mnist", "JMVAE-kl training, MNIST paper architecture, batch 100", 0, extra.str());
   }
-  row("train_mnist_reference_adam", "the same step with libtorch's Adam + zero_grad() (ablation)", 0);
+  row("train_mnist_reference_adam", "the same step with libtorch's Adam + zero_grad() (ablation)",
+      0);
   if (r.contains("train_mnist_gemm_floor")) {
     const auto& f = r.at("train_mnist_gemm_floor");
     std::ostringstream extra;
     extra << std::fixed << std::setprecision(2) << " (the step: " << f.at("step_ms").get<double>()
           << " ms = " << f.at("step_over_floor").get<double>() << "x the floor)";
-    row("train_mnist_gemm_floor", "the step's own matmuls alone at their shapes (GEMM floor)", 2, extra.str());
+    row("train_mnist_gemm_floor", "the step's own matmuls alone at their shapes (GEMM floor)", 2,
+        extra.str());
   }
   if (r.contains("train_mnist_adam_ms")) {
-    row("train_mnist_adam_ms", "of which FusedAdam's update alone (" +
-        std::to_string(r.at("train_mnist_adam_ms").at("parameters").get<std::int64_t>()) + " parameters)", 2);
+    row("train_mnist_adam_ms",
+        "of which FusedAdam's update alone (" +
+            std::to_string(r.at("train_mnist_adam_ms").at("parameters").get<std::int64_t>()) +
+            " parameters)",
+        2);
   }
-  for (const auto& [key, label] : {std::pair<std::string, std::string>{"train_mnist_trained", "the same step on the model after real training epochs, denormals flushed (FTZ/DAZ)"},
-                                   {"train_mnist_trained_denormals_kept", "the same trained model, denormals kept"}}) {
+  for (const auto& [key, label] :
+       {std::pair<std::string, std::string>{
+            "train_mnist_trained",
+            "the same step on the model after real training epochs, denormals flushed (FTZ/DAZ)"},
+        {"train_mnist_trained_denormals_kept", "the same trained model, denormals kept"}}) {
     if (!r.contains(key)) continue;
     std::ostringstream extra;
-    extra << std::fixed << std::setprecision(2) << " (" << r.at(key).at("step_over_floor").get<double>()
-          << "x the GEMM floor)";
+    extra << std::fixed << std::setprecision(2) << " ("
+          << r.at(key).at("step_over_floor").get<double>() << "x the GEMM floor)";
     row(key, label, 0, extra.str());
   }
   row("train_mnist_1_thread", "the same step on 1 intra-op thread", 0);
-  row("shared_input_separate_ms", "q(z|x) and joint image branch first layers (fwd + bwd), two 784 -> 512 matmuls", 3);
+  row("shared_input_separate_ms",
+      "q(z|x) and joint image branch first layers (fwd + bwd), two 784 -> 512 matmuls", 3);
   row("shared_input_fused_ms", "the same as one 784 -> 1024 matmul, split", 3);
   row("train_shapes", "JMVAE-kl + triplet training, 64x64 conv + GRU text (shapes), batch 100", 0);
-  row("train_shapes_libtorch_gru", "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
+  row("train_shapes_libtorch_gru",
+      "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
   row("train_fashion", "JMVAE-kl + triplet training, Fashion-MNIST MLP + GRU text, batch 100", 0);
-  row("train_fashion_libtorch_gru", "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
+  row("train_fashion_libtorch_gru",
+      "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
   row("eval_embed_mnist", "evaluation: posterior means of both modalities (MNIST test set)", 0);
   row("likelihood_k1000_per_100_items", "K = 1000 log p(image,label), 100 items", 2);
   if (r.contains("query_text_to_image")) {
     const auto& q = r.at("query_text_to_image");
     std::ostringstream extra;
     extra << std::fixed << std::setprecision(3) << " (tokenize + encode "
-          << q.value("encode_median_ms", 0.0) << ", score + top-10 " << q.value("search_median_ms", 0.0)
-          << ")";
+          << q.value("encode_median_ms", 0.0) << ", score + top-10 "
+          << q.value("search_median_ms", 0.0) << ")";
     row("query_text_to_image",
         "text -> image query, " + std::to_string(q.at("items").get<std::int64_t>()) + " items", 3,
         extra.str());
   }
-  for (const auto& [key, label] : {std::pair<std::string, std::string>{"pipeline_mnist", "data pipeline, MNIST (dynamic binarization)"},
-                                   {"pipeline_fashion", "data pipeline, Fashion-MNIST + tokenized captions"}}) {
+  for (const auto& [key, label] :
+       {std::pair<std::string, std::string>{"pipeline_mnist",
+                                            "data pipeline, MNIST (dynamic binarization)"},
+        {"pipeline_fashion", "data pipeline, Fashion-MNIST + tokenized captions"}}) {
     if (!r.contains(key)) continue;
     std::ostringstream extra;
-    extra << std::fixed << std::setprecision(0) << " (" << r.at(key).at("ratio_to_training").get<double>()
-          << "x the training step's rate)";
+    extra << std::fixed << std::setprecision(0) << " ("
+          << r.at(key).at("ratio_to_training").get<double>() << "x the training step's rate)";
     row(key, label, 0, extra.str());
   }
   return out.str();

@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/core/runtime.h"
 
@@ -39,13 +39,14 @@ namespace mmkt::bench {
 struct BenchOptions {
   std::vector<std::string> parts = {"matmul", "train", "eval", "query", "pipeline"};
   std::string experiments = "experiments";  // where the configurations are read
-  int repeats = 5;       // timings per figure (the median is reported)
-  int warmup_steps = 5;  // training steps before timing
-  int steps = 20;        // training steps per timing (MNIST; the slower settings use fewer)
+  int repeats = 5;                          // timings per figure (the median is reported)
+  int warmup_steps = 5;                     // training steps before timing
+  int steps = 20;          // training steps per timing (MNIST; the slower settings use fewer)
   int trained_epochs = 1;  // real MNIST epochs before timing the trained model's step (0: skip)
 };
 
-// Runs the requested parts; returns {"machine": {...}, "<figure>": {"median", "runs", "unit"}, ...}.
+// Runs the requested parts; returns {"machine": {...}, "<figure>": {"median", "runs", "unit"},
+// ...}.
 nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtime);
 std::string bench_markdown(const nlohmann::json& report);
 

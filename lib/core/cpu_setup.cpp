@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 #include <string>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -106,8 +106,8 @@ std::string openblas_core_to_force(const std::string& detected, const CpuFeature
   if (detected.empty()) return "";  // not OpenBLAS
   // OpenBLAS core names (driver/others/dynamic.c) by the widest vectors their kernels use.
   static const std::vector<std::string> avx512_cores = {"SkylakeX", "Cooperlake", "SapphireRapids"};
-  static const std::vector<std::string> avx2_cores = {"Haswell", "Zen", "Excavator", "Zen2", "Zen3",
-                                                      "Alderlake"};
+  static const std::vector<std::string> avx2_cores = {"Haswell", "Zen",  "Excavator",
+                                                      "Zen2",    "Zen3", "Alderlake"};
   const auto in = [&](const std::vector<std::string>& names) {
     for (const auto& c : names) {
       if (strcasecmp(c.c_str(), detected.c_str()) == 0) return true;
@@ -134,8 +134,9 @@ void early_cpu_setup(int argc, char** argv) {
     // We are the re-executed process: say what happened, and keep the marker out of children
     // that should decide for themselves (they inherit OPENBLAS_CORETYPE, which is enough).
     setup.blas_core_forced_from = forced_from;
-    setup.note = "OpenBLAS core " + detected + " (forced with OPENBLAS_CORETYPE: OpenBLAS had chosen " +
-                 forced_from + ", whose kernels do not use all of this CPU; MMKT_BLAS_FIX=0 turns this off)";
+    setup.note = "OpenBLAS core " + detected +
+                 " (forced with OPENBLAS_CORETYPE: OpenBLAS had chosen " + forced_from +
+                 ", whose kernels do not use all of this CPU; MMKT_BLAS_FIX=0 turns this off)";
     unsetenv("MMKT_BLAS_FORCED_FROM");
   } else if (!detected.empty()) {
     // MMKT_BLAS_FIX=override also replaces a generic core that OPENBLAS_CORETYPE asked for
@@ -153,8 +154,9 @@ void early_cpu_setup(int argc, char** argv) {
       unsetenv("MMKT_BLAS_FORCED_FROM");
       setup.note = "OpenBLAS core " + detected + " lacks the " +
                    (target == "SkylakeX" ? "AVX-512" : "AVX2") +
-                   " kernels this CPU can run, and re-executing with OPENBLAS_CORETYPE=" + target + " failed (" +
-                   std::strerror(errno) + "): matrix products run 1.5-5x slower than they could";
+                   " kernels this CPU can run, and re-executing with OPENBLAS_CORETYPE=" + target +
+                   " failed (" + std::strerror(errno) +
+                   "): matrix products run 1.5-5x slower than they could";
     } else if (!target.empty()) {
       setup.note = "OpenBLAS core " + detected + " lacks the " +
                    (target == "SkylakeX" ? "AVX-512" : "AVX2") + " kernels this CPU can run (" +

@@ -13,9 +13,9 @@
 // 2. The BLAS core. Debian 12's OpenBLAS 0.3.21 (a DYNAMIC_ARCH build) does not recognise recent
 //    CPUs (Sapphire Rapids, Zen 4): it falls back to its generic Prescott (SSE3) kernels, 2.5-5x
 //    slower than its Haswell (AVX2) or SkylakeX (AVX-512) ones on the same machine, or runs an
-//    AVX-512 CPU with its AVX2 kernels (1.6x slower, measured; see openblas_core_to_force). OpenBLAS
-//    reads OPENBLAS_CORETYPE only when it loads, so the fix is to re-execute the process once
-//    with that variable set. Off switch: MMKT_BLAS_FIX=0; a user's own OPENBLAS_CORETYPE wins
+//    AVX-512 CPU with its AVX2 kernels (1.6x slower, measured; see openblas_core_to_force).
+//    OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so the fix is to re-execute the process
+//    once with that variable set. Off switch: MMKT_BLAS_FIX=0; a user's own OPENBLAS_CORETYPE wins
 //    unless MMKT_BLAS_FIX=override.
 #pragma once
 
@@ -56,11 +56,11 @@ std::string openblas_core_to_force(const std::string& detected, const CpuFeature
 
 // What early_cpu_setup did, for the start-up line and `mmkt info`.
 struct CpuSetup {
-  bool ran = false;             // early_cpu_setup was called (the mmkt binary; not unit tests)
+  bool ran = false;  // early_cpu_setup was called (the mmkt binary; not unit tests)
   bool flush_denormals = false;
-  std::string blas_core;        // core in effect ("" when not OpenBLAS)
+  std::string blas_core;              // core in effect ("" when not OpenBLAS)
   std::string blas_core_forced_from;  // the auto-detected core when we forced another, else ""
-  std::string note;             // one human-readable line
+  std::string note;                   // one human-readable line
 };
 const CpuSetup& cpu_setup();
 

@@ -58,11 +58,11 @@ auto with_context(const std::string& context, Fn&& fn) -> decltype(fn()) {
 }  // namespace mmkt
 
 // Checks on input and invariants that stay on in Release builds (unlike assert).
-#define MMKT_CHECK(cond, ...)                    \
-  do {                                           \
-    if (!(cond)) ::mmkt::fail(__VA_ARGS__);      \
+#define MMKT_CHECK(cond, ...)               \
+  do {                                      \
+    if (!(cond)) ::mmkt::fail(__VA_ARGS__); \
   } while (0)
-#define MMKT_CHECK_INPUT(cond, ...)              \
-  do {                                           \
+#define MMKT_CHECK_INPUT(cond, ...)               \
+  do {                                            \
     if (!(cond)) ::mmkt::fail_input(__VA_ARGS__); \
   } while (0)

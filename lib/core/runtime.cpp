@@ -8,9 +8,9 @@
 #include <thread>
 
 #include <ATen/Parallel.h>
-#include <opencv2/core.hpp>
 #include <torch/cuda.h>
 #include <torch/utils.h>
+#include <opencv2/core.hpp>
 
 #include "mmkt/core/build_info.h"
 #include "mmkt/core/cpu_setup.h"

@@ -13,8 +13,8 @@ namespace mmkt {
 // Which BLAS library the process has loaded (libtorch reaches BLAS through libblas.so.3, an
 // alternatives link that may point at the slow reference implementation).
 struct BlasInfo {
-  std::string path;        // resolved path of the loaded library, "" when none was found
-  std::string name;        // "OpenBLAS (openmp)", "reference BLAS", ...
+  std::string path;           // resolved path of the loaded library, "" when none was found
+  std::string name;           // "OpenBLAS (openmp)", "reference BLAS", ...
   bool is_reference = false;  // the netlib reference BLAS: 10-20x slower matmuls
 };
 BlasInfo detect_blas();

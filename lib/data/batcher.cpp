@@ -44,8 +44,8 @@ Batcher::Batcher(DatasetPtr dataset, BatcherOptions options)
                    options_.batch_size);
   MMKT_CHECK_INPUT(options_.workers >= 0 && options_.prefetch >= 1,
                    "batcher workers must be >= 0 and prefetch >= 1");
-  MMKT_CHECK_INPUT(!options_.drop_last || dataset_->size() >= options_.batch_size,
-                   "dataset ", dataset_->info().name, " has ", dataset_->size(),
+  MMKT_CHECK_INPUT(!options_.drop_last || dataset_->size() >= options_.batch_size, "dataset ",
+                   dataset_->info().name, " has ", dataset_->size(),
                    " items, fewer than one batch of ", options_.batch_size, " with drop_last");
   MMKT_CHECK_INPUT(options_.shard_count >= 1 && options_.shard_rank >= 0 &&
                        options_.shard_rank < options_.shard_count,

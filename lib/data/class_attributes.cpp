@@ -8,8 +8,8 @@
 #include <random>
 #include <set>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/core/error.h"
 #include "mmkt/io/files.h"

@@ -102,11 +102,16 @@ class TensorDataset : public Dataset {
  public:
   TensorDataset(torch::Tensor images, torch::Tensor labels, std::vector<std::string> captions,
                 torch::Tensor attributes, DatasetInfo info)
-      : images_(std::move(images)), labels_(std::move(labels)), captions_(std::move(captions)),
-        attributes_(std::move(attributes)), info_(std::move(info)) {
-    MMKT_CHECK(images_.dim() == 4, "tensor_dataset: images must be [N,C,H,W], got ", images_.sizes());
+      : images_(std::move(images)),
+        labels_(std::move(labels)),
+        captions_(std::move(captions)),
+        attributes_(std::move(attributes)),
+        info_(std::move(info)) {
+    MMKT_CHECK(images_.dim() == 4, "tensor_dataset: images must be [N,C,H,W], got ",
+               images_.sizes());
     const auto n = images_.size(0);
-    MMKT_CHECK(labels_.dim() == 1 && labels_.size(0) == n, "tensor_dataset: labels must be [", n, "]");
+    MMKT_CHECK(labels_.dim() == 1 && labels_.size(0) == n, "tensor_dataset: labels must be [", n,
+               "]");
     labels_ = labels_.to(torch::kInt64).contiguous();
     MMKT_CHECK(captions_.empty() || static_cast<std::int64_t>(captions_.size()) == n,
                "tensor_dataset: ", captions_.size(), " captions for ", n, " images");
@@ -116,12 +121,14 @@ class TensorDataset : public Dataset {
     if (info_.image_shape.empty()) info_.image_shape = images_.sizes().slice(1).vec();
     info_.has_captions = !captions_.empty();
     if (attributes_.defined() && info_.attribute_names.empty()) {
-      for (std::int64_t a = 0; a < attributes_.size(1); ++a) info_.attribute_names.push_back("a" + std::to_string(a));
+      for (std::int64_t a = 0; a < attributes_.size(1); ++a)
+        info_.attribute_names.push_back("a" + std::to_string(a));
     }
   }
   std::int64_t size() const override { return images_.size(0); }
   Sample get(std::int64_t i) const override {
-    MMKT_CHECK(i >= 0 && i < size(), "index ", i, " out of range for ", info_.name, " of size ", size());
+    MMKT_CHECK(i >= 0 && i < size(), "index ", i, " out of range for ", info_.name, " of size ",
+               size());
     Sample s;
     s.image = images_[i];
     s.label = labels_.data_ptr<std::int64_t>()[i];
@@ -153,9 +160,8 @@ class TensorDataset : public Dataset {
 DatasetPtr tensor_dataset(torch::Tensor images, torch::Tensor labels,
                           std::vector<std::string> captions, torch::Tensor attributes,
                           DatasetInfo info) {
-  return std::make_shared<TensorDataset>(std::move(images), std::move(labels),
-                                         std::move(captions), std::move(attributes),
-                                         std::move(info));
+  return std::make_shared<TensorDataset>(std::move(images), std::move(labels), std::move(captions),
+                                         std::move(attributes), std::move(info));
 }
 
 DatasetPtr subset(DatasetPtr base, std::vector<std::int64_t> indices, std::string name) {

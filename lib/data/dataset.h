@@ -41,9 +41,9 @@ struct Batch {
 
 // What a dataset holds, for building models and reports.
 struct DatasetInfo {
-  std::string name;                       // "fashion-mnist", "shapes-l3", "manifest:<path>"
-  std::vector<std::int64_t> image_shape;  // {C,H,W}
-  std::vector<std::string> class_names;   // empty when unlabelled
+  std::string name;                          // "fashion-mnist", "shapes-l3", "manifest:<path>"
+  std::vector<std::int64_t> image_shape;     // {C,H,W}
+  std::vector<std::string> class_names;      // empty when unlabelled
   std::vector<std::string> attribute_names;  // empty without attributes
   bool has_captions = false;
 };

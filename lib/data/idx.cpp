@@ -14,22 +14,35 @@ namespace {
 
 std::size_t element_size(std::uint8_t dtype) {
   switch (dtype) {
-    case 0x08: case 0x09: return 1;
-    case 0x0B: return 2;
-    case 0x0C: case 0x0D: return 4;
-    case 0x0E: return 8;
-    default: return 0;
+    case 0x08:
+    case 0x09:
+      return 1;
+    case 0x0B:
+      return 2;
+    case 0x0C:
+    case 0x0D:
+      return 4;
+    case 0x0E:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 torch::ScalarType scalar_type(std::uint8_t dtype) {
   switch (dtype) {
-    case 0x08: return torch::kUInt8;
-    case 0x09: return torch::kInt8;
-    case 0x0B: return torch::kInt16;
-    case 0x0C: return torch::kInt32;
-    case 0x0D: return torch::kFloat32;
-    default: return torch::kFloat64;
+    case 0x08:
+      return torch::kUInt8;
+    case 0x09:
+      return torch::kInt8;
+    case 0x0B:
+      return torch::kInt16;
+    case 0x0C:
+      return torch::kInt32;
+    case 0x0D:
+      return torch::kFloat32;
+    default:
+      return torch::kFloat64;
   }
 }
 
@@ -85,7 +98,8 @@ std::size_t gz_read_exact(gzFile gz, unsigned char* out, std::size_t n, const st
 
 IdxHeader parse_idx_header(const unsigned char* bytes, std::size_t size, const std::string& path,
                            std::uint64_t max_bytes) {
-  MMKT_CHECK_INPUT(size >= 4, path, ": not an IDX file: ", size, " bytes, shorter than the 4-byte magic");
+  MMKT_CHECK_INPUT(size >= 4, path, ": not an IDX file: ", size,
+                   " bytes, shorter than the 4-byte magic");
   MMKT_CHECK_INPUT(bytes[0] == 0 && bytes[1] == 0, path,
                    ": not an IDX file: bad magic at byte offset 0 (expected 00 00, got ",
                    int(bytes[0]), " ", int(bytes[1]), ")");
@@ -139,7 +153,8 @@ class ByteSource {
   ByteSource& operator=(const ByteSource&) = delete;
 
   std::size_t read(unsigned char* out, std::size_t n) {
-    const std::size_t got = gz_ ? gz_read_exact(gz_file_, out, n, path_) : std::fread(out, 1, n, file_);
+    const std::size_t got =
+        gz_ ? gz_read_exact(gz_file_, out, n, path_) : std::fread(out, 1, n, file_);
     offset_ += got;
     return got;
   }
@@ -192,12 +207,14 @@ torch::Tensor read_idx(const std::string& path, std::uint64_t max_bytes) {
   if (src.gz()) {
     const std::uint64_t compressed = io::file_size(path);
     MMKT_CHECK_INPUT(total <= compressed * 1032 + 64, path, ": its IDX header (dims ",
-                     c10::IntArrayRef(h.dims), ") needs ", total, " bytes, more than a gzip file of ",
-                     compressed, " bytes can expand to (truncated or corrupt)");
+                     c10::IntArrayRef(h.dims), ") needs ", total,
+                     " bytes, more than a gzip file of ", compressed,
+                     " bytes can expand to (truncated or corrupt)");
   } else {
     MMKT_CHECK_INPUT(total == src.expected_total(), path, ": file holds ", src.expected_total(),
-                     " bytes but its IDX header (dims ", c10::IntArrayRef(h.dims), ") needs exactly ",
-                     total, src.expected_total() < total ? " (truncated)" : " (trailing bytes)");
+                     " bytes but its IDX header (dims ", c10::IntArrayRef(h.dims),
+                     ") needs exactly ", total,
+                     src.expected_total() < total ? " (truncated)" : " (trailing bytes)");
   }
   auto t = torch::empty(h.dims, torch::TensorOptions().dtype(scalar_type(h.dtype)));
   auto* data = static_cast<unsigned char*>(t.data_ptr());
@@ -216,8 +233,8 @@ torch::Tensor read_idx(const std::string& path, std::uint64_t max_bytes) {
   unsigned char extra = 0;
   MMKT_CHECK_INPUT(src.read(&extra, 1) == 0, path, ": trailing bytes after offset ", total, kind);
   MMKT_CHECK_INPUT(!src.gz() || (total & 0xffffffffULL) == src.expected_total(), path,
-                   ": gzip trailer says ", src.expected_total(), " bytes (mod 2^32), the stream held ",
-                   total);
+                   ": gzip trailer says ", src.expected_total(),
+                   " bytes (mod 2^32), the stream held ", total);
   const std::size_t elem = element_size(h.dtype);
   if (elem > 1) byteswap_in_place(data, h.payload_bytes / elem, elem);  // IDX is big-endian
   return t;

@@ -12,7 +12,7 @@
 namespace mmkt::data {
 
 struct IdxHeader {
-  std::uint8_t dtype = 0;           // 0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double
+  std::uint8_t dtype = 0;  // 0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double
   std::vector<std::int64_t> dims;
   std::uint64_t payload_bytes = 0;  // product(dims) * element size
 };

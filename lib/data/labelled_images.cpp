@@ -34,9 +34,9 @@ std::string find_idx(const std::string& root, const std::string& stem, const std
 const std::vector<std::string>& default_class_names(const std::string& dataset) {
   static const std::vector<std::string> mnist = {"zero", "one", "two",   "three", "four",
                                                  "five", "six", "seven", "eight", "nine"};
-  static const std::vector<std::string> fashion = {"t-shirt/top", "trouser", "pullover", "dress",
-                                                   "coat",        "sandal",  "shirt",    "sneaker",
-                                                   "bag",         "ankle boot"};
+  static const std::vector<std::string> fashion = {
+      "t-shirt/top", "trouser", "pullover", "dress", "coat",
+      "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
   return dataset == "mnist" ? mnist : fashion;
 }
 
@@ -88,8 +88,8 @@ LabelledImageDataset::LabelledImageDataset(const LabelledImagesOptions& o) {
         o.attributes_file.empty() ? default_attributes_file(o.dataset) : o.attributes_file;
     attrs_ = ClassAttributes::load(path);
     MMKT_CHECK_INPUT(static_cast<std::int64_t>(attrs_->class_names.size()) == kNumClasses, path,
-                     ": describes ", attrs_->class_names.size(), " classes, ", o.dataset,
-                     " has ", kNumClasses);
+                     ": describes ", attrs_->class_names.size(), " classes, ", o.dataset, " has ",
+                     kNumClasses);
     info_.class_names = attrs_->class_names;
     info_.attribute_names = attrs_->attribute_names;
     info_.has_captions = true;
@@ -106,8 +106,8 @@ void LabelledImageDataset::check_index(std::int64_t i) const {
 std::string LabelledImageDataset::caption(std::int64_t index) const {
   if (!grammar_) return "";
   const auto label = labels_.data_ptr<std::int64_t>()[index];
-  return grammar_->caption(label, derive_seed(caption_seed_ ^ static_cast<std::uint64_t>(index),
-                                              "item"));
+  return grammar_->caption(label,
+                           derive_seed(caption_seed_ ^ static_cast<std::uint64_t>(index), "item"));
 }
 
 Sample LabelledImageDataset::get(std::int64_t index) const {
@@ -190,9 +190,9 @@ class FixedBinarizedDataset : public Dataset {
     constexpr std::size_t kChunk = 4096;  // bounded memory for large sets
     std::vector<torch::Tensor> parts;
     for (std::size_t start = 0; start < all.size(); start += kChunk) {
-      std::vector<std::int64_t> idx(all.begin() + static_cast<std::ptrdiff_t>(start),
-                                    all.begin() + static_cast<std::ptrdiff_t>(
-                                                      std::min(all.size(), start + kChunk)));
+      std::vector<std::int64_t> idx(
+          all.begin() + static_cast<std::ptrdiff_t>(start),
+          all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), start + kChunk)));
       parts.push_back(torch::bernoulli(base_->images(idx), gen).to(torch::kUInt8));
     }
     binary_ = torch::cat(parts);

@@ -1,7 +1,7 @@
 #include "mmkt/data/manifest.h"
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -65,7 +65,8 @@ Line parse_line(const std::string& raw, std::size_t number, const std::string& w
       } else if (value.is_string()) {
         line.class_name = value.get<std::string>();
       } else {
-        fail_input(where, ": \"label\" must be an integer or a class name, got ", value.type_name());
+        fail_input(where, ": \"label\" must be an integer or a class name, got ",
+                   value.type_name());
       }
     } else if (key == "class") {
       MMKT_CHECK_INPUT(value.is_string(), where, ": \"class\" must be a string");
@@ -78,7 +79,8 @@ Line parse_line(const std::string& raw, std::size_t number, const std::string& w
         MMKT_CHECK_INPUT(a.is_number() || a.is_boolean(), where, ": attributes[", k,
                          "] must be 0 or 1, got ", a.type_name());
         const float v = a.is_boolean() ? (a.get<bool>() ? 1.0f : 0.0f) : a.get<float>();
-        MMKT_CHECK_INPUT(v == 0.0f || v == 1.0f, where, ": attributes[", k, "] must be 0 or 1, got ", v);
+        MMKT_CHECK_INPUT(v == 0.0f || v == 1.0f, where, ": attributes[", k,
+                         "] must be 0 or 1, got ", v);
         line.attributes.push_back(v);
       }
     } else if (key == "id") {
@@ -197,8 +199,8 @@ ManifestImageSurvey survey_manifest_images(const std::string& manifest, std::int
 ManifestDataset::ManifestDataset(const ManifestOptions& o) {
   MMKT_CHECK_INPUT(o.channels == 1 || o.channels == 3, "manifest channels must be 1 or 3, got ",
                    o.channels);
-  MMKT_CHECK_INPUT(o.image_size >= 8 && o.image_size <= 1024, "manifest image_size ",
-                   o.image_size, " out of range 8..1024");
+  MMKT_CHECK_INPUT(o.image_size >= 8 && o.image_size <= 1024, "manifest image_size ", o.image_size,
+                   " out of range 8..1024");
   if (!o.attributes_file.empty()) attrs_ = ClassAttributes::load(o.attributes_file);
   auto lines = read_lines(o.path);
 
@@ -261,7 +263,8 @@ ManifestDataset::ManifestDataset(const ManifestOptions& o) {
   images_ = torch::empty({n, o.channels, s, s}, torch::kUInt8);
   for_each_item(n, o.threads, [&](std::int64_t i) {
     try {
-      images_[i].copy_(image::mat_to_tensor(image::load_square_image(lines[i].image, o.channels, s)));
+      images_[i].copy_(
+          image::mat_to_tensor(image::load_square_image(lines[i].image, o.channels, s)));
     } catch (const std::exception& e) {
       fail_input(o.path, ":", lines[i].number, ": ", e.what());
     }
@@ -287,7 +290,8 @@ ManifestDataset::ManifestDataset(const ManifestOptions& o) {
     if (attrs_) {
       info_.attribute_names = attrs_->attribute_names;
     } else {
-      for (std::size_t a = 0; a < n_attr; ++a) info_.attribute_names.push_back("a" + std::to_string(a));
+      for (std::size_t a = 0; a < n_attr; ++a)
+        info_.attribute_names.push_back("a" + std::to_string(a));
     }
   }
   info_.has_captions = true;
@@ -306,7 +310,9 @@ Sample ManifestDataset::get(std::int64_t index) const {
 }
 
 torch::Tensor ManifestDataset::images(const std::vector<std::int64_t>& indices) const {
-  return images_.index_select(0, torch::tensor(indices, torch::kInt64)).to(torch::kFloat32).div_(255.0);
+  return images_.index_select(0, torch::tensor(indices, torch::kInt64))
+      .to(torch::kFloat32)
+      .div_(255.0);
 }
 
 std::vector<std::string> ManifestDataset::captions(const std::vector<std::int64_t>& indices) const {

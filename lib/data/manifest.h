@@ -35,16 +35,16 @@ struct ManifestOptions {
 // What the images of a manifest look like, from an evenly spaced sample of them: what the
 // automatic choices of a manifest run are made from (run/run_data.h resolve_data_choices).
 struct ManifestImageSurvey {
-  std::int64_t items = 0;           // lines in the manifest
-  std::int64_t surveyed = 0;        // images decoded
-  std::int64_t colour = 0;          // of those, images with > 2% of pixels whose channels differ by > 16
+  std::int64_t items = 0;     // lines in the manifest
+  std::int64_t surveyed = 0;  // images decoded
+  std::int64_t colour = 0;    // of those, images with > 2% of pixels whose channels differ by > 16
   double binary_pixel_share = 0.0;  // pixels whose grey value is within 16 of 0 or 255
   int median_short_side = 0;        // pixels
   bool binary() const { return binary_pixel_share >= 0.98; }
 };
 // Decodes up to `max_images` images of the manifest (errors name the line, as loading does).
-ManifestImageSurvey survey_manifest_images(const std::string& manifest, std::int64_t max_images = 400,
-                                           int threads = 2);
+ManifestImageSurvey survey_manifest_images(const std::string& manifest,
+                                           std::int64_t max_images = 400, int threads = 2);
 
 class ManifestDataset : public Dataset {
  public:
@@ -62,7 +62,7 @@ class ManifestDataset : public Dataset {
   const std::vector<std::string>& image_paths() const { return paths_; }
 
  private:
-  torch::Tensor images_;      // [N,C,S,S] uint8
+  torch::Tensor images_;  // [N,C,S,S] uint8
   std::vector<std::string> captions_;
   std::vector<std::string> paths_;
   torch::Tensor labels_;      // [N] int64

@@ -17,10 +17,16 @@ namespace {
 namespace fs = std::filesystem;
 
 // Free-form caption frames; {} is the class name with its article where it reads as a noun.
-const std::vector<std::string> kFrames = {
-    "catalogue image of {}", "product shot: {bare}", "a photo of {}", "{bare}, studio photo",
-    "picture of {} on a plain background", "shop listing - {bare}", "my {bare}",
-    "{} for sale", "close-up of {}", "new in: {bare}"};
+const std::vector<std::string> kFrames = {"catalogue image of {}",
+                                          "product shot: {bare}",
+                                          "a photo of {}",
+                                          "{bare}, studio photo",
+                                          "picture of {} on a plain background",
+                                          "shop listing - {bare}",
+                                          "my {bare}",
+                                          "{} for sale",
+                                          "close-up of {}",
+                                          "new in: {bare}"};
 
 std::string with_article(const std::string& noun) {
   if (noun.rfind("pair of", 0) == 0) return "a " + noun;
@@ -30,8 +36,8 @@ std::string with_article(const std::string& noun) {
 
 std::string fill(const std::string& frame, const std::string& noun) {
   std::string out = frame;
-  for (const auto& [key, value] : {std::pair<std::string, std::string>{"{bare}", noun},
-                                   {"{}", with_article(noun)}}) {
+  for (const auto& [key, value] :
+       {std::pair<std::string, std::string>{"{bare}", noun}, {"{}", with_article(noun)}}) {
     const auto at = out.find(key);
     if (at != std::string::npos) out.replace(at, key.size(), value);
   }
@@ -91,14 +97,18 @@ std::string write_photo_folder(const Dataset& source, const ClassAttributes& cla
     std::vector<unsigned char> bytes;
     const std::vector<int> params =
         format == ".jpg" ? std::vector<int>{cv::IMWRITE_JPEG_QUALITY, 90} : std::vector<int>{};
-    MMKT_CHECK(cv::imencode(format, image, bytes, params), "photo folder: cannot encode ", relative);
+    MMKT_CHECK(cv::imencode(format, image, bytes, params), "photo folder: cannot encode ",
+               relative);
     io::write_file_atomic((fs::path(o.out) / relative).string(),
                           std::string(bytes.begin(), bytes.end()));
     const auto& names = classes.class_name_variants[label];
-    const std::string noun = names.empty() ? classes.class_names[label] : names[rng() % names.size()];
+    const std::string noun =
+        names.empty() ? classes.class_names[label] : names[rng() % names.size()];
     const auto caption = fill(kFrames[rng() % kFrames.size()], noun);
-    manifest << nlohmann::json{{"image", relative}, {"text", caption},
-                               {"class", classes.class_names[label]}}.dump()
+    manifest << nlohmann::json{{"image", relative},
+                               {"text", caption},
+                               {"class", classes.class_names[label]}}
+                    .dump()
              << "\n";
   }
   const auto path = (fs::path(o.out) / "manifest.jsonl").string();

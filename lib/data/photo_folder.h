@@ -16,8 +16,8 @@
 namespace mmkt::data {
 
 struct PhotoFolderOptions {
-  std::string out;             // folder to write (created; manifest.jsonl + images/)
-  std::int64_t count = 3000;   // items, drawn at random without replacement from the source
+  std::string out;            // folder to write (created; manifest.jsonl + images/)
+  std::int64_t count = 3000;  // items, drawn at random without replacement from the source
   std::uint64_t seed = 0;
   int min_size = 28, max_size = 120;  // square side in pixels, uniform
 };

@@ -7,18 +7,18 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <initializer_list>
 #include <filesystem>
+#include <initializer_list>
 #include <mutex>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <torch/torch.h>
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
@@ -54,7 +54,6 @@ void check_level(int level) {
                    kShapesMaxLevel, ", got ", level);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Caption grammar. Every word that names a factor value is in kVocabulary below, so the parser
 // recovers the factors of every caption; the other words ("there", "placed", "corner", ...)
@@ -66,7 +65,9 @@ struct Chooser {
   const std::string& pick(const std::vector<std::string>& options) const {
     return options[rng ? rng->below(static_cast<int>(options.size())) : 0];
   }
-  int below(int n) const { return rng ? static_cast<int>(rng->below(static_cast<std::uint64_t>(n))) : 0; }
+  int below(int n) const {
+    return rng ? static_cast<int>(rng->below(static_cast<std::uint64_t>(n))) : 0;
+  }
 };
 
 const std::vector<std::vector<std::string>> kSizeWords = {{"small", "tiny", "little"},
@@ -99,19 +100,21 @@ std::string position_phrase(int position, const Chooser& choose, bool bare) {
     const std::string h = col == 0 ? "left" : "right";
     if (bare) return v + " " + h;
     switch (choose.below(3)) {
-      case 0: return "in the " + v + " " + h + " corner";
-      case 1: return "at the " + v + " " + h;
-      default: return "in the " + v + " " + h;
+      case 0:
+        return "in the " + v + " " + h + " corner";
+      case 1:
+        return "at the " + v + " " + h;
+      default:
+        return "in the " + v + " " + h;
     }
   }
   if (row != 1) {
     static const std::vector<std::string> kTopPp = {"at the top", "along the top edge",
                                                     "near the top", "in the upper middle"};
-    static const std::vector<std::string> kBottomPp = {
-        "at the bottom", "along the bottom edge", "near the bottom", "in the lower middle"};
+    static const std::vector<std::string> kBottomPp = {"at the bottom", "along the bottom edge",
+                                                       "near the bottom", "in the lower middle"};
     static const std::vector<std::string> kTopBare = {"top", "top centre", "upper middle"};
-    static const std::vector<std::string> kBottomBare = {"bottom", "bottom centre",
-                                                         "lower middle"};
+    static const std::vector<std::string> kBottomBare = {"bottom", "bottom centre", "lower middle"};
     if (bare) return choose.pick(row == 0 ? kTopBare : kBottomBare);
     return choose.pick(row == 0 ? kTopPp : kBottomPp);
   }
@@ -119,16 +122,23 @@ std::string position_phrase(int position, const Chooser& choose, bool bare) {
     const std::string h = col == 0 ? "left" : "right";
     if (bare) {
       switch (choose.below(3)) {
-        case 0: return h;
-        case 1: return "centre " + h;
-        default: return "middle " + h;
+        case 0:
+          return h;
+        case 1:
+          return "centre " + h;
+        default:
+          return "middle " + h;
       }
     }
     switch (choose.below(4)) {
-      case 0: return "on the " + h;
-      case 1: return "at the " + h + " edge";
-      case 2: return "on the " + h + " side";
-      default: return "at the centre " + h;
+      case 0:
+        return "on the " + h;
+      case 1:
+        return "at the " + h + " edge";
+      case 2:
+        return "on the " + h + " side";
+      default:
+        return "at the centre " + h;
     }
   }
   static const std::vector<std::string> kCentrePp = {"in the centre", "in the middle",
@@ -153,7 +163,8 @@ constexpr int kNumTemplates = 13;
 // The lowest level template `t` fits: templates 4-6 need the position, 7 and 9 the size, 8 the
 // background, 10 the colour (6 needs size, colour and position).
 bool template_fits(int t, int level) {
-  static constexpr std::array<int, kNumTemplates> kMinLevel = {1, 1, 1, 1, 4, 4, 4, 2, 5, 2, 3, 1, 1};
+  static constexpr std::array<int, kNumTemplates> kMinLevel = {1, 1, 1, 1, 4, 4, 4,
+                                                               2, 5, 2, 3, 1, 1};
   return level >= kMinLevel[t];
 }
 
@@ -175,10 +186,14 @@ std::string caption_from_template(int t, const ShapeFactors& f, int level, const
     return rest.empty() ? head : head + sep + rest;
   };
   switch (t) {
-    case 0: return with("a " + np, tail, " ");
-    case 1: return with("there is a " + np, tail, " ");
-    case 2: return with("the image shows a " + np, tail, " ");
-    case 3: return with("a picture of a " + np, tail, " ");
+    case 0:
+      return with("a " + np, tail, " ");
+    case 1:
+      return with("there is a " + np, tail, " ");
+    case 2:
+      return with("the image shows a " + np, tail, " ");
+    case 3:
+      return with("a picture of a " + np, tail, " ");
     case 4:
       if (!has_pos) return "";
       return with(pos_bare + ": a " + np, bg_pp, " ");
@@ -200,9 +215,12 @@ std::string caption_from_template(int t, const ShapeFactors& f, int level, const
     case 10:
       if (!has_colour) return "";
       return with("a " + join_nonempty({size, shape}, " ") + " in " + colour, tail, " ");
-    case 11: return with("one " + np, tail, " ");
-    case 12: return with("a single " + np, tail, " ");
-    default: return "";
+    case 11:
+      return with("one " + np, tail, " ");
+    case 12:
+      return with("a single " + np, tail, " ");
+    default:
+      return "";
   }
 }
 
@@ -241,7 +259,8 @@ const std::unordered_map<std::string, VocabEntry>& vocabulary() {
     for (const char* w : {"bottom", "lower"}) v[w] = VocabEntry{Word::kBottom};
     v["left"] = VocabEntry{Word::kLeft};
     v["right"] = VocabEntry{Word::kRight};
-    for (const char* w : {"centre", "center", "middle", "central"}) v[w] = VocabEntry{Word::kCentre};
+    for (const char* w : {"centre", "center", "middle", "central"})
+      v[w] = VocabEntry{Word::kCentre};
     return v;
   }();
   return vocab;
@@ -251,9 +270,9 @@ const std::unordered_map<std::string, VocabEntry>& vocabulary() {
 // Rendering. Everything is drawn in RGB order; render_shapes_image converts to BGR.
 
 // Shape colours (RGB), saturated and bright so that they stand out from the dark grey textures.
-const std::array<cv::Scalar, 6> kColoursRgb = {
-    cv::Scalar(235, 35, 35),   cv::Scalar(40, 205, 50),  cv::Scalar(45, 90, 255),
-    cv::Scalar(245, 220, 40),  cv::Scalar(175, 60, 230), cv::Scalar(245, 245, 245)};
+const std::array<cv::Scalar, 6> kColoursRgb = {cv::Scalar(235, 35, 35),  cv::Scalar(40, 205, 50),
+                                               cv::Scalar(45, 90, 255),  cv::Scalar(245, 220, 40),
+                                               cv::Scalar(175, 60, 230), cv::Scalar(245, 245, 245)};
 
 // Shape radius as a share of the image side, and the grid: cell centres at 0.22, 0.5, 0.78.
 constexpr double kRadiusBig = 0.13, kRadiusSmall = 0.075, kGridStep = 0.28;
@@ -280,8 +299,8 @@ const std::vector<cv::Point2d>& unit_outline(int shape) {
     for (int k = 0; k < n; ++k) {
       const double t = 2 * kPi * k / n;
       const double x = 16 * std::pow(std::sin(t), 3);
-      const double y = 13 * std::cos(t) - 5 * std::cos(2 * t) - 2 * std::cos(3 * t) -
-                       std::cos(4 * t);
+      const double y =
+          13 * std::cos(t) - 5 * std::cos(2 * t) - 2 * std::cos(3 * t) - std::cos(4 * t);
       o[3].push_back({x * 1.05 / 16, -(y + 2.5) * 1.05 / 16});
     }
     // Five-pointed star, point up: outer radius 1.2, inner 0.48 of it.
@@ -367,8 +386,9 @@ void render_rgb(const ShapeFactors& f, const detail::ShapesTextures& tex, std::u
   const double r = (f.size == 1 ? kRadiusBig : kRadiusSmall) * S * scale;
   const cv::Scalar colour = kColoursRgb[f.colour] * brightness;
   if (f.shape == 1) {
-    cv::circle(out, cv::Point(static_cast<int>(std::lround(cx * kOne)),
-                              static_cast<int>(std::lround(cy * kOne))),
+    cv::circle(out,
+               cv::Point(static_cast<int>(std::lround(cx * kOne)),
+                         static_cast<int>(std::lround(cy * kOne))),
                static_cast<int>(std::lround(r * kOne)), colour, cv::FILLED, cv::LINE_AA, kShift);
     return;
   }
@@ -423,12 +443,18 @@ std::string fmt_holdout(const std::map<std::string, std::string>& combo) {
 
 int ShapeFactors::get(int factor) const {
   switch (factor) {
-    case 0: return shape;
-    case 1: return size;
-    case 2: return colour;
-    case 3: return position;
-    case 4: return background;
-    default: fail("ShapeFactors::get: factor ", factor, " out of range 0..4");
+    case 0:
+      return shape;
+    case 1:
+      return size;
+    case 2:
+      return colour;
+    case 3:
+      return position;
+    case 4:
+      return background;
+    default:
+      fail("ShapeFactors::get: factor ", factor, " out of range 0..4");
   }
 }
 
@@ -438,11 +464,21 @@ void ShapeFactors::set(int factor, int value) {
   MMKT_CHECK(value >= 0 && value < radix(factor), "ShapeFactors::set: value ", value,
              " out of range for factor ", shapes_factor_names()[factor]);
   switch (factor) {
-    case 0: shape = value; break;
-    case 1: size = value; break;
-    case 2: colour = value; break;
-    case 3: position = value; break;
-    default: background = value; break;
+    case 0:
+      shape = value;
+      break;
+    case 1:
+      size = value;
+      break;
+    case 2:
+      colour = value;
+      break;
+    case 3:
+      position = value;
+      break;
+    default:
+      background = value;
+      break;
   }
 }
 
@@ -515,9 +551,10 @@ ShapeFactors shapes_factors_from_label(std::int64_t label, int level) {
 std::string shapes_class_name(const ShapeFactors& f, int level) {
   check_level(level);
   const auto& v = value_table();
-  std::string name = join_nonempty({level >= 2 ? v[1][f.size] : "", level >= 3 ? v[2][f.colour] : "",
-                                     v[0][f.shape], level >= 4 ? v[3][f.position] : ""},
-                                    " ");
+  std::string name =
+      join_nonempty({level >= 2 ? v[1][f.size] : "", level >= 3 ? v[2][f.colour] : "",
+                     v[0][f.shape], level >= 4 ? v[3][f.position] : ""},
+                    " ");
   if (level >= 5) name += " on " + v[4][f.background];
   return name;
 }
@@ -526,7 +563,8 @@ std::vector<std::string> shapes_attribute_names(int level) {
   check_level(level);
   std::vector<std::string> names;
   for (int f = 0; f < level; ++f)
-    for (const auto& value : value_table()[f]) names.push_back(shapes_factor_names()[f] + "=" + value);
+    for (const auto& value : value_table()[f])
+      names.push_back(shapes_factor_names()[f] + "=" + value);
   return names;
 }
 
@@ -588,11 +626,21 @@ std::optional<ShapeFactors> parse_shapes_caption(const std::string& caption, int
         if (found[e.factor] >= 0 && found[e.factor] != e.value) conflict = true;
         found[e.factor] = e.value;
         return;
-      case Word::kTop: note(vertical, -1); return;
-      case Word::kBottom: note(vertical, 1); return;
-      case Word::kLeft: note(horizontal, -1); return;
-      case Word::kRight: note(horizontal, 1); return;
-      case Word::kCentre: centre = true; return;
+      case Word::kTop:
+        note(vertical, -1);
+        return;
+      case Word::kBottom:
+        note(vertical, 1);
+        return;
+      case Word::kLeft:
+        note(horizontal, -1);
+        return;
+      case Word::kRight:
+        note(horizontal, 1);
+        return;
+      case Word::kCentre:
+        centre = true;
+        return;
     }
   };
   for (char c : caption) {
@@ -621,7 +669,8 @@ std::optional<ShapeFactors> parse_shapes_caption(const std::string& caption, int
 // ---------------------------------------------------------------------------------------------
 // Rendering entry points.
 
-cv::Mat render_shapes_image(const ShapeFactors& factors, int image_size, std::uint64_t jitter_seed) {
+cv::Mat render_shapes_image(const ShapeFactors& factors, int image_size,
+                            std::uint64_t jitter_seed) {
   MMKT_CHECK_INPUT(image_size >= 16, "shapes: image_size must be >= 16, got ", image_size);
   for (int f = 0; f < kShapesNumFactors; ++f)
     MMKT_CHECK(factors.get(f) >= 0 && factors.get(f) < radix(f), "shapes: factor ",
@@ -634,9 +683,12 @@ cv::Mat render_shapes_image(const ShapeFactors& factors, int image_size, std::ui
 
 std::string to_string(ShapesSplit split) {
   switch (split) {
-    case ShapesSplit::kAll: return "all";
-    case ShapesSplit::kTrain: return "train";
-    case ShapesSplit::kHeldOut: return "held-out";
+    case ShapesSplit::kAll:
+      return "all";
+    case ShapesSplit::kTrain:
+      return "train";
+    case ShapesSplit::kHeldOut:
+      return "held-out";
   }
   return "?";
 }
@@ -702,8 +754,8 @@ ShapesDataset::ShapesDataset(ShapesOptions options) : options_(std::move(options
       if (shapes_value_index(f, value) < 0) {
         std::string values;
         for (const auto& v : value_table()[f]) values += (values.empty() ? "" : ", ") + v;
-        fail_input("shapes: holdout entry ", k, " ", fmt_holdout(combo), ": unknown ", name,
-                   " '", value, "', expected one of ", values);
+        fail_input("shapes: holdout entry ", k, " ", fmt_holdout(combo), ": unknown ", name, " '",
+                   value, "', expected one of ", values);
       }
     }
   }

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
 #include <torch/types.h>
+#include <opencv2/core.hpp>
 
 #include "mmkt/data/dataset.h"
 
@@ -41,7 +41,7 @@ struct ShapeFactors {
                        // bottom right (row-major 3x3 grid)
   int background = 0;  // black, noise, stripes, checker
 
-  int get(int factor) const;            // factor in 0..4 (order above)
+  int get(int factor) const;  // factor in 0..4 (order above)
   void set(int factor, int value);
   bool operator==(const ShapeFactors& other) const;
   bool operator!=(const ShapeFactors& other) const { return !(*this == other); }
@@ -88,8 +88,7 @@ std::optional<ShapeFactors> parse_shapes_caption(const std::string& caption, int
 // Renders one image, CV_8UC3 in BGR order (for cv::imwrite). The jitter seed fixes the
 // sub-pixel offset (+-2 px at 64x64), scale (+-6%), rotation (+-5 deg), brightness and texture
 // phase. Anti-aliased. Background textures are built once per image size and cached.
-cv::Mat render_shapes_image(const ShapeFactors& factors, int image_size,
-                            std::uint64_t jitter_seed);
+cv::Mat render_shapes_image(const ShapeFactors& factors, int image_size, std::uint64_t jitter_seed);
 
 enum class ShapesSplit { kAll, kTrain, kHeldOut };
 // "all" | "train" | "held-out"
@@ -102,11 +101,11 @@ ShapesSplit parse_shapes_split(const std::string& name);
 using ShapesHoldout = std::vector<std::map<std::string, std::string>>;
 
 struct ShapesOptions {
-  int level = 3;               // 1..5
-  std::int64_t size = 10000;   // number of items
-  std::uint64_t seed = 0;      // item i is drawn from derive_seed(seed, "shapes") and i
-  int image_size = 64;         // S: images are [3,S,S], S >= 16
-  ShapesHoldout holdout;       // combinations kept out of kTrain / the only ones in kHeldOut
+  int level = 3;              // 1..5
+  std::int64_t size = 10000;  // number of items
+  std::uint64_t seed = 0;     // item i is drawn from derive_seed(seed, "shapes") and i
+  int image_size = 64;        // S: images are [3,S,S], S >= 16
+  ShapesHoldout holdout;      // combinations kept out of kTrain / the only ones in kHeldOut
   ShapesSplit split = ShapesSplit::kAll;
 };
 

@@ -1,9 +1,9 @@
 #include "mmkt/demo/demo.h"
 
 #include <chrono>
-#include <map>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "mmkt/core/error.h"
@@ -51,7 +51,9 @@ nlohmann::json demo_config(const DemoOptions& o) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string fixed(double v, int digits) {
   std::ostringstream s;
@@ -71,9 +73,10 @@ void fresh_run_dir(const std::string& dir) {
   if (fs::exists(dir)) {
     const fs::path p(dir);
     const bool demo_owned = fs::exists(p / kDemoMarker) || fs::exists(p / "demo.json");
-    MMKT_CHECK_INPUT(fs::is_directory(p) && (fs::is_empty(p) || demo_owned), dir,
-                     ": exists and is not an earlier demo's folder (the demo replaces only its own); "
-                     "choose another --run");
+    MMKT_CHECK_INPUT(
+        fs::is_directory(p) && (fs::is_empty(p) || demo_owned), dir,
+        ": exists and is not an earlier demo's folder (the demo replaces only its own); "
+        "choose another --run");
     fs::remove_all(dir);
   }
   fs::create_directories(dir);
@@ -89,8 +92,10 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   fresh_run_dir(dir);
   nlohmann::json figures;
 
-  log::info("demo 1/4: training a JMVAE-kl with contrastive image-caption constraints on Fashion-MNIST + captions (",
-            o.epochs, " epochs of ", o.steps_per_epoch, " steps)");
+  log::info(
+      "demo 1/4: training a JMVAE-kl with contrastive image-caption constraints on Fashion-MNIST + "
+      "captions (",
+      o.epochs, " epochs of ", o.steps_per_epoch, " steps)");
   const auto resolved = demo_config(o);
   const auto config = config_from_json(resolved, "demo");
   auto t = Clock::now();
@@ -123,12 +128,14 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   t = Clock::now();
   const std::string demo_dir = dir + "/demo";
   fs::create_directories(demo_dir);
-  auto index = query::open_index(run, dir, query::modality_of_kind(run, "image"), "test", rt.device);
+  auto index =
+      query::open_index(run, dir, query::modality_of_kind(run, "image"), "test", rt.device);
   const auto qt = Clock::now();
   models::Gaussian q;
   {
     torch::NoGradGuard no_grad;
-    q = run.model->encode(query::modality_of_kind(run, "text"), query::text_input(run, o.query, rt.device));
+    q = run.model->encode(query::modality_of_kind(run, "text"),
+                          query::text_input(run, o.query, rt.device));
   }
   const auto hits = query::search(index, q.mu, 12, "cosine");
   const double query_ms = std::chrono::duration<double, std::milli>(Clock::now() - qt).count();
@@ -136,16 +143,22 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   nlohmann::json hit_json;
   for (const auto& h : hits) {
     rows.push_back(h.item);
-    hit_json.push_back({{"item", h.item}, {"score", h.score},
-                        {"class", run.data.class_attributes->class_names[static_cast<std::size_t>(h.label)]}});
+    hit_json.push_back(
+        {{"item", h.item},
+         {"score", h.score},
+         {"class", run.data.class_attributes->class_names[static_cast<std::size_t>(h.label)]}});
   }
   eval::write_image_rows_png(demo_dir + "/query.png", {"\"" + o.query + "\""},
                              query::index_images(run, index, rows).unsqueeze(0));
-  io::write_file_atomic(demo_dir + "/query.json",
-                        nlohmann::json{{"query", o.query}, {"latency_ms", query_ms}, {"results", hit_json}}.dump(2) + "\n");
-  const auto drawn = query::images_from_text(run, query::text_input(run, o.draw, rt.device), 16, rt.seed);
-  image::write_png(demo_dir + "/generated.png",
-                   image::make_grid(image::upscale_nearest(drawn, image::viewing_scale(drawn.size(2))), 4));
+  io::write_file_atomic(
+      demo_dir + "/query.json",
+      nlohmann::json{{"query", o.query}, {"latency_ms", query_ms}, {"results", hit_json}}.dump(2) +
+          "\n");
+  const auto drawn =
+      query::images_from_text(run, query::text_input(run, o.draw, rt.device), 16, rt.seed);
+  image::write_png(
+      demo_dir + "/generated.png",
+      image::make_grid(image::upscale_nearest(drawn, image::viewing_scale(drawn.size(2))), 4));
   figures["seconds"]["query"] = since(t);
   figures["seconds"]["total"] = since(start);
 
@@ -156,49 +169,59 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   std::map<std::string, int> top_classes;  // class -> count among the top 12
   for (const auto& h : hit_json) ++top_classes[h["class"].get<std::string>()];
   std::ostringstream histogram;
-  for (const auto& [name, count] : top_classes) histogram << (histogram.tellp() > 0 ? ", " : "") << count << " " << name;
+  for (const auto& [name, count] : top_classes)
+    histogram << (histogram.tellp() > 0 ? ", " : "") << count << " " << name;
   std::ostringstream md;
   md << "# mmkt demo\n\n"
-     << "JMVAE-kl + contrastive image-caption constraints, Fashion-MNIST with generated captions, " << o.epochs << " epochs of "
-     << o.steps_per_epoch << " steps (" << fixed(figures["seconds"]["train"].get<double>() / 60.0, 1)
-     << " min); unseen classes: ";
-  for (std::size_t i = 0; i < z["unseen"].size(); ++i) md << (i ? ", " : "") << z["unseen"][i].get<std::string>();
+     << "JMVAE-kl + contrastive image-caption constraints, Fashion-MNIST with generated captions, "
+     << o.epochs << " epochs of " << o.steps_per_epoch << " steps ("
+     << fixed(figures["seconds"]["train"].get<double>() / 60.0, 1) << " min); unseen classes: ";
+  for (std::size_t i = 0; i < z["unseen"].size(); ++i)
+    md << (i ? ", " : "") << z["unseen"][i].get<std::string>();
   md << ". Test set: 10,000 items.\n\n"
-     << "| retrieval (cosine) | queries | mAP | random mAP | P@10 |\n| --- | --- | ---: | ---: | ---: |\n";
+     << "| retrieval (cosine) | queries | mAP | random mAP | P@10 |\n| --- | --- | ---: | ---: | "
+        "---: |\n";
   for (const std::string task : {"text->image", "image->text", "image->image"}) {
     const auto& c = r[task]["cosine"];
-    md << "| " << task << " | all | " << f3(c["mAP"]) << " | " << f3(c["random_mAP"]) << " | " << f3(c["P@10"]) << " |\n";
+    md << "| " << task << " | all | " << f3(c["mAP"]) << " | " << f3(c["random_mAP"]) << " | "
+       << f3(c["P@10"]) << " |\n";
     if (!c.contains("groups")) continue;
     for (const std::string group : {"seen", "unseen"}) {
       const auto& g = c["groups"][group];
-      md << "| " << task << " | " << group << " classes | " << f3(g["mAP"]) << " | " << f3(g["random_mAP"])
-         << " | " << f3(g["P@10"]) << " |\n";
+      md << "| " << task << " | " << group << " classes | " << f3(g["mAP"]) << " | "
+         << f3(g["random_mAP"]) << " | " << f3(g["P@10"]) << " |\n";
     }
   }
   md << "\n| zero-shot (unseen classes) | DAP | IAP | text |\n| --- | ---: | ---: | ---: |\n"
-     << "| ZSL accuracy | " << f3(z["dap"]["zsl"]) << " | " << f3(z["iap"]["zsl"]) << " | " << f3(z["text"]["zsl"])
-     << " |\n\n"
+     << "| ZSL accuracy | " << f3(z["dap"]["zsl"]) << " | " << f3(z["iap"]["zsl"]) << " | "
+     << f3(z["text"]["zsl"]) << " |\n\n"
      << distill::comparison_markdown(distill::comparison_rows({distilled})) << "\n"
      << "The student has " << s["parameters"].get<std::int64_t>() << " parameters ("
-     << fixed(100.0 * s["parameter_ratio"].get<double>(), 1) << "% of the teacher's image encoder) and embeds "
-     << fixed(s["speedup"].get<double>(), 1) << "x as many images per second.\n\n"
-     << "Query \"" << o.query << "\": the classes of the top 12 test images: " << histogram.str() << " ("
-     << fixed(query_ms, 2) << " ms after the index was loaded).\n\n"
+     << fixed(100.0 * s["parameter_ratio"].get<double>(), 1)
+     << "% of the teacher's image encoder) and embeds " << fixed(s["speedup"].get<double>(), 1)
+     << "x as many images per second.\n\n"
+     << "Query \"" << o.query << "\": the classes of the top 12 test images: " << histogram.str()
+     << " (" << fixed(query_ms, 2) << " ms after the index was loaded).\n\n"
      << "Pictures:\n"
      << "- " << demo_dir << "/query.png: the top 12 images for \"" << o.query << "\"\n"
      << "- " << demo_dir << "/generated.png: 16 images drawn for \"" << o.draw << "\"\n"
-     << "- " << dir << "/eval/pictures/: reconstructions, text->image and image->text rows, latent PCA, "
+     << "- " << dir
+     << "/eval/pictures/: reconstructions, text->image and image->text rows, latent PCA, "
         "retrieval contact sheet, zero-shot confusion matrices\n\n"
      << "Written: " << dir << "/{config.json, checkpoint.pt, log.jsonl, summary.json}, " << dir
-     << "/eval/report.{json,md}, " << dir << "/distill/student/, " << dir << "/index/, " << demo_dir << "/\n\n"
+     << "/eval/report.{json,md}, " << dir << "/distill/student/, " << dir << "/index/, " << demo_dir
+     << "/\n\n"
      << "Total: " << fixed(figures["seconds"]["total"].get<double>() / 60.0, 1) << " min.\n";
   io::write_file_atomic(dir + "/demo.md", md.str());
   figures["retrieval_text_to_image_map"] = r["text->image"]["cosine"]["mAP"];
   if (r["text->image"]["cosine"].contains("groups")) {
-    figures["retrieval_text_to_image_map_seen"] = r["text->image"]["cosine"]["groups"]["seen"]["mAP"];
-    figures["retrieval_text_to_image_map_unseen"] = r["text->image"]["cosine"]["groups"]["unseen"]["mAP"];
+    figures["retrieval_text_to_image_map_seen"] =
+        r["text->image"]["cosine"]["groups"]["seen"]["mAP"];
+    figures["retrieval_text_to_image_map_unseen"] =
+        r["text->image"]["cosine"]["groups"]["unseen"]["mAP"];
   }
-  figures["zero_shot"] = {{"dap", z["dap"]["zsl"]}, {"iap", z["iap"]["zsl"]}, {"text", z["text"]["zsl"]}};
+  figures["zero_shot"] = {
+      {"dap", z["dap"]["zsl"]}, {"iap", z["iap"]["zsl"]}, {"text", z["text"]["zsl"]}};
   figures["student"] = {{"parameters", s["parameters"]}, {"speedup", s["speedup"]}};
   figures["query_ms"] = query_ms;
   figures["test_elbo"] = summary.contains("test") ? summary["test"] : nlohmann::json();

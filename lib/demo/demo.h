@@ -1,6 +1,7 @@
 // `mmkt demo`: the main job behind the README's first command, on Fashion-MNIST with the
 // captions and attributes in data/ (nothing beyond the set-up):
-//   1. trains a JMVAE-kl with contrastive image-caption constraints for a few minutes (2 short epochs),
+//   1. trains a JMVAE-kl with contrastive image-caption constraints for a few minutes (2 short
+//   epochs),
 //   2. evaluates retrieval and zero-shot, with pictures (eval/report.h),
 //   3. distils one image student (mlp:32, CE + Bayesian KL) and evaluates it beside the teacher,
 //   4. answers one text query from a saved index and draws images for one caption,
@@ -21,10 +22,10 @@ struct DemoOptions {
   std::int64_t epochs = 2;
   std::int64_t steps_per_epoch = 150;  // batches of 100
   std::int64_t distill_epochs = 10;
-  std::int64_t distill_items = 0;      // transfer-set items (0 = the whole training split)
+  std::int64_t distill_items = 0;  // transfer-set items (0 = the whole training split)
   std::string query = "an ankle boot with a heel";
   std::string draw = "a pair of trousers";
-  std::string dataset_root;            // "" = the default Fashion-MNIST location
+  std::string dataset_root;  // "" = the default Fashion-MNIST location
 };
 
 // The training configuration of the demo (JSON, every other key at its default); the same as

@@ -72,8 +72,8 @@ DistEnv env_from_environment() {
   env.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
   if (const char* addr = std::getenv("MASTER_ADDR"); addr && *addr) env.master_addr = addr;
   if (env.world_size > 1) {
-    MMKT_CHECK_INPUT(std::getenv("RANK") != nullptr,
-                     "environment: WORLD_SIZE=", env.world_size, " but RANK is not set");
+    MMKT_CHECK_INPUT(std::getenv("RANK") != nullptr, "environment: WORLD_SIZE=", env.world_size,
+                     " but RANK is not set");
   }
   return env;
 }
@@ -117,8 +117,7 @@ void Communicator::wait_for(const char* what,
     } catch (const std::exception&) {
       fail("distributed: rank ", rank_, " of ", world_size_, ": the ", what,
            " failed; another worker stopped, stalled for more than ", timeout_.count() / 1000.0,
-           " s (--dist-timeout), or the network failed. Gloo: ",
-           what_of(std::current_exception()));
+           " s (--dist-timeout), or the network failed. Gloo: ", what_of(std::current_exception()));
     }
   }
 }
@@ -190,8 +189,10 @@ std::string Communicator::fetch(const std::string& key) {
     return std::string(value.begin(), value.end());
   } catch (const std::exception&) {
     fail("distributed: rank ", rank_, " of ", world_size_, " waited ", timeout_.count() / 1000.0,
-         " s for '", key, "' from rank 0, which did not publish it (did rank 0 stop with an "
-         "error?): ", what_of(std::current_exception()));
+         " s for '", key,
+         "' from rank 0, which did not publish it (did rank 0 stop with an "
+         "error?): ",
+         what_of(std::current_exception()));
   }
 }
 

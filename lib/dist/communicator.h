@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include <torch/types.h>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
-#include <torch/types.h>
 
 #include "mmkt/models/batch_peers.h"
 

@@ -11,10 +11,12 @@ namespace mmkt::distill {
 
 ActivationStats activation_stats(const std::string& modality, const torch::Tensor& features,
                                  const torch::Tensor& labels) {
-  MMKT_CHECK_INPUT(features.dim() == 2 && features.size(0) == labels.size(0) && features.size(0) > 0,
-                   "activation statistics need features [N,F] and labels [N] with N > 0");
-  const auto [classes, inverse, counts] = torch::_unique2(labels, /*sorted=*/true, /*return_inverse=*/true,
-                                                          /*return_counts=*/true);
+  MMKT_CHECK_INPUT(
+      features.dim() == 2 && features.size(0) == labels.size(0) && features.size(0) > 0,
+      "activation statistics need features [N,F] and labels [N] with N > 0");
+  const auto [classes, inverse, counts] =
+      torch::_unique2(labels, /*sorted=*/true, /*return_inverse=*/true,
+                      /*return_counts=*/true);
   (void)inverse;
   ActivationStats s;
   s.modality = modality;
@@ -34,7 +36,8 @@ ActivationStats activation_stats(const std::string& modality, const torch::Tenso
 void save_activation_stats(const std::string& path, const ActivationStats& s) {
   torch::serialize::OutputArchive a;
   a.write("format", torch::tensor(std::vector<std::int64_t>{1}));
-  a.write("modality", torch::tensor(std::vector<std::int64_t>(s.modality.begin(), s.modality.end())));
+  a.write("modality",
+          torch::tensor(std::vector<std::int64_t>(s.modality.begin(), s.modality.end())));
   a.write("classes", s.classes);
   a.write("mean", s.mean);
   a.write("stddev", s.stddev);
@@ -65,8 +68,8 @@ ActivationStats load_activation_stats(const std::string& path) {
   const auto c = s.classes.numel();
   MMKT_CHECK_INPUT(s.mean.dim() == 2 && s.mean.size(0) == c && s.stddev.sizes() == s.mean.sizes() &&
                        s.counts.numel() == c && c > 0,
-                   path, ": inconsistent activation statistics (", c, " classes, mean ", s.mean.sizes(),
-                   ", stddev ", s.stddev.sizes(), ")");
+                   path, ": inconsistent activation statistics (", c, " classes, mean ",
+                   s.mean.sizes(), ", stddev ", s.stddev.sizes(), ")");
   for (std::int64_t i = 0; i < modality.numel(); ++i) {
     s.modality.push_back(static_cast<char>(modality[i].item<std::int64_t>()));
   }
@@ -77,7 +80,8 @@ Reconstruction reconstruct_inputs(models::MultimodalVae& teacher, const Activati
                                   const std::vector<std::int64_t>& shape,
                                   const ReconstructionOptions& o, const torch::Device& device) {
   MMKT_CHECK_INPUT(shape.size() == 3, "data-free reconstruction needs an image shape {C,H,W}");
-  MMKT_CHECK_INPUT(o.items > 0 && o.batch_size > 0 && o.steps > 0, "data-free reconstruction needs items, "
+  MMKT_CHECK_INPUT(o.items > 0 && o.batch_size > 0 && o.steps > 0,
+                   "data-free reconstruction needs items, "
                    "batch size and steps > 0");
   teacher->eval();
   // Only the inputs are optimised: the teacher's parameters never receive gradients (restored
@@ -104,15 +108,19 @@ Reconstruction reconstruct_inputs(models::MultimodalVae& teacher, const Activati
     const auto n = std::min(o.batch_size, o.items - start);
     const auto pick = torch::randint(c, {n}, gen, torch::kInt64);
     const auto target = (stats.mean.index_select(0, pick) +
-                         stats.stddev.index_select(0, pick) * torch::randn({n, stats.mean.size(1)}, gen, torch::kFloat32))
+                         stats.stddev.index_select(0, pick) *
+                             torch::randn({n, stats.mean.size(1)}, gen, torch::kFloat32))
                             .clamp_min(0.0)  // the features are ReLU outputs
                             .to(device);
-    auto v = torch::randn({n, shape[0], shape[1], shape[2]}, gen, torch::kFloat32).to(device).set_requires_grad(true);
+    auto v = torch::randn({n, shape[0], shape[1], shape[2]}, gen, torch::kFloat32)
+                 .to(device)
+                 .set_requires_grad(true);
     torch::optim::Adam optimizer({v}, torch::optim::AdamOptions(o.lr));
     double loss_value = 0;
     for (std::int64_t step = 0; step < o.steps; ++step) {
       optimizer.zero_grad();
-      const auto f = teacher->unimodal_features(stats.modality, models::ModalityInput{torch::sigmoid(v), {}});
+      const auto f =
+          teacher->unimodal_features(stats.modality, models::ModalityInput{torch::sigmoid(v), {}});
       const auto loss = (f - target).pow(2).mean();
       loss.backward();
       optimizer.step();
@@ -123,7 +131,8 @@ Reconstruction reconstruct_inputs(models::MultimodalVae& teacher, const Activati
     ++batches;
     images.push_back(torch::sigmoid(v.detach()).cpu());
     labels.push_back(stats.classes.index_select(0, pick));
-    log::info("data-free: reconstructed ", start + n, "/", o.items, " images, feature loss ", loss_value);
+    log::info("data-free: reconstructed ", start + n, "/", o.items, " images, feature loss ",
+              loss_value);
   }
   Reconstruction r;
   r.images = torch::cat(images);

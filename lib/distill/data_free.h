@@ -19,10 +19,10 @@
 namespace mmkt::distill {
 
 struct ActivationStats {
-  std::string modality;       // the teacher encoder they describe ("image")
-  torch::Tensor classes;      // [C] int64 class indices
+  std::string modality;        // the teacher encoder they describe ("image")
+  torch::Tensor classes;       // [C] int64 class indices
   torch::Tensor mean, stddev;  // [C,F]
-  torch::Tensor counts;       // [C] int64 items per class
+  torch::Tensor counts;        // [C] int64 items per class
 };
 
 // From teacher features [N,F] of items with labels [N].
@@ -41,14 +41,15 @@ struct ReconstructionOptions {
 };
 
 struct Reconstruction {
-  torch::Tensor images;  // [N,C,H,W] in [0,1], on the CPU
-  torch::Tensor labels;  // [N] the class whose statistics each image was drawn from
+  torch::Tensor images;   // [N,C,H,W] in [0,1], on the CPU
+  torch::Tensor labels;   // [N] the class whose statistics each image was drawn from
   double final_loss = 0;  // mean feature-matching loss of the last step, over batches
   double initial_loss = 0;
 };
 // Needs only the teacher and the statistics; `shape` = {C,H,W} of the teacher's images.
 Reconstruction reconstruct_inputs(models::MultimodalVae& teacher, const ActivationStats& stats,
                                   const std::vector<std::int64_t>& shape,
-                                  const ReconstructionOptions& options, const torch::Device& device);
+                                  const ReconstructionOptions& options,
+                                  const torch::Device& device);
 
 }  // namespace mmkt::distill

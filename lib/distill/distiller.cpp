@@ -7,16 +7,17 @@
 #include <sstream>
 
 #include "mmkt/core/error.h"
-#include "mmkt/core/strings.h"
 #include "mmkt/core/log.h"
 #include "mmkt/core/random.h"
 #include "mmkt/core/runtime.h"
+#include "mmkt/core/strings.h"
 #include "mmkt/distill/losses.h"
 
 namespace mmkt::distill {
 
 const std::vector<std::string>& distill_terms() {
-  static const std::vector<std::string> terms = {"ce", "kd", "gd", "hint", "pkt", "vid", "bayes", "mse"};
+  static const std::vector<std::string> terms = {"ce",  "kd",  "gd",    "hint",
+                                                 "pkt", "vid", "bayes", "mse"};
   return terms;
 }
 
@@ -26,12 +27,13 @@ MethodWeights preset(const std::string& name) {
   if (name == "baseline") return {{"ce", 1.0}};
   if (name == "kd") return {{"kd", 0.9}, {"ce", 0.1}};
   if (name == "gd") return {{"gd", 0.9}, {"ce", 0.1}};
-  if (name == "hint" || name == "pkt" || name == "vid" || name == "bayes" || name == "mse") return {{name, 1.0}};
-  fail_input("distillation method '", name,
-             "' (expected baseline, kd, gd, hint, pkt, vid, bayes, mse, a sum such as pkt+bayes, or "
-             "weights such as pkt=1,bayes=0.1)");
+  if (name == "hint" || name == "pkt" || name == "vid" || name == "bayes" || name == "mse")
+    return {{name, 1.0}};
+  fail_input(
+      "distillation method '", name,
+      "' (expected baseline, kd, gd, hint, pkt, vid, bayes, mse, a sum such as pkt+bayes, or "
+      "weights such as pkt=1,bayes=0.1)");
 }
-
 
 }  // namespace
 
@@ -44,9 +46,10 @@ MethodWeights parse_method(const std::string& method) {
       MMKT_CHECK_INPUT(eq != std::string::npos, "distillation weights '", method, "': '", item,
                        "' is not TERM=WEIGHT");
       const auto term = item.substr(0, eq);
-      MMKT_CHECK_INPUT(std::find(distill_terms().begin(), distill_terms().end(), term) != distill_terms().end(),
-                       "distillation weights '", method, "': unknown term '", term,
-                       "' (expected ce, kd, gd, hint, pkt, vid, bayes, mse)");
+      MMKT_CHECK_INPUT(
+          std::find(distill_terms().begin(), distill_terms().end(), term) != distill_terms().end(),
+          "distillation weights '", method, "': unknown term '", term,
+          "' (expected ce, kd, gd, hint, pkt, vid, bayes, mse)");
       double v = 0;
       std::size_t used = 0;
       try {
@@ -77,11 +80,12 @@ bool uses_teacher(const MethodWeights& weights) {
 DistillHeadsImpl::DistillHeadsImpl(std::int64_t latent_dim, std::int64_t teacher_features) {
   projection = register_module("projection", torch::nn::Linear(latent_dim, teacher_features));
   const std::int64_t hidden = std::max<std::int64_t>(2 * latent_dim, 128);
-  regressor = register_module("regressor", torch::nn::Sequential(torch::nn::Linear(latent_dim, hidden),
-                                                                 torch::nn::ReLU(),
-                                                                 torch::nn::Linear(hidden, teacher_features)));
+  regressor = register_module(
+      "regressor", torch::nn::Sequential(torch::nn::Linear(latent_dim, hidden), torch::nn::ReLU(),
+                                         torch::nn::Linear(hidden, teacher_features)));
   // RepDistiller's init_pred_var = 5: softplus(alpha) + 1e-5 = 5 at the start.
-  alpha = register_parameter("alpha", torch::full({teacher_features}, std::log(std::exp(5.0 - 1e-5) - 1.0)));
+  alpha = register_parameter("alpha",
+                             torch::full({teacher_features}, std::log(std::exp(5.0 - 1e-5) - 1.0)));
 }
 
 StepLoss distill_loss(Student& student, DistillHeads& heads, const TransferSet& t,
@@ -126,7 +130,8 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
   MMKT_CHECK_INPUT(t.size() > 0, "the transfer set is empty");
   MMKT_CHECK_INPUT(o.target == "joint" || o.target == "unimodal", "distillation target '", o.target,
                    "' (expected joint or unimodal)");
-  MMKT_CHECK_INPUT(o.epochs > 0 && o.batch_size > 1, "distillation needs epochs > 0 and batch size > 1");
+  MMKT_CHECK_INPUT(o.epochs > 0 && o.batch_size > 1,
+                   "distillation needs epochs > 0 and batch size > 1");
   MMKT_CHECK_INPUT(!weights.empty(), "no distillation term");
   DistillHeads heads(student->spec().latent_dim, t.features.size(1));
   student->to(device);
@@ -139,9 +144,10 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
   std::ofstream log_file;
   if (!o.log_path.empty()) log_file.open(o.log_path, std::ios::trunc);
   const std::int64_t n = t.size();
-  const std::int64_t steps_per_epoch = n / o.batch_size;  // drop the last partial batch (PKT needs pairs)
-  MMKT_CHECK_INPUT(steps_per_epoch > 0, "the transfer set (", n, " items) is smaller than a batch (",
-                   o.batch_size, ")");
+  const std::int64_t steps_per_epoch =
+      n / o.batch_size;  // drop the last partial batch (PKT needs pairs)
+  MMKT_CHECK_INPUT(steps_per_epoch > 0, "the transfer set (", n,
+                   " items) is smaller than a batch (", o.batch_size, ")");
   const auto start = std::chrono::steady_clock::now();
   auto last_progress = start;
   std::int64_t step = 0;
@@ -157,8 +163,8 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
       const auto rows = order_t.narrow(0, k * o.batch_size, o.batch_size);
       optimizer.zero_grad();
       auto s = distill_loss(student, heads, t, rows, weights, o, device);
-      MMKT_CHECK(std::isfinite(s.terms["loss"]), "distillation loss is not finite at epoch ", epoch + 1,
-                 " step ", k + 1, " (lower --lr?)");
+      MMKT_CHECK(std::isfinite(s.terms["loss"]), "distillation loss is not finite at epoch ",
+                 epoch + 1, " step ", k + 1, " (lower --lr?)");
       s.loss.backward();
       optimizer.step();
       ++step;
@@ -171,8 +177,8 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
         const double total_steps = static_cast<double>(o.epochs * steps_per_epoch);
         const double rate = static_cast<double>(step * o.batch_size) / std::max(elapsed, 1e-9);
         std::ostringstream line;
-        line << std::setprecision(5) << "distill epoch " << epoch + 1 << "/" << o.epochs
-             << " step " << k + 1 << "/" << steps_per_epoch << " | loss " << sums["loss"] / (k + 1)
+        line << std::setprecision(5) << "distill epoch " << epoch + 1 << "/" << o.epochs << " step "
+             << k + 1 << "/" << steps_per_epoch << " | loss " << sums["loss"] / (k + 1)
              << std::fixed << std::setprecision(0) << " | " << rate << " items/s | ETA "
              << (total_steps - step) * elapsed / step << " s";
         log::info(line.str());
@@ -180,12 +186,14 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
     }
     nlohmann::json row{{"epoch", epoch + 1}, {"step", step}};
     for (const auto& [name, v] : sums) row[name] = v / static_cast<double>(steps_per_epoch);
-    row["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    row["seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (log_file) log_file << row.dump() << "\n" << std::flush;
     final_terms = row;
   }
   student->eval();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {{"epochs", o.epochs},
           {"steps", step},
           {"batch_size", o.batch_size},

@@ -17,8 +17,8 @@
 #include <map>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/distill/student.h"
 #include "mmkt/distill/transfer_set.h"
@@ -39,11 +39,11 @@ struct TrainOptions {
   std::int64_t epochs = 20;
   std::int64_t batch_size = 128;
   double lr = 1e-3;
-  double temperature = 4.0;       // kd, gd
-  std::string target = "joint";   // joint | unimodal: the posterior pkt and bayes match
+  double temperature = 4.0;      // kd, gd
+  std::string target = "joint";  // joint | unimodal: the posterior pkt and bayes match
   std::uint64_t seed = 0;
   double progress_seconds = 5.0;
-  std::string log_path;           // JSONL, one line per epoch ("" = none)
+  std::string log_path;  // JSONL, one line per epoch ("" = none)
 };
 
 // The learned parts of the losses (hint projection, VID regressor and variances); trained with

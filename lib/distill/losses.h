@@ -1,6 +1,7 @@
 // Distillation losses, in the exact forms of their reference implementations (formulas
-// and sources at each function below). Every loss returns a scalar averaged over the batch; the teacher's side is
-// expected to be detached (the functions do not detach it, so tests can check gradients).
+// and sources at each function below). Every loss returns a scalar averaged over the batch; the
+// teacher's side is expected to be detached (the functions do not detach it, so tests can check
+// gradients).
 #pragma once
 
 #include <torch/torch.h>

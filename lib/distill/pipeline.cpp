@@ -16,7 +16,8 @@ std::string distill_label(const DistillOptions& o) {
 namespace {
 
 std::string folder_name(const DistillOptions& o) {
-  std::string s = o.method + (o.heavy ? "-H" : "") + (o.data_free ? "-datafree" : "") + "_" + o.student;
+  std::string s =
+      o.method + (o.heavy ? "-H" : "") + (o.data_free ? "-datafree" : "") + "_" + o.student;
   for (auto& c : s) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
   }
@@ -41,11 +42,10 @@ nlohmann::json options_json(const DistillOptions& o) {
           {"temperature", o.train.temperature},
           {"target", o.train.target},
           {"seed", o.train.seed},
-          {"reconstruction",
-           o.data_free ? nlohmann::json{{"items", o.reconstruction.items},
-                                        {"steps", o.reconstruction.steps},
-                                        {"lr", o.reconstruction.lr}}
-                       : nlohmann::json()}};
+          {"reconstruction", o.data_free ? nlohmann::json{{"items", o.reconstruction.items},
+                                                          {"steps", o.reconstruction.steps},
+                                                          {"lr", o.reconstruction.lr}}
+                                         : nlohmann::json()}};
 }
 
 // The transfer set without the training data: statistics (computed and stored on first use),
@@ -59,9 +59,11 @@ TransferSet data_free_transfer(LoadedRun& run, const DistillOptions& o, nlohmann
               " (the only pass over the training data)");
     torch::NoGradGuard no_grad;
     run.model->eval();
-    const auto inputs = collect_inputs(run, run.data.train, o.modality, 0, false, /*binarize=*/true);
+    const auto inputs =
+        collect_inputs(run, run.data.train, o.modality, 0, false, /*binarize=*/true);
     std::vector<torch::Tensor> features;
-    for (const auto& b : inputs.batches) features.push_back(run.model->unimodal_features(o.modality, b.to(device)).cpu());
+    for (const auto& b : inputs.batches)
+      features.push_back(run.model->unimodal_features(o.modality, b.to(device)).cpu());
     std::filesystem::create_directories(o.teacher_dir + "/distill");
     save_activation_stats(path, activation_stats(o.modality, torch::cat(features), inputs.labels));
   }
@@ -79,7 +81,8 @@ TransferSet data_free_transfer(LoadedRun& run, const DistillOptions& o, nlohmann
           {"feature_loss_final", r.final_loss}};
   std::int64_t classes = 0;
   if (run.data.class_attributes) classes = run.data.class_attributes->num_classes();
-  auto t = transfer_from_inputs(run.model, o.modality, models::ModalityInput{r.images, {}}, r.labels, classes, device);
+  auto t = transfer_from_inputs(run.model, o.modality, models::ModalityInput{r.images, {}},
+                                r.labels, classes, device);
   t.source = "teacher (data-free reconstructions)";
   return t;
 }
@@ -98,10 +101,13 @@ Student new_student(LoadedRun& run, const std::string& spec, const std::string& 
 
 nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
   const auto weights = parse_method(o.method);
-  MMKT_CHECK_INPUT(!o.heavy || uses_teacher(weights), "the heavy-auxiliary route needs a method that uses the "
-                   "teacher (not '", o.method, "')");
+  MMKT_CHECK_INPUT(!o.heavy || uses_teacher(weights),
+                   "the heavy-auxiliary route needs a method that uses the "
+                   "teacher (not '",
+                   o.method, "')");
   auto run = load_run(o.teacher_dir, rt.device);
-  const std::string dir = o.out_dir.empty() ? o.teacher_dir + "/distill/" + folder_name(o) : o.out_dir;
+  const std::string dir =
+      o.out_dir.empty() ? o.teacher_dir + "/distill/" + folder_name(o) : o.out_dir;
   std::filesystem::create_directories(dir);
   nlohmann::json result{{"label", distill_label(o)}, {"options", options_json(o)}};
   io::write_file_atomic(dir + "/config.json", result["options"].dump(2) + "\n");
@@ -133,7 +139,8 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
     log::info("heavy route: training the auxiliary ", o.auxiliary, " from the teacher");
     result["auxiliary_training"] = train_student(*auxiliary, transfer, weights, ao, rt.device);
     save_student(dir + "/auxiliary", *auxiliary);
-    transfer = transfer_from_student(*auxiliary, transfer.input, transfer.labels, transfer.classes, rt.device);
+    transfer = transfer_from_student(*auxiliary, transfer.input, transfer.labels, transfer.classes,
+                                     rt.device);
   }
 
   // 3. The student.
@@ -153,7 +160,9 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
   if (o.teacher_metrics) {
     teacher_row = evaluate_embedder(run, teacher, data, eo, rt.device);
   } else {
-    teacher_row = {{"name", "teacher"}, {"modality", o.modality}, {"parameters", teacher.parameters},
+    teacher_row = {{"name", "teacher"},
+                   {"modality", o.modality},
+                   {"parameters", teacher.parameters},
                    {"images_per_second", throughput(teacher, data.test, eo, rt.device)}};
   }
   result["teacher"] = teacher_row;
@@ -161,18 +170,21 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
     row["label"] = label;
     row["teacher_parameters"] = teacher_row["parameters"];
     row["teacher_images_per_second"] = teacher_row["images_per_second"];
-    row["parameter_ratio"] = row["parameters"].get<double>() / teacher_row["parameters"].get<double>();
-    row["speedup"] = row["images_per_second"].get<double>() / teacher_row["images_per_second"].get<double>();
+    row["parameter_ratio"] =
+        row["parameters"].get<double>() / teacher_row["parameters"].get<double>();
+    row["speedup"] =
+        row["images_per_second"].get<double>() / teacher_row["images_per_second"].get<double>();
     return row;
   };
   if (auxiliary) {
-    result["auxiliary"] = with_ratios(evaluate_embedder(run, student_embedder(*auxiliary, "auxiliary " + o.auxiliary),
-                                                        data, eo, rt.device),
-                                      "auxiliary " + o.auxiliary + " (" + o.method + ")");
+    result["auxiliary"] =
+        with_ratios(evaluate_embedder(run, student_embedder(*auxiliary, "auxiliary " + o.auxiliary),
+                                      data, eo, rt.device),
+                    "auxiliary " + o.auxiliary + " (" + o.method + ")");
   }
-  result["student"] = with_ratios(evaluate_embedder(run, student_embedder(student, o.student), data, eo, rt.device),
-                                  distill_label(o) + " " + o.student +
-                                      (o.modality == "image" ? "" : " (" + o.modality + ")"));
+  result["student"] = with_ratios(
+      evaluate_embedder(run, student_embedder(student, o.student), data, eo, rt.device),
+      distill_label(o) + " " + o.student + (o.modality == "image" ? "" : " (" + o.modality + ")"));
   io::write_file_atomic(dir + "/result.json", result.dump(2) + "\n");
   const auto table = comparison_markdown(comparison_rows({result}));
   io::write_file_atomic(dir + "/result.md", "# " + distill_label(o) + " (" + o.student + ") from " +

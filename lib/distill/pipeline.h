@@ -25,15 +25,15 @@ namespace mmkt::distill {
 
 struct DistillOptions {
   std::string teacher_dir;
-  std::string out_dir;               // "" = <teacher>/distill/<label>
+  std::string out_dir;  // "" = <teacher>/distill/<label>
   std::string method = "pkt";
   std::string student = "mlp:64";
   std::string auxiliary = "mlp:256";  // the heavy route's auxiliary
   std::string modality = "image";
   bool heavy = false;
   bool data_free = false;
-  std::int64_t max_items = 0;          // transfer-set items (0 = the whole training split)
-  bool teacher_metrics = true;         // false: the teacher row has parameters and throughput only
+  std::int64_t max_items = 0;   // transfer-set items (0 = the whole training split)
+  bool teacher_metrics = true;  // false: the teacher row has parameters and throughput only
   TrainOptions train;
   ReconstructionOptions reconstruction;
   StudentEvalOptions eval;

@@ -4,14 +4,13 @@
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/strings.h"
-#include "mmkt/io/files.h"
 #include "mmkt/io/checkpoint.h"
+#include "mmkt/io/files.h"
 #include "mmkt/run/config.h"
 
 namespace mmkt::distill {
 
 namespace {
-
 
 std::int64_t positive(const std::string& text, const std::string& spec) {
   std::size_t used = 0;
@@ -21,8 +20,8 @@ std::int64_t positive(const std::string& text, const std::string& spec) {
   } catch (const std::exception&) {
     used = 0;
   }
-  MMKT_CHECK_INPUT(used == text.size() && !text.empty() && v > 0, "student spec '", spec, "': '", text,
-                   "' is not a positive integer");
+  MMKT_CHECK_INPUT(used == text.size() && !text.empty() && v > 0, "student spec '", spec, "': '",
+                   text, "' is not a positive integer");
   return v;
 }
 
@@ -48,8 +47,9 @@ StudentSpec parse_student_spec(const std::string& spec, const models::ModalityCo
   } else if (kind == "conv") {
     MMKT_CHECK_INPUT(teacher.kind == "image" && parts.size() == 3, "student spec '", spec,
                      "': conv students are conv:CHANNELS:WIDTH on an image modality");
-    MMKT_CHECK_INPUT(teacher.shape.size() == 3 && teacher.shape[1] % 16 == 0 && teacher.shape[2] % 16 == 0,
-                     "student spec '", spec, "': conv students need images whose sides divide by 16");
+    MMKT_CHECK_INPUT(
+        teacher.shape.size() == 3 && teacher.shape[1] % 16 == 0 && teacher.shape[2] % 16 == 0,
+        "student spec '", spec, "': conv students need images whose sides divide by 16");
     s.modality.encoder = "conv";
     s.modality.channels = positive(parts[1], spec);
     s.modality.hidden = {positive(parts[2], spec)};
@@ -61,7 +61,8 @@ StudentSpec parse_student_spec(const std::string& spec, const models::ModalityCo
     s.modality.rnn_hidden = positive(parts[2], spec);
     s.modality.hidden = {positive(parts[3], spec)};
   } else {
-    fail_input("student spec '", spec, "': unknown network '", kind, "' (expected mlp, conv or gru)");
+    fail_input("student spec '", spec, "': unknown network '", kind,
+               "' (expected mlp, conv or gru)");
   }
   return s;
 }
@@ -80,7 +81,8 @@ StudentSpec student_spec_from_json(const nlohmann::json& j, const std::string& s
     s.modality = modality_from_json(j.at("modality"), source);
     s.latent_dim = j.at("latent_dim").get<std::int64_t>();
     s.classes = j.at("classes").get<std::int64_t>();
-    MMKT_CHECK_INPUT(s.latent_dim > 0 && s.classes >= 0, source, ": latent_dim must be > 0 and classes >= 0");
+    MMKT_CHECK_INPUT(s.latent_dim > 0 && s.classes >= 0, source,
+                     ": latent_dim must be > 0 and classes >= 0");
     return s;
   } catch (const nlohmann::json::exception& e) {
     fail_input(source, ": not a student description: ", e.what());
@@ -89,11 +91,15 @@ StudentSpec student_spec_from_json(const nlohmann::json& j, const std::string& s
 
 StudentImpl::StudentImpl(const StudentSpec& spec) : spec_(spec) {
   encoder_ = register_module("encoder", models::make_feature_encoder(spec.modality));
-  gaussian_ = register_module("gaussian", torch::nn::Linear(encoder_->out_features(), 2 * spec.latent_dim));
-  if (spec.classes > 0) class_head_ = register_module("class_head", torch::nn::Linear(spec.latent_dim, spec.classes));
+  gaussian_ =
+      register_module("gaussian", torch::nn::Linear(encoder_->out_features(), 2 * spec.latent_dim));
+  if (spec.classes > 0)
+    class_head_ = register_module("class_head", torch::nn::Linear(spec.latent_dim, spec.classes));
 }
 
-torch::Tensor StudentImpl::features(const models::ModalityInput& input) { return encoder_->forward(input); }
+torch::Tensor StudentImpl::features(const models::ModalityInput& input) {
+  return encoder_->forward(input);
+}
 
 models::Gaussian StudentImpl::head(const torch::Tensor& features) {
   return models::gaussian_from_params(gaussian_->forward(features));
@@ -113,13 +119,15 @@ std::int64_t count_parameters(const torch::nn::Module& module) {
 std::int64_t StudentImpl::parameter_count() { return count_parameters(*this); }
 
 void save_student(const std::string& dir, Student& student) {
-  io::write_file_atomic(dir + "/student.json", student_spec_to_json(student->spec()).dump(2) + "\n");
+  io::write_file_atomic(dir + "/student.json",
+                        student_spec_to_json(student->spec()).dump(2) + "\n");
   io::save_checkpoint(dir + "/student.pt", *student, nullptr, {});
 }
 
 Student load_student(const std::string& dir, const torch::Device& device) {
   const std::string path = dir + "/student.json";
-  MMKT_CHECK_INPUT(io::file_exists(path), path, ": no student description (is ", dir, " a distill output?)");
+  MMKT_CHECK_INPUT(io::file_exists(path), path, ": no student description (is ", dir,
+                   " a distill output?)");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(io::read_file(path));

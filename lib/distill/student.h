@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/models/gaussian.h"
 #include "mmkt/models/modality.h"
@@ -24,16 +24,17 @@
 namespace mmkt::distill {
 
 struct StudentSpec {
-  std::string text;                   // the spec as given ("mlp:64")
-  models::ModalityConfig modality;    // the student's encoder, sized by the spec
+  std::string text;                 // the spec as given ("mlp:64")
+  models::ModalityConfig modality;  // the student's encoder, sized by the spec
   std::int64_t latent_dim = 0;
-  std::int64_t classes = 0;           // class head outputs (0 = none)
+  std::int64_t classes = 0;  // class head outputs (0 = none)
 };
 
 // Parses a spec for a student of `teacher_modality` (its kind, shape and vocabulary are kept;
 // the network and its widths come from the spec). InputError on a malformed spec or one of
 // the wrong kind (conv for a text modality, ...).
-StudentSpec parse_student_spec(const std::string& spec, const models::ModalityConfig& teacher_modality,
+StudentSpec parse_student_spec(const std::string& spec,
+                               const models::ModalityConfig& teacher_modality,
                                std::int64_t latent_dim, std::int64_t classes);
 
 nlohmann::json student_spec_to_json(const StudentSpec& spec);
@@ -44,10 +45,10 @@ class StudentImpl : public torch::nn::Module {
   explicit StudentImpl(const StudentSpec& spec);
   const StudentSpec& spec() const { return spec_; }
 
-  torch::Tensor features(const models::ModalityInput& input);       // [B,F]
-  models::Gaussian head(const torch::Tensor& features);              // q_s(z|input) from features
+  torch::Tensor features(const models::ModalityInput& input);  // [B,F]
+  models::Gaussian head(const torch::Tensor& features);        // q_s(z|input) from features
   models::Gaussian encode(const models::ModalityInput& input) { return head(features(input)); }
-  torch::Tensor logits(const torch::Tensor& mu);                     // [B,classes]
+  torch::Tensor logits(const torch::Tensor& mu);  // [B,classes]
   std::int64_t feature_dim() const { return encoder_->out_features(); }
   std::int64_t parameter_count();
 

@@ -14,14 +14,17 @@ namespace mmkt::distill {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::int64_t teacher_unimodal_parameters(LoadedRun& run, const std::string& modality) {
   // The unimodal path q_t(z|m): modules "enc_<m>" and "enc_<m>_head" (multimodal_vae.cpp).
   std::int64_t n = 0;
   for (const auto& item : run.model->named_parameters()) {
     const auto& key = item.key();
-    if (key.rfind("enc_" + modality + ".", 0) == 0 || key.rfind("enc_" + modality + "_head.", 0) == 0) {
+    if (key.rfind("enc_" + modality + ".", 0) == 0 ||
+        key.rfind("enc_" + modality + "_head.", 0) == 0) {
       n += item.value().numel();
     }
   }
@@ -41,7 +44,9 @@ Embedder teacher_embedder(LoadedRun& run, const std::string& modality) {
   e.name = "teacher";
   e.modality = modality;
   auto model = run.model;
-  e.encode = [model, modality](const models::ModalityInput& x) mutable { return model->encode(modality, x); };
+  e.encode = [model, modality](const models::ModalityInput& x) mutable {
+    return model->encode(modality, x);
+  };
   e.parameters = teacher_unimodal_parameters(run, modality);
   return e;
 }
@@ -72,7 +77,8 @@ EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
   return d;
 }
 
-torch::Tensor embed_means(const Embedder& embedder, const InputBatches& inputs, const torch::Device& device) {
+torch::Tensor embed_means(const Embedder& embedder, const InputBatches& inputs,
+                          const torch::Device& device) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> mu;
   for (const auto& b : inputs.batches) mu.push_back(embedder.encode(b.to(device)).mu.cpu());
@@ -114,9 +120,8 @@ double throughput(const Embedder& embedder, const InputBatches& inputs, const St
   return rates[rates.size() / 2];
 }
 
-nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder,
-                                 const EvaluationData& d, const StudentEvalOptions& o,
-                                 const torch::Device& device) {
+nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder, const EvaluationData& d,
+                                 const StudentEvalOptions& o, const torch::Device& device) {
   const auto start = Clock::now();
   const std::string m = embedder.modality;
   const std::string other = other_modality(run, m);
@@ -136,7 +141,8 @@ nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder,
     train.labels = d.probe_train.labels;
     train.mu[m] = embed_means(embedder, d.probe_train, device);
     std::int64_t classes = test.labels.max().item<std::int64_t>() + 1;
-    if (run.data.class_attributes) classes = std::max(classes, run.data.class_attributes->num_classes());
+    if (run.data.class_attributes)
+      classes = std::max(classes, run.data.class_attributes->num_classes());
     r["probe"] = eval::probe_report(train, test, classes);
   }
   if (o.zeroshot && d.task && m == "image" && !d.train_seen.batches.empty()) {
@@ -170,7 +176,8 @@ std::string by_group(const nlohmann::json& r, const std::string& task, const std
   const auto all = at_path(r, {"retrieval", task, score, figure});
   const auto seen = at_path(r, {"retrieval", task, score, "groups", "seen", figure});
   if (seen == "-") return all;
-  return all + " / " + seen + " / " + at_path(r, {"retrieval", task, score, "groups", "unseen", figure});
+  return all + " / " + seen + " / " +
+         at_path(r, {"retrieval", task, score, "groups", "unseen", figure});
 }
 }  // namespace
 
@@ -180,22 +187,24 @@ std::string comparison_markdown(const std::vector<nlohmann::json>& rows) {
   // Retrieval cells hold "all / seen / unseen" queries when the teacher held classes out.
   out << "| model | params | % teacher | images/s | speed-up | i->i mAP euc | i->i mAP cos | "
          "i->i P@100 cos | i->t mAP cos | t->i mAP cos | ZSL DAP | ZSL IAP | ZSL text | probe |\n"
-      << "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+      << "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+         "---: | ---: |\n";
   for (const auto& r : rows) {
     const double params = r.at("parameters").get<double>();
     const double rate = r.at("images_per_second").get<double>();
     const double tp = r.value("teacher_parameters", params);
     const double tr = r.value("teacher_images_per_second", rate);
     const std::string label = r.value("label", r.at("name").get<std::string>());
-    out << "| " << label << " | " << static_cast<std::int64_t>(params) << " | " << fmt(100.0 * params / tp, 1)
-        << " | " << fmt(rate, 0) << " | " << fmt(rate / tr, 1) << "x | "
-        << by_group(r, "image->image", "euclidean", "mAP") << " | "
+    out << "| " << label << " | " << static_cast<std::int64_t>(params) << " | "
+        << fmt(100.0 * params / tp, 1) << " | " << fmt(rate, 0) << " | " << fmt(rate / tr, 1)
+        << "x | " << by_group(r, "image->image", "euclidean", "mAP") << " | "
         << by_group(r, "image->image", "cosine", "mAP") << " | "
         << by_group(r, "image->image", "cosine", "P@100") << " | "
         << by_group(r, "image->text", "cosine", "mAP") << " | "
         << by_group(r, "text->image", "cosine", "mAP") << " | "
-        << at_path(r, {"zeroshot", "dap", "zsl"}) << " | " << at_path(r, {"zeroshot", "iap", "zsl"}) << " | "
-        << at_path(r, {"zeroshot", "text", "zsl"}) << " | " << at_path(r, {"probe", "accuracy"}) << " |\n";
+        << at_path(r, {"zeroshot", "dap", "zsl"}) << " | " << at_path(r, {"zeroshot", "iap", "zsl"})
+        << " | " << at_path(r, {"zeroshot", "text", "zsl"}) << " | "
+        << at_path(r, {"probe", "accuracy"}) << " |\n";
   }
   return out.str();
 }

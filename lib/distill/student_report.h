@@ -55,10 +55,11 @@ EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
                                const StudentEvalOptions& options, const torch::Device& device);
 
 // Posterior means of the embedder over input batches [N,D] (CPU).
-torch::Tensor embed_means(const Embedder& embedder, const InputBatches& inputs, const torch::Device& device);
+torch::Tensor embed_means(const Embedder& embedder, const InputBatches& inputs,
+                          const torch::Device& device);
 // Median items/s over repeats (each >= 0.25 s of whole passes) after one warm-up pass.
-double throughput(const Embedder& embedder, const InputBatches& inputs, const StudentEvalOptions& options,
-                  const torch::Device& device);
+double throughput(const Embedder& embedder, const InputBatches& inputs,
+                  const StudentEvalOptions& options, const torch::Device& device);
 
 // {"name", "modality", "parameters", "images_per_second", "retrieval": {...}, "zeroshot",
 //  "probe", "seconds"}.

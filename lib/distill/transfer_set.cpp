@@ -42,15 +42,17 @@ models::ModalityInput concat_inputs(const std::vector<models::ModalityInput>& pa
 }
 
 InputBatches collect_inputs(LoadedRun& run, const data::DatasetPtr& dataset,
-                            const std::string& modality, std::int64_t max_items, bool all_modalities,
-                            bool binarize) {
+                            const std::string& modality, std::int64_t max_items,
+                            bool all_modalities, bool binarize) {
   MMKT_CHECK_INPUT(dataset != nullptr && dataset->size() > 0, "the dataset is empty");
-  MMKT_CHECK_INPUT(run.model->has_modality(modality), "the teacher has no modality '", modality, "'");
+  MMKT_CHECK_INPUT(run.model->has_modality(modality), "the teacher has no modality '", modality,
+                   "'");
   std::vector<models::ModalityConfig> wanted;
   for (const auto& m : run.modalities) {
     if (all_modalities || m.name == modality) wanted.push_back(m);
   }
-  const bool text = std::any_of(wanted.begin(), wanted.end(), [](const auto& m) { return m.kind == "text"; });
+  const bool text =
+      std::any_of(wanted.begin(), wanted.end(), [](const auto& m) { return m.kind == "text"; });
   auto o = batcher_options(run, binarize ? BatchPurpose::kTransferSet : BatchPurpose::kEvaluation);
   if (!text) o.tokenizer = nullptr;
   data::Batcher batcher(data::head(dataset, max_items), o);
@@ -70,7 +72,8 @@ InputBatches collect_inputs(LoadedRun& run, const data::DatasetPtr& dataset,
 namespace {
 
 // Teacher class scores: a softmax regression on the posterior means (L-BFGS, linear.h).
-torch::Tensor class_logits(const torch::Tensor& mu, const torch::Tensor& labels, std::int64_t classes) {
+torch::Tensor class_logits(const torch::Tensor& mu, const torch::Tensor& labels,
+                           std::int64_t classes) {
   const auto clf = eval::fit_softmax(mu, labels, classes);
   return clf.logits(mu);
 }
@@ -115,7 +118,8 @@ TransferSet transfer_from_teacher(LoadedRun& run, const std::string& modality,
   t.unimodal = cat_gaussians(unimodal);
   t.joint = cat_gaussians(joint);
   std::int64_t classes = 0;
-  if (run.data.class_attributes) classes = static_cast<std::int64_t>(run.data.class_attributes->class_names.size());
+  if (run.data.class_attributes)
+    classes = static_cast<std::int64_t>(run.data.class_attributes->class_names.size());
   t.classes = num_classes_of(t.labels, classes);
   t.logits_unimodal = class_logits(t.unimodal.mu, t.labels, t.classes);
   t.logits_joint = class_logits(t.joint.mu, t.labels, t.classes);

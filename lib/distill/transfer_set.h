@@ -29,7 +29,7 @@ struct TransferSet {
   models::Gaussian unimodal, joint;
   torch::Tensor logits_unimodal, logits_joint;  // [N,C]
   std::int64_t classes = 0;
-  std::string source;           // "teacher", "teacher (data-free)", "auxiliary mlp:256"
+  std::string source;  // "teacher", "teacher (data-free)", "auxiliary mlp:256"
   std::int64_t size() const { return labels.size(0); }
 };
 
@@ -48,8 +48,8 @@ struct InputBatches {
   torch::Tensor labels;
 };
 InputBatches collect_inputs(LoadedRun& run, const data::DatasetPtr& dataset,
-                            const std::string& modality, std::int64_t max_items, bool all_modalities,
-                            bool binarize = false);
+                            const std::string& modality, std::int64_t max_items,
+                            bool all_modalities, bool binarize = false);
 
 // From a trained multimodal teacher on (the first `max_items` of) its own training split.
 TransferSet transfer_from_teacher(LoadedRun& run, const std::string& modality,

@@ -12,8 +12,8 @@
 #include "mmkt/core/runtime.h"
 #include "mmkt/data/batcher.h"
 #include "mmkt/data/shapes.h"
-#include "mmkt/io/files.h"
 #include "mmkt/io/checkpoint.h"
+#include "mmkt/io/files.h"
 #include "mmkt/run/run_data.h"
 
 namespace mmkt::eval {
@@ -37,7 +37,8 @@ EvaluationSchema evaluation_schema(const LoadedRun& run) {
                    ": coherence needs class labels (the dataset has no class names)");
   s.value_names = {info.class_names};
   s.values = {static_cast<std::int64_t>(info.class_names.size())};
-  if (run.data.class_attributes) s.class_name_variants = run.data.class_attributes->class_name_variants;
+  if (run.data.class_attributes)
+    s.class_name_variants = run.data.class_attributes->class_name_variants;
   return s;
 }
 
@@ -57,7 +58,9 @@ torch::Tensor targets_from_labels(const EvaluationSchema& schema, const torch::T
 
 namespace {
 
-bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '/'; }
+bool word_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '/';
+}
 
 }  // namespace
 
@@ -93,7 +96,8 @@ std::int64_t class_named_in(const std::string& caption,
   return found;
 }
 
-torch::Tensor parse_captions(const EvaluationSchema& schema, const std::vector<std::string>& captions) {
+torch::Tensor parse_captions(const EvaluationSchema& schema,
+                             const std::vector<std::string>& captions) {
   const auto n = static_cast<std::int64_t>(captions.size());
   const auto g = static_cast<std::int64_t>(schema.groups.size());
   auto out = torch::full({n, g}, -1, torch::kInt64);
@@ -111,17 +115,19 @@ torch::Tensor parse_captions(const EvaluationSchema& schema, const std::vector<s
   return out;
 }
 
-ImageEvaluatorImpl::ImageEvaluatorImpl(std::vector<std::int64_t> shape, std::vector<std::int64_t> values) {
+ImageEvaluatorImpl::ImageEvaluatorImpl(std::vector<std::int64_t> shape,
+                                       std::vector<std::int64_t> values) {
   MMKT_CHECK(shape.size() == 3, "image evaluator: image shape {C,H,W} needed");
   namespace nn = torch::nn;
   std::int64_t features = 256;
   if (shape[1] <= 32) {
-    body_ = nn::Sequential(nn::Flatten(), nn::Linear(shape[0] * shape[1] * shape[2], 512), nn::ReLU(),
-                           nn::Dropout(0.2), nn::Linear(512, features), nn::ReLU());
+    body_ = nn::Sequential(nn::Flatten(), nn::Linear(shape[0] * shape[1] * shape[2], 512),
+                           nn::ReLU(), nn::Dropout(0.2), nn::Linear(512, features), nn::ReLU());
   } else {
     // Three stride-2 convolutions (kernel 4, padding 1) halve an even side each time.
-    MMKT_CHECK_INPUT(shape[1] % 8 == 0 && shape[2] % 8 == 0, "image evaluator: image sides must be multiples of 8, got ",
-                     shape[1], "x", shape[2]);
+    MMKT_CHECK_INPUT(shape[1] % 8 == 0 && shape[2] % 8 == 0,
+                     "image evaluator: image sides must be multiples of 8, got ", shape[1], "x",
+                     shape[2]);
     body_ = nn::Sequential(
         nn::Conv2d(nn::Conv2dOptions(shape[0], 32, 4).stride(2).padding(1)), nn::ReLU(),
         nn::Conv2d(nn::Conv2dOptions(32, 64, 4).stride(2).padding(1)), nn::ReLU(),
@@ -149,8 +155,9 @@ torch::Tensor ImageEvaluatorImpl::predict(const torch::Tensor& images) {
 
 namespace {
 
-torch::Tensor predict_dataset(ImageEvaluator& ev, const data::DatasetPtr& ds, std::int64_t max_items,
-                              const torch::Device& device, torch::Tensor* labels) {
+torch::Tensor predict_dataset(ImageEvaluator& ev, const data::DatasetPtr& ds,
+                              std::int64_t max_items, const torch::Device& device,
+                              torch::Tensor* labels) {
   torch::NoGradGuard no_grad;
   ev->eval();
   data::BatcherOptions o;
@@ -179,9 +186,13 @@ ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
   ImageEvaluator ev(shape, schema.values);
   ev->to(device);
   // The evaluator is reused only when it was trained the same way (a sidecar JSON says how).
-  const nlohmann::json recipe{{"epochs", o.epochs},     {"max_items", o.max_items}, {"binarize", run.config.data.binarize},
-                              {"batch_size", o.batch_size}, {"lr", o.lr},
-                              {"groups", schema.groups}, {"seed", run.config.seed}};
+  const nlohmann::json recipe{{"epochs", o.epochs},
+                              {"max_items", o.max_items},
+                              {"binarize", run.config.data.binarize},
+                              {"batch_size", o.batch_size},
+                              {"lr", o.lr},
+                              {"groups", schema.groups},
+                              {"seed", run.config.seed}};
   const std::string recipe_path = path + ".json";
   const bool reuse = io::file_exists(path) && io::file_exists(recipe_path) &&
                      nlohmann::json::parse(io::read_file(recipe_path), nullptr, false) == recipe;
@@ -214,7 +225,8 @@ ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
         const auto logits = ev->forward(batch->images.to(device));
         auto loss = torch::zeros({}, torch::TensorOptions().device(device));
         for (std::size_t g = 0; g < logits.size(); ++g) {
-          loss = loss + torch::nn::functional::cross_entropy(logits[g], targets.select(1, static_cast<std::int64_t>(g)));
+          loss = loss + torch::nn::functional::cross_entropy(
+                            logits[g], targets.select(1, static_cast<std::int64_t>(g)));
         }
         opt.zero_grad();
         loss.backward();
@@ -222,8 +234,9 @@ ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
         loss_sum += loss.item<double>();
         ++steps;
       }
-      log::info("image evaluator epoch ", epoch + 1, "/", o.epochs, " loss ", loss_sum / std::max<std::int64_t>(1, steps),
-                " | ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
+      log::info("image evaluator epoch ", epoch + 1, "/", o.epochs, " loss ",
+                loss_sum / std::max<std::int64_t>(1, steps), " | ",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
     }
     io::save_checkpoint(path, *ev, nullptr, io::TrainingState{});
     io::write_file_atomic(recipe_path, recipe.dump(2) + "\n");
@@ -235,7 +248,8 @@ ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
     nlohmann::json acc;
     for (std::size_t g = 0; g < schema.groups.size(); ++g) {
       const auto gi = static_cast<std::int64_t>(g);
-      acc[schema.groups[g]] = pred.select(1, gi).eq(truth.select(1, gi)).to(torch::kFloat64).mean().item<double>();
+      acc[schema.groups[g]] =
+          pred.select(1, gi).eq(truth.select(1, gi)).to(torch::kFloat64).mean().item<double>();
     }
     acc["all"] = pred.eq(truth).all(1).to(torch::kFloat64).mean().item<double>();
     (*report)["evaluator_test_accuracy"] = acc;
@@ -277,7 +291,8 @@ nlohmann::json coherence_report(LoadedRun& run, const EvaluationSchema& schema,
     if (c.name != "image" && (c.kind == "text" || c.kind == "label")) others.push_back(c.name);
   }
   // Judge generated data of modality m (text ids or label probabilities) as [N,G].
-  auto judge = [&](const std::string& m, const torch::Tensor& generated, std::vector<std::string>* texts) {
+  auto judge = [&](const std::string& m, const torch::Tensor& generated,
+                   std::vector<std::string>* texts) {
     if (kind_of.at(m) == "label") {
       return targets_from_labels(schema, generated.argmax(1));
     }
@@ -285,8 +300,8 @@ nlohmann::json coherence_report(LoadedRun& run, const EvaluationSchema& schema,
     const auto ids = generated.cpu().contiguous();
     for (std::int64_t i = 0; i < ids.size(0); ++i) {
       const auto row = ids[i];
-      captions.push_back(run.data.tokenizer->decode(
-          std::vector<std::int64_t>(row.data_ptr<std::int64_t>(), row.data_ptr<std::int64_t>() + row.numel())));
+      captions.push_back(run.data.tokenizer->decode(std::vector<std::int64_t>(
+          row.data_ptr<std::int64_t>(), row.data_ptr<std::int64_t>() + row.numel())));
     }
     if (texts) *texts = captions;
     return parse_captions(schema, captions);
@@ -313,17 +328,20 @@ nlohmann::json coherence_report(LoadedRun& run, const EvaluationSchema& schema,
       // m | image
       const auto zx = run.model->encode("image", inputs.at("image")).rsample();
       std::vector<std::string> texts;
-      judged[m + "|image"].push_back(judge(m, run.model->decoder(m).mean(zx), n == 0 ? &texts : nullptr));
+      judged[m + "|image"].push_back(
+          judge(m, run.model->decoder(m).mean(zx), n == 0 ? &texts : nullptr));
       if (examples && n == 0 && kind_of.at(m) == "text") {
         const std::int64_t rows = std::min<std::int64_t>(8, batch->size());
         const std::int64_t k = 8;
         examples->source_captions.assign(batch->captions.begin(), batch->captions.begin() + rows);
         examples->captions_from_image.assign(texts.begin(), texts.begin() + rows);
         examples->source_images = batch->images.narrow(0, 0, rows).cpu();
-        models::ModalityInput first{inputs.at(m).data.narrow(0, 0, rows), inputs.at(m).lengths.narrow(0, 0, rows)};
+        models::ModalityInput first{inputs.at(m).data.narrow(0, 0, rows),
+                                    inputs.at(m).lengths.narrow(0, 0, rows)};
         const auto z = run.model->encode(m, first).rsample(k);  // [K,R,D]
         const auto imgs = run.model->decoder("image").mean(z.reshape({k * rows, -1}));
-        examples->images_from_text = imgs.view({k, rows, imgs.size(1), imgs.size(2), imgs.size(3)}).transpose(0, 1).cpu();
+        examples->images_from_text =
+            imgs.view({k, rows, imgs.size(1), imgs.size(2), imgs.size(3)}).transpose(0, 1).cpu();
       }
     }
     n += batch->size();
@@ -374,7 +392,8 @@ std::string coherence_markdown(const nlohmann::json& report) {
       << "| --- | ---: | ---: | ---: |\n";
   for (const auto& [name, r] : report.items()) {
     out << "| " << name << " | " << r["strict"].get<double>() << " | " << r["feats"].get<double>()
-        << " / " << r["groups"].get<std::int64_t>() << " | " << r["items"].get<std::int64_t>() << " |\n";
+        << " / " << r["groups"].get<std::int64_t>() << " | " << r["items"].get<std::int64_t>()
+        << " |\n";
   }
   return out.str();
 }

@@ -19,17 +19,17 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/run/run.h"
 
 namespace mmkt::eval {
 
 struct EvaluationSchema {
-  std::string kind;                 // "class" | "shapes"
-  std::vector<std::string> groups;  // "class" | active factor names
-  std::vector<std::int64_t> values;  // values per group
+  std::string kind;                                   // "class" | "shapes"
+  std::vector<std::string> groups;                    // "class" | active factor names
+  std::vector<std::int64_t> values;                   // values per group
   std::vector<std::vector<std::string>> value_names;  // per group
   int shapes_level = 0;
   // Class-name variants per class ("class" kind with captions), for parsing.
@@ -41,7 +41,8 @@ EvaluationSchema evaluation_schema(const LoadedRun& run);
 torch::Tensor targets_from_labels(const EvaluationSchema& schema, const torch::Tensor& labels);
 // Parsed rows [N,G] from captions; -1 where a group cannot be read (no class named, two
 // classes named, an unparsable shapes caption).
-torch::Tensor parse_captions(const EvaluationSchema& schema, const std::vector<std::string>& captions);
+torch::Tensor parse_captions(const EvaluationSchema& schema,
+                             const std::vector<std::string>& captions);
 // The class a caption names through the longest whole-word variant match, -1 when none or
 // when two different classes are named.
 std::int64_t class_named_in(const std::string& caption,
@@ -53,7 +54,7 @@ class ImageEvaluatorImpl : public torch::nn::Module {
  public:
   ImageEvaluatorImpl(std::vector<std::int64_t> image_shape, std::vector<std::int64_t> values);
   std::vector<torch::Tensor> forward(const torch::Tensor& images);  // logits per group
-  torch::Tensor predict(const torch::Tensor& images);                // [N,G] int64
+  torch::Tensor predict(const torch::Tensor& images);               // [N,G] int64
 
  private:
   torch::nn::Sequential body_{nullptr};

@@ -18,11 +18,13 @@ Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
   std::vector<models::ModalityConfig> modalities;
   for (const auto& m : run.modalities) {
     if (options.modalities.empty() ||
-        std::find(options.modalities.begin(), options.modalities.end(), m.name) != options.modalities.end()) {
+        std::find(options.modalities.begin(), options.modalities.end(), m.name) !=
+            options.modalities.end()) {
       modalities.push_back(m);
     }
   }
-  if (std::none_of(modalities.begin(), modalities.end(), [](const auto& m) { return m.kind == "text"; })) {
+  if (std::none_of(modalities.begin(), modalities.end(),
+                   [](const auto& m) { return m.kind == "text"; })) {
     o.tokenizer = nullptr;  // no tokenisation when no text is embedded
   }
   data::Batcher batcher(data::head(dataset, options.max_items), o);
@@ -32,7 +34,8 @@ Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
   while (auto batch = batcher.next()) {
     const auto inputs = inputs_from_batch(*batch, modalities, device);
     for (const auto& [name, input] : inputs) {
-      if (options.features) features[name].push_back(run.model->unimodal_features(name, input).cpu());
+      if (options.features)
+        features[name].push_back(run.model->unimodal_features(name, input).cpu());
       const auto q = run.model->encode(name, input);
       mus[name].push_back(q.mu.cpu());
       logvars[name].push_back(q.logvar.cpu());
@@ -50,7 +53,8 @@ Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
 std::map<std::string, torch::Tensor> seen_unseen_groups(const torch::Tensor& labels,
                                                         const std::vector<std::int64_t>& unseen) {
   if (unseen.empty()) return {};
-  const auto is_unseen = torch::isin(labels.to(torch::kInt64), torch::tensor(unseen, torch::kInt64));
+  const auto is_unseen =
+      torch::isin(labels.to(torch::kInt64), torch::tensor(unseen, torch::kInt64));
   const auto count = is_unseen.sum().item<std::int64_t>();
   if (count == 0 || count == labels.size(0)) return {};
   return {{"seen", is_unseen.logical_not()}, {"unseen", is_unseen}};
@@ -79,8 +83,10 @@ nlohmann::json retrieval_tasks(const Embeddings& e, const std::vector<RetrievalT
       const auto r = retrieve(e.mu.at(t.query), e.labels, e.mu.at(t.database), e.labels, o);
       auto cls = r.to_json();
       if (!same) {
-        cls["instance"] = {{"R@1", r.pair_recall_at.at(1)}, {"R@5", r.pair_recall_at.at(5)},
-                           {"R@10", r.pair_recall_at.at(10)}, {"median_rank", r.pair_median_rank},
+        cls["instance"] = {{"R@1", r.pair_recall_at.at(1)},
+                           {"R@5", r.pair_recall_at.at(5)},
+                           {"R@10", r.pair_recall_at.at(10)},
+                           {"median_rank", r.pair_median_rank},
                            {"random_R@10", r.random_pair_recall_at.at(10)}};
       }
       report[t.query + "->" + t.database][score] = cls;
@@ -106,7 +112,8 @@ nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
 std::string retrieval_markdown(const nlohmann::json& report) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(3);
-  out << "| task | score | mAP | random mAP | P@10 | P@100 | R@1 (pair) | R@10 (pair) | median rank (pair) |\n"
+  out << "| task | score | mAP | random mAP | P@10 | P@100 | R@1 (pair) | R@10 (pair) | median "
+         "rank (pair) |\n"
       << "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& [task, by_score] : report.items()) {
     for (const auto& [score, r] : by_score.items()) {

@@ -5,18 +5,18 @@
 #include <map>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/run/run.h"
 
 namespace mmkt::eval {
 
 struct Embeddings {
-  std::map<std::string, torch::Tensor> mu;      // modality -> [N,D]
-  std::map<std::string, torch::Tensor> logvar;  // modality -> [N,D]
+  std::map<std::string, torch::Tensor> mu;        // modality -> [N,D]
+  std::map<std::string, torch::Tensor> logvar;    // modality -> [N,D]
   std::map<std::string, torch::Tensor> features;  // modality -> [N,F] encoder features (on request)
-  torch::Tensor labels;                         // [N] int64
+  torch::Tensor labels;                           // [N] int64
 };
 
 struct EmbedOptions {

@@ -45,7 +45,8 @@ std::vector<Estimate> plan(const std::vector<std::string>& names,
   std::vector<Estimate> out;
   for (const auto& w : which) {
     if (w == "joint") {
-      out.push_back({"log p(" + join(names, ",") + ")", "q(z|" + join(names, ",") + ")", names, {}});
+      out.push_back(
+          {"log p(" + join(names, ",") + ")", "q(z|" + join(names, ",") + ")", names, {}});
     } else if (w == "marginal") {
       for (const auto& m : names) out.push_back({"log p(" + m + ")", "q(z|" + m + ")", {m}, {}});
     } else if (w == "conditional") {
@@ -67,7 +68,8 @@ nlohmann::json likelihood_report(LoadedRun& run, const data::DatasetPtr& dataset
                                  const LikelihoodOptions& o, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   run.model->eval();
-  MMKT_CHECK_INPUT(o.batch_size >= 1 && o.max_rows >= 1, "likelihood: batch_size and max_rows must be >= 1");
+  MMKT_CHECK_INPUT(o.batch_size >= 1 && o.max_rows >= 1,
+                   "likelihood: batch_size and max_rows must be >= 1");
   const auto names = run.model->modality_names();
   const auto estimates = plan(names, o.estimates);
   const auto view = data::head(dataset, o.max_items);
@@ -117,7 +119,8 @@ nlohmann::json likelihood_report(LoadedRun& run, const data::DatasetPtr& dataset
     const double n = static_cast<double>(seen);
     const double mean = sum / n;
     const double var = std::max(0.0, sum_sq / n - mean * mean);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     report["estimates"][est.name] = {{"mean", mean},
                                      {"stderr", std::sqrt(var / std::max(1.0, n - 1))},
                                      {"proposal", est.proposal},
@@ -129,7 +132,8 @@ nlohmann::json likelihood_report(LoadedRun& run, const data::DatasetPtr& dataset
 std::string likelihood_markdown(const nlohmann::json& report) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(2);
-  out << "| estimate (K = " << report["k"].get<std::int64_t>() << ", " << report["items"].get<std::int64_t>()
+  out << "| estimate (K = " << report["k"].get<std::int64_t>() << ", "
+      << report["items"].get<std::int64_t>()
       << " items) | nats | std. error | proposal | seconds |\n| --- | ---: | ---: | --- | ---: |\n";
   for (const auto& [name, r] : report["estimates"].items()) {
     out << "| " << name << " | " << r["mean"].get<double>() << " | " << r["stderr"].get<double>()

@@ -1,4 +1,5 @@
-// Importance-weighted log-likelihood estimates (Burda et al. 2016). With K samples z_k from a proposal q,
+// Importance-weighted log-likelihood estimates (Burda et al. 2016). With K samples z_k from a
+// proposal q,
 //   log p(target) ~= logsumexp_k [log p~(z_k) - log q(z_k)] - log K,
 // where p~ is the unnormalised target density. The estimate is a lower bound in expectation
 // that equals the ELBO at K = 1 and tightens as K grows.
@@ -13,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/models/gaussian.h"
 #include "mmkt/run/run.h"
@@ -36,7 +37,7 @@ struct LikelihoodOptions {
   std::int64_t max_items = 0;     // evaluate the first N items only (0 = all)
   // Which estimates: "joint", "marginal" (every modality), "conditional" (every ordered pair).
   std::vector<std::string> estimates = {"joint", "marginal", "conditional"};
-  std::uint64_t seed = 0;         // the sampling noise (the figures repeat)
+  std::uint64_t seed = 0;  // the sampling noise (the figures repeat)
 };
 
 // Every requested estimate over `dataset` as

@@ -25,8 +25,8 @@ LinearClassifier fit(const torch::Tensor& x, std::int64_t outputs, const std::st
                      const std::function<torch::Tensor(const torch::Tensor&)>& loss_of_logits,
                      const LinearFitOptions& o) {
   torch::NoGradGuard outer;
-  MMKT_CHECK_INPUT(x.dim() == 2 && x.size(0) > 0, "a linear classifier needs features [N,D] with N > 0, got ",
-                   x.sizes());
+  MMKT_CHECK_INPUT(x.dim() == 2 && x.size(0) > 0,
+                   "a linear classifier needs features [N,D] with N > 0, got ", x.sizes());
   LinearClassifier c;
   c.kind = kind;
   const auto xf = x.to(torch::kFloat32);
@@ -66,11 +66,12 @@ LinearClassifier fit_softmax(const torch::Tensor& x, const torch::Tensor& labels
   MMKT_CHECK_INPUT(labels.dim() == 1 && labels.size(0) == x.size(0), "fit_softmax: ", x.size(0),
                    " feature rows but labels of shape ", labels.sizes());
   const auto y = labels.to(torch::kInt64);
-  MMKT_CHECK_INPUT(y.numel() > 0 && y.min().item<std::int64_t>() >= 0 &&
-                       y.max().item<std::int64_t>() < classes,
-                   "fit_softmax: labels must lie in [0, ", classes, ")");
-  return fit(x, classes, "softmax",
-             [&](const torch::Tensor& l) { return torch::nn::functional::cross_entropy(l, y); }, o);
+  MMKT_CHECK_INPUT(
+      y.numel() > 0 && y.min().item<std::int64_t>() >= 0 && y.max().item<std::int64_t>() < classes,
+      "fit_softmax: labels must lie in [0, ", classes, ")");
+  return fit(
+      x, classes, "softmax",
+      [&](const torch::Tensor& l) { return torch::nn::functional::cross_entropy(l, y); }, o);
 }
 
 LinearClassifier fit_sigmoid(const torch::Tensor& x, const torch::Tensor& targets,
@@ -79,20 +80,28 @@ LinearClassifier fit_sigmoid(const torch::Tensor& x, const torch::Tensor& target
                    " feature rows but targets of shape ", targets.sizes());
   const auto t = targets.to(torch::kFloat32);
   // Sum over targets, mean over rows: each target is its own logistic regression.
-  return fit(x, targets.size(1), "sigmoid",
-             [&](const torch::Tensor& l) {
-               return torch::nn::functional::binary_cross_entropy_with_logits(
-                          l, t, torch::nn::functional::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
-                   .sum(1)
-                   .mean();
-             },
-             o);
+  return fit(
+      x, targets.size(1), "sigmoid",
+      [&](const torch::Tensor& l) {
+        return torch::nn::functional::binary_cross_entropy_with_logits(
+                   l, t,
+                   torch::nn::functional::BinaryCrossEntropyWithLogitsFuncOptions().reduction(
+                       torch::kNone))
+            .sum(1)
+            .mean();
+      },
+      o);
 }
 
 double accuracy(const torch::Tensor& predicted, const torch::Tensor& truth) {
-  MMKT_CHECK(predicted.numel() == truth.numel() && truth.numel() > 0, "accuracy: ",
-             predicted.numel(), " predictions for ", truth.numel(), " labels");
-  return predicted.to(torch::kInt64).cpu().eq(truth.to(torch::kInt64).cpu()).to(torch::kFloat64).mean().item<double>();
+  MMKT_CHECK(predicted.numel() == truth.numel() && truth.numel() > 0,
+             "accuracy: ", predicted.numel(), " predictions for ", truth.numel(), " labels");
+  return predicted.to(torch::kInt64)
+      .cpu()
+      .eq(truth.to(torch::kInt64).cpu())
+      .to(torch::kFloat64)
+      .mean()
+      .item<double>();
 }
 
 }  // namespace mmkt::eval

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <torch/torch.h>
 
 #include "mmkt/core/error.h"
 #include "mmkt/image/convert.h"
@@ -24,11 +24,11 @@ const cv::Scalar kBlack(0, 0, 0), kWhite(255, 255, 255), kGrey(160, 160, 160);
 
 // tab20 (matplotlib), dark shades first: the first ten classes get the tab10 colours, which
 // are easier to tell apart than neighbouring tab20 pairs. RGB.
-const int kPalette[20][3] = {
-    {31, 119, 180}, {255, 127, 14}, {44, 160, 44},   {214, 39, 40},   {148, 103, 189},
-    {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34},  {23, 190, 207},
-    {174, 199, 232}, {255, 187, 120}, {152, 223, 138}, {255, 152, 150}, {197, 176, 213},
-    {196, 156, 148}, {247, 182, 210}, {199, 199, 199}, {219, 219, 141}, {158, 218, 229}};
+const int kPalette[20][3] = {{31, 119, 180},  {255, 127, 14},  {44, 160, 44},   {214, 39, 40},
+                             {148, 103, 189}, {140, 86, 75},   {227, 119, 194}, {127, 127, 127},
+                             {188, 189, 34},  {23, 190, 207},  {174, 199, 232}, {255, 187, 120},
+                             {152, 223, 138}, {255, 152, 150}, {197, 176, 213}, {196, 156, 148},
+                             {247, 182, 210}, {199, 199, 199}, {219, 219, 141}, {158, 218, 229}};
 
 cv::Scalar class_colour(std::int64_t label) {
   if (label < 0) return kGrey;
@@ -127,9 +127,10 @@ void paste(cv::Mat& canvas, const cv::Mat& tile, int x, int y) {
 }
 
 void check_images(const torch::Tensor& t, int dims, const char* what, const std::string& path) {
-  MMKT_CHECK_INPUT(t.defined() && t.dim() == dims && (t.size(dims - 3) == 1 || t.size(dims - 3) == 3),
-                   path, ": ", what, " must be ", dims == 5 ? "[R,K,C,H,W]" : "[R,C,H,W]",
-                   " with C = 1 or 3, got ", t.defined() ? t.sizes() : torch::IntArrayRef{});
+  MMKT_CHECK_INPUT(
+      t.defined() && t.dim() == dims && (t.size(dims - 3) == 1 || t.size(dims - 3) == 3), path,
+      ": ", what, " must be ", dims == 5 ? "[R,K,C,H,W]" : "[R,C,H,W]", " with C = 1 or 3, got ",
+      t.defined() ? t.sizes() : torch::IntArrayRef{});
   MMKT_CHECK_INPUT(t.numel() > 0, path, ": ", what, " is empty, got ", t.sizes());
 }
 
@@ -219,8 +220,9 @@ void write_scatter_png(const std::string& path, const torch::Tensor& points,
   for (std::int64_t i = 0; i < n; ++i) {
     const double u = (pp[2 * i] - lo[0]) / (hi[0] - lo[0]);
     const double v = (pp[2 * i + 1] - lo[1]) / (hi[1] - lo[1]);
-    const cv::Point at(plot.x + static_cast<int>(std::lround(u * (plot.width - 1))),
-                       plot.y + plot.height - 1 - static_cast<int>(std::lround(v * (plot.height - 1))));
+    const cv::Point at(
+        plot.x + static_cast<int>(std::lround(u * (plot.width - 1))),
+        plot.y + plot.height - 1 - static_cast<int>(std::lround(v * (plot.height - 1))));
     cv::circle(canvas, at, 3, class_colour(lp[i]), cv::FILLED, cv::LINE_AA);
   }
 
@@ -230,7 +232,8 @@ void write_scatter_png(const std::string& path, const torch::Tensor& points,
   const int rows_fit = (plot.height - kLine) / kLine;
   for (std::int64_t c = 0; c < classes; ++c) {
     if (c == rows_fit - 1 && classes > rows_fit) {
-      put_text(canvas, "+" + std::to_string(classes - c) + " more", {lx, y + 13}, kTextScale, kBlack);
+      put_text(canvas, "+" + std::to_string(classes - c) + " more", {lx, y + 13}, kTextScale,
+               kBlack);
       break;
     }
     cv::circle(canvas, {lx + 6, y + 9}, 5, class_colour(c), cv::FILLED, cv::LINE_AA);
@@ -273,8 +276,9 @@ void write_confusion_png(const std::string& path, const torch::Tensor& confusion
   const auto rows = confusion.size(0), cols = confusion.size(1);
   MMKT_CHECK_INPUT(static_cast<std::int64_t>(row_names.size()) == rows &&
                        static_cast<std::int64_t>(col_names.size()) == cols,
-                   path, ": confusion matrix ", confusion.sizes(), " needs ", rows, " row names and ",
-                   cols, " column names, got ", row_names.size(), " and ", col_names.size());
+                   path, ": confusion matrix ", confusion.sizes(), " needs ", rows,
+                   " row names and ", cols, " column names, got ", row_names.size(), " and ",
+                   col_names.size());
   const auto counts = confusion.detach().to(torch::kCPU, torch::kFloat64);
   MMKT_CHECK_INPUT(counts.min().item<double>() >= 0, path, ": confusion counts must be >= 0");
   // Row shares: count / row total (0 for an empty row).
@@ -294,9 +298,10 @@ void write_confusion_png(const std::string& path, const torch::Tensor& confusion
   const double name_scale = cell >= 20 ? kTextScale : 0.35;
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto name = fit(row_names[static_cast<std::size_t>(r)], kLabels - 12, name_scale);
-    put_text(canvas, name,
-             {gx - 6 - text_width(name, name_scale), gy + static_cast<int>(r) * cell + cell / 2 + 5},
-             name_scale, kBlack);
+    put_text(
+        canvas, name,
+        {gx - 6 - text_width(name, name_scale), gy + static_cast<int>(r) * cell + cell / 2 + 5},
+        name_scale, kBlack);
   }
   // Column names read bottom to top: drawn on a strip, rotated 90 degrees counter-clockwise.
   for (std::int64_t c = 0; c < cols; ++c) {
@@ -316,7 +321,8 @@ void write_confusion_png(const std::string& path, const torch::Tensor& confusion
     const bool empty_row = totals[r][0].item<double>() == 0;
     for (std::int64_t c = 0; c < cols; ++c) {
       const double s = sp[r * cols + c];
-      const cv::Rect box(gx + static_cast<int>(c) * cell, gy + static_cast<int>(r) * cell, cell, cell);
+      const cv::Rect box(gx + static_cast<int>(c) * cell, gy + static_cast<int>(r) * cell, cell,
+                         cell);
       cv::Scalar colour;
       for (int k = 0; k < 3; ++k) colour[k] = std::round(255.0 + s * (dark[k] - 255.0));
       cv::rectangle(canvas, box, colour, cv::FILLED);
@@ -340,7 +346,8 @@ void write_image_rows_png(const std::string& path, const std::vector<std::string
                    row_captions.size(), " captions for ", rows, " rows of images");
   if (scale == 0) scale = image::viewing_scale(h);
   MMKT_CHECK_INPUT(caption_width >= 40 && scale >= 1, path,
-                   ": caption_width must be >= 40 and scale >= 1, got ", caption_width, " and ", scale);
+                   ": caption_width must be >= 40 and scale >= 1, got ", caption_width, " and ",
+                   scale);
   const int tile_w = static_cast<int>(w) * scale, tile_h = static_cast<int>(h) * scale;
 
   std::vector<std::vector<std::string>> lines;
@@ -357,7 +364,8 @@ void write_image_rows_png(const std::string& path, const std::vector<std::string
   for (std::int64_t r = 0; r < rows; ++r) {
     put_lines(canvas, lines[static_cast<std::size_t>(r)], kPad, y + kPad);
     for (std::int64_t j = 0; j < k; ++j) {
-      paste(canvas, image_tile(cpu[r][j], scale), caption_width + static_cast<int>(j) * (tile_w + kPad), y);
+      paste(canvas, image_tile(cpu[r][j], scale),
+            caption_width + static_cast<int>(j) * (tile_w + kPad), y);
     }
     y += row_h[static_cast<std::size_t>(r)] + kPad;
   }
@@ -381,10 +389,9 @@ void write_contact_sheet_png(const std::string& path,
   if (with_queries) {
     check_images(query_images, 4, "query_images", path);
     // Grey and colour may mix (tiles are drawn in colour); the sizes must agree.
-    MMKT_CHECK_INPUT(query_images.size(0) == rows && query_images.size(2) == h &&
-                         query_images.size(3) == w,
-                     path, ": query_images ", query_images.sizes(), " do not match results ",
-                     results.sizes());
+    MMKT_CHECK_INPUT(
+        query_images.size(0) == rows && query_images.size(2) == h && query_images.size(3) == w,
+        path, ": query_images ", query_images.sizes(), " do not match results ", results.sizes());
   }
   if (scale == 0) scale = image::viewing_scale(h);
   MMKT_CHECK_INPUT(scale >= 1, path, ": scale must be >= 1, got ", scale);

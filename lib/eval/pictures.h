@@ -46,10 +46,11 @@ void write_image_rows_png(const std::string& path, const std::vector<std::string
                           const torch::Tensor& images, int caption_width = 260, int scale = 0);
 
 // Retrieval contact sheet, one row per query: the query image (query_images [R,C,H,W], C = 1
-// or 3 whatever the results' C, or undefined for text queries), its caption on a 260 px strip, then the top-K results [R,K,C,H,W]
-// framed 3 px green when relevant [R,K] and red when not (scale 0 = image::viewing_scale(H)). Layout (pad 4, tile t = W*scale + 6
-// wide, H*scale + 6 high): width = 4 + (query image ? t + 4 : 0) + 260 + K*(t + 4);
-// row height = max(H*scale + 6, lines*18 + 8); height = 4 + sum of (row height + 4).
+// or 3 whatever the results' C, or undefined for text queries), its caption on a 260 px strip, then
+// the top-K results [R,K,C,H,W] framed 3 px green when relevant [R,K] and red when not (scale 0 =
+// image::viewing_scale(H)). Layout (pad 4, tile t = W*scale + 6 wide, H*scale + 6 high): width = 4
+// + (query image ? t + 4 : 0) + 260 + K*(t + 4); row height = max(H*scale + 6, lines*18 + 8);
+// height = 4 + sum of (row height + 4).
 void write_contact_sheet_png(const std::string& path,
                              const std::vector<std::string>& query_captions,
                              const torch::Tensor& query_images, const torch::Tensor& results,

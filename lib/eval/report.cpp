@@ -28,8 +28,8 @@ const std::vector<std::string>& eval_metric_names() {
 
 ShiftSpec parse_shift_spec(const std::string& spec) {
   const auto colon = spec.find(':');
-  MMKT_CHECK_INPUT(colon != std::string::npos && colon > 0 && colon + 1 < spec.size(), "shift '", spec,
-                   "': expected KIND:S1,S2,... (e.g. rotation:1,2,3 or concept:0.1,0.3)");
+  MMKT_CHECK_INPUT(colon != std::string::npos && colon > 0 && colon + 1 < spec.size(), "shift '",
+                   spec, "': expected KIND:S1,S2,... (e.g. rotation:1,2,3 or concept:0.1,0.3)");
   ShiftSpec s;
   s.kind = spec.substr(0, colon);
   auto kinds = covariate_shift_kinds();
@@ -58,14 +58,18 @@ nlohmann::json probe_report(const Embeddings& train, const Embeddings& test, std
   const double acc = accuracy(clf.predict(test.mu.at("image")), test.labels);
   log::info("linear probe on image posterior means: accuracy ", acc, " (", train.labels.size(0),
             " training items, ", classes, " classes)");
-  return {{"accuracy", acc}, {"train_items", train.labels.size(0)}, {"test_items", test.labels.size(0)},
+  return {{"accuracy", acc},
+          {"train_items", train.labels.size(0)},
+          {"test_items", test.labels.size(0)},
           {"classes", classes}};
 }
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Retrieval: text<->image and image->image with a text modality, image->image otherwise;
 // seen- and unseen-class queries also apart when the run holds classes out.
@@ -92,9 +96,11 @@ void reconstruction_picture(LoadedRun& run, const std::string& path, const torch
   auto& dec = run.model->decoder("image");
   const auto from_image = dec.mean(run.model->encode("image", inputs.at("image")).mu).cpu();
   const auto from_all = dec.mean(run.model->encode_joint(inputs).mu).cpu();
-  const auto grid = torch::cat(std::vector<torch::Tensor>{batch->images.cpu(), from_image, from_all});
-  image::write_png(path, image::make_grid(image::upscale_nearest(grid, image::viewing_scale(grid.size(2))),
-                                          static_cast<int>(batch->size())));
+  const auto grid =
+      torch::cat(std::vector<torch::Tensor>{batch->images.cpu(), from_image, from_all});
+  image::write_png(
+      path, image::make_grid(image::upscale_nearest(grid, image::viewing_scale(grid.size(2))),
+                             static_cast<int>(batch->size())));
 }
 
 // A contact sheet for a few text queries against the test images (cosine on posterior means).
@@ -111,24 +117,29 @@ void contact_sheet_picture(const LoadedRun& run, const Embeddings& e, const std:
     if (classes_seen.insert(c).second) picks.push_back(i);
   }
   const auto idx = torch::tensor(picks, torch::kInt64);
-  const auto q = F::normalize(e.mu.at("text").index_select(0, idx), F::NormalizeFuncOptions().dim(1));
+  const auto q =
+      F::normalize(e.mu.at("text").index_select(0, idx), F::NormalizeFuncOptions().dim(1));
   const auto db = F::normalize(e.mu.at("image"), F::NormalizeFuncOptions().dim(1));
   const auto best = std::get<1>(torch::mm(q, db.t()).topk(top, 1));  // [Q,top]
   std::vector<torch::Tensor> rows;
   for (std::size_t r = 0; r < picks.size(); ++r) {
     captions.push_back(run.data.test->captions({picks[r]}).front());
     const auto ids = best[static_cast<std::int64_t>(r)];
-    std::vector<std::int64_t> v(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel());
+    std::vector<std::int64_t> v(ids.data_ptr<std::int64_t>(),
+                                ids.data_ptr<std::int64_t>() + ids.numel());
     rows.push_back(run.data.test->images(v));
   }
-  const auto relevant = e.labels.index_select(0, best.flatten()).view({-1, top}).eq(e.labels.index_select(0, idx).unsqueeze(1));
+  const auto relevant = e.labels.index_select(0, best.flatten())
+                            .view({-1, top})
+                            .eq(e.labels.index_select(0, idx).unsqueeze(1));
   write_contact_sheet_png(path, captions, torch::Tensor(), torch::stack(rows), relevant);
 }
 
 // Embeddings of a shifted test set. Covariate shifts change images only: the other modalities'
 // embeddings are the clean ones; concept shift changes labels only; prior shift is re-embedded.
-Embeddings shifted_embeddings(LoadedRun& run, const std::string& kind, const data::DatasetPtr& shifted,
-                              const Embeddings& clean, const torch::Device& device) {
+Embeddings shifted_embeddings(LoadedRun& run, const std::string& kind,
+                              const data::DatasetPtr& shifted, const Embeddings& clean,
+                              const torch::Device& device) {
   if (kind == "concept") {
     Embeddings e = clean;
     e.labels = shifted->labels(data::index_range(shifted->size()));
@@ -187,8 +198,10 @@ std::string shift_markdown(const nlohmann::json& shifts) {
     for (std::size_t i = 0; i < cols.size(); ++i) out << " ---: |";
     out << "\n";
     for (const auto& row : rows) {
-      out << "| " << row["severity"].get<double>() << " | " << row["items"].get<std::int64_t>() << " |";
-      for (const auto& c : cols) out << " " << (row.contains(c) ? row[c].get<double>() : 0.0) << " |";
+      out << "| " << row["severity"].get<double>() << " | " << row["items"].get<std::int64_t>()
+          << " |";
+      for (const auto& c : cols)
+        out << " " << (row.contains(c) ? row[c].get<double>() : 0.0) << " |";
       out << "\n";
     }
   }
@@ -200,13 +213,16 @@ std::string shift_markdown(const nlohmann::json& shifts) {
 nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::string& out_dir,
                             const torch::Device& device) {
   for (const auto& m : o.metrics) {
-    MMKT_CHECK_INPUT(std::find(eval_metric_names().begin(), eval_metric_names().end(), m) != eval_metric_names().end(),
-                     "unknown metric '", m, "' (expected retrieval, likelihood, probe, zeroshot, coherence, pictures)");
+    MMKT_CHECK_INPUT(std::find(eval_metric_names().begin(), eval_metric_names().end(), m) !=
+                         eval_metric_names().end(),
+                     "unknown metric '", m,
+                     "' (expected retrieval, likelihood, probe, zeroshot, coherence, pictures)");
   }
   MMKT_CHECK_INPUT(run.model->has_modality("image"), "mmkt eval needs an 'image' modality");
   const std::string pictures = out_dir + "/pictures";
   std::filesystem::create_directories(pictures);
-  nlohmann::json report{{"run", run.resolved}, {"test_set", run.data.test->info().name},
+  nlohmann::json report{{"run", run.resolved},
+                        {"test_set", run.data.test->info().name},
                         {"test_items", run.data.test->size()}};
   std::ostringstream md;
   md << "# Evaluation of " << out_dir << "\n\nTest set: " << run.data.test->info().name << " ("
@@ -241,12 +257,14 @@ nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::str
     t = Clock::now();
     EmbedOptions po;
     po.modalities = {"image"};
-    probe_train = embed_dataset(run, evaluator_training_set(run.config, o.probe_train_items), device, po);
+    probe_train =
+        embed_dataset(run, evaluator_training_set(run.config, o.probe_train_items), device, po);
     report["probe"] = probe_report(probe_train, test, classes);
     report["seconds"]["probe"] = since(t);
     md << "\n## Linear probe\n\nSoftmax regression on image posterior means, fit on "
-       << report["probe"]["train_items"].get<std::int64_t>() << " training images of every class: test accuracy **"
-       << std::fixed << std::setprecision(4) << report["probe"]["accuracy"].get<double>() << "**.\n";
+       << report["probe"]["train_items"].get<std::int64_t>()
+       << " training images of every class: test accuracy **" << std::fixed << std::setprecision(4)
+       << report["probe"]["accuracy"].get<double>() << "**.\n";
   }
   const auto task = zero_shot_task(run);
   Embeddings zs_train;
@@ -280,14 +298,17 @@ nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::str
     t = Clock::now();
     const auto schema = evaluation_schema(run);
     nlohmann::json ev_report;
-    auto evaluator = image_evaluator(run, schema, out_dir + "/evaluator_image.pt", o.evaluator, device, &ev_report);
-    report["coherence"] = coherence_report(run, schema, evaluator, run.data.test, o.coherence, device, &examples);
+    auto evaluator = image_evaluator(run, schema, out_dir + "/evaluator_image.pt", o.evaluator,
+                                     device, &ev_report);
+    report["coherence"] =
+        coherence_report(run, schema, evaluator, run.data.test, o.coherence, device, &examples);
     report["coherence"]["evaluator"] = ev_report;
     report["seconds"]["coherence"] = since(t);
     auto table = report["coherence"];
     table.erase("evaluator");
     md << "\n## Coherence\n\nImage evaluator accuracy on real test images: "
-       << ev_report["evaluator_test_accuracy"].dump() << "\n\n" << coherence_markdown(table);
+       << ev_report["evaluator_test_accuracy"].dump() << "\n\n"
+       << coherence_markdown(table);
   }
   if (o.metrics.count("pictures")) {
     t = Clock::now();
@@ -306,7 +327,8 @@ nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::str
       written.push_back("retrieval_text_to_image.png (green: same class)");
     }
     if (examples.images_from_text.defined()) {
-      write_image_rows_png(pictures + "/text_to_image.png", examples.source_captions, examples.images_from_text);
+      write_image_rows_png(pictures + "/text_to_image.png", examples.source_captions,
+                           examples.images_from_text);
       write_image_rows_png(pictures + "/image_to_text.png", examples.captions_from_image,
                            examples.source_images.unsqueeze(1));
       written.push_back("text_to_image.png");
@@ -314,7 +336,8 @@ nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::str
     }
     for (const auto& [method, c] : confusions) {
       std::vector<std::string> names;
-      for (const auto u : task->unseen) names.push_back(task->class_names[static_cast<std::size_t>(u)]);
+      for (const auto u : task->unseen)
+        names.push_back(task->class_names[static_cast<std::size_t>(u)]);
       write_confusion_png(pictures + "/zeroshot_confusion_" + method + ".png", c, names, names,
                           "zero-shot: " + method);
       written.push_back("zeroshot_confusion_" + method + ".png");
@@ -343,8 +366,8 @@ nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::str
         } else {
           shifted = covariate_shift(run.data.test, s.kind, sev, seed);
         }
-        auto row = shift_metrics(run, shifted_embeddings(run, s.kind, shifted, test, device), probe_train,
-                                 zs_train, task, o);
+        auto row = shift_metrics(run, shifted_embeddings(run, s.kind, shifted, test, device),
+                                 probe_train, zs_train, task, o);
         row["severity"] = sev;
         log::info("shift ", s.kind, " severity ", sev, ": ", row.dump());
         rows.push_back(row);

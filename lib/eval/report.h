@@ -20,7 +20,7 @@
 namespace mmkt::eval {
 
 struct ShiftSpec {
-  std::string kind;               // rotation | noise | blur | contrast | prior | concept
+  std::string kind;                // rotation | noise | blur | contrast | prior | concept
   std::vector<double> severities;  // concept: the share of labels remapped
 };
 // "rotation:1,2,3" -> {rotation, {1,2,3}}; InputError on a malformed spec.
@@ -41,8 +41,8 @@ struct EvalOptions {
 const std::vector<std::string>& eval_metric_names();
 
 // Runs everything requested and writes it under out_dir; returns report.json's content.
-nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& options,
-                            const std::string& out_dir, const torch::Device& device);
+nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& options, const std::string& out_dir,
+                            const torch::Device& device);
 
 // Linear-probe accuracy: softmax regression on the image posterior means of `train`, scored
 // on `test`; {"accuracy", "train_items", "test_items", "classes"}.

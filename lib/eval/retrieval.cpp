@@ -8,8 +8,12 @@
 namespace mmkt::eval {
 
 nlohmann::json RetrievalResult::to_json() const {
-  nlohmann::json j{{"score", score},         {"relevance", relevance}, {"queries", queries},
-                   {"database", database},   {"mAP", map},            {"random_mAP", random_map},
+  nlohmann::json j{{"score", score},
+                   {"relevance", relevance},
+                   {"queries", queries},
+                   {"database", database},
+                   {"mAP", map},
+                   {"random_mAP", random_map},
                    {"median_rank", median_rank}};
   for (const auto& [k, v] : precision_at) j["P@" + std::to_string(k)] = v;
   for (const auto& [k, v] : random_precision_at) j["random_P@" + std::to_string(k)] = v;
@@ -42,7 +46,8 @@ double random_average_precision(std::int64_t n, std::int64_t r) {
   if (n == 1) return 1.0;
   double sum = 0;
   for (std::int64_t k = 1; k <= n; ++k) {
-    sum += (static_cast<double>(r - 1) * static_cast<double>(k - 1) / static_cast<double>(n - 1) + 1.0) /
+    sum += (static_cast<double>(r - 1) * static_cast<double>(k - 1) / static_cast<double>(n - 1) +
+            1.0) /
            static_cast<double>(k);
   }
   return sum / static_cast<double>(n);
@@ -114,7 +119,8 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
       random_hit_of_query;
   ap_of_query.reserve(static_cast<std::size_t>(m));
   random_ap_of_query.reserve(static_cast<std::size_t>(m));
-  std::map<std::int64_t, double> random_ap_of;  // E[AP] depends only on R (N is fixed): O(N) once per R
+  std::map<std::int64_t, double>
+      random_ap_of;  // E[AP] depends only on R (N is fixed): O(N) once per R
   std::vector<double> first_ranks, pair_ranks;
   first_ranks.reserve(static_cast<std::size_t>(m));
 
@@ -125,10 +131,12 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
     auto score = o.score == "cosine"
                      ? torch::mm(qc, x.t())
                      : (2 * torch::mm(qc, x.t()) - x_sq.unsqueeze(0) - qc.pow(2).sum(1, true));
-    const auto rows = torch::arange(start, start + len, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+    const auto rows = torch::arange(start, start + len,
+                                    torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
     torch::Tensor relevant;
     if (instance) {
-      relevant = torch::zeros({len, n}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+      relevant =
+          torch::zeros({len, n}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
       relevant.index_put_({torch::arange(len, rows.options()), rows}, true);
     } else {
       relevant = ql.narrow(0, start, len).unsqueeze(1).eq(xl.unsqueeze(0));
@@ -164,7 +172,8 @@ RetrievalResult retrieve(const torch::Tensor& queries, const torch::Tensor& quer
       const auto ri = static_cast<std::int64_t>(rq[i]);
       if (ri > 0) first_ranks.push_back(static_cast<double>(fr[i]));
       auto it = random_ap_of.find(ri);
-      if (it == random_ap_of.end()) it = random_ap_of.emplace(ri, random_average_precision(effective_n, ri)).first;
+      if (it == random_ap_of.end())
+        it = random_ap_of.emplace(ri, random_average_precision(effective_n, ri)).first;
       random_ap_of_query.push_back(it->second);
       for (const auto k : o.ks) {
         const auto kk = std::min(k, effective_n);

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 namespace mmkt::eval {
 
@@ -25,7 +25,7 @@ struct RetrievalOptions {
   std::string relevance = "class";  // class (same label) | instance (query i <-> item i)
   bool exclude_self = false;        // same-modality retrieval: drop item i from query i's list
   std::vector<std::int64_t> ks = {1, 5, 10, 100};
-  std::int64_t chunk = 256;         // queries ranked at once (memory: chunk x database)
+  std::int64_t chunk = 256;  // queries ranked at once (memory: chunk x database)
   // Class relevance with paired rows (query i <-> item i): also the paired item's rank, from
   // the same scores without a second sort (pair_recall_at, pair_median_rank).
   bool paired = false;

@@ -6,8 +6,8 @@
 #include <numeric>
 #include <sstream>
 
-#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
+#include <opencv2/imgproc.hpp>
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/random.h"
@@ -34,7 +34,8 @@ std::vector<std::int64_t> all_labels(const data::Dataset& base, const char* what
   std::vector<std::int64_t> indices(static_cast<std::size_t>(base.size()));
   std::iota(indices.begin(), indices.end(), 0);
   const auto t = base.labels(indices).to(torch::kInt64).contiguous();
-  std::vector<std::int64_t> labels(t.data_ptr<std::int64_t>(), t.data_ptr<std::int64_t>() + t.numel());
+  std::vector<std::int64_t> labels(t.data_ptr<std::int64_t>(),
+                                   t.data_ptr<std::int64_t>() + t.numel());
   for (std::size_t i = 0; i < labels.size(); ++i) {
     MMKT_CHECK_INPUT(labels[i] >= 0, what, " needs a class label on every item of ",
                      base.info().name, ", but item ", i, " has label ", labels[i]);
@@ -58,7 +59,10 @@ torch::Tensor per_channel(const torch::Tensor& x, Fn fn) {
 class CovariateShift : public data::Dataset {
  public:
   CovariateShift(data::DatasetPtr base, std::string kind, double severity, std::uint64_t seed)
-      : base_(std::move(base)), kind_(std::move(kind)), severity_(severity), seed_(seed),
+      : base_(std::move(base)),
+        kind_(std::move(kind)),
+        severity_(severity),
+        seed_(seed),
         info_(base_->info()) {
     info_.name += "+" + kind_ + "@" + format_number(severity_);
   }
@@ -174,7 +178,9 @@ class ConceptShift : public data::Dataset {
 
 }  // namespace
 
-std::vector<std::string> covariate_shift_kinds() { return {"rotation", "noise", "blur", "contrast"}; }
+std::vector<std::string> covariate_shift_kinds() {
+  return {"rotation", "noise", "blur", "contrast"};
+}
 
 data::DatasetPtr covariate_shift(data::DatasetPtr base, const std::string& kind, double severity,
                                  std::uint64_t seed) {
@@ -209,7 +215,9 @@ data::DatasetPtr prior_shift(data::DatasetPtr base, double severity, std::uint64
   for (std::size_t r = 0; r < classes; ++r) {
     auto list = items[order[r]];
     const double fraction =
-        classes > 1 ? std::exp2(-severity * static_cast<double>(r) / static_cast<double>(classes - 1)) : 1.0;
+        classes > 1
+            ? std::exp2(-severity * static_cast<double>(r) / static_cast<double>(classes - 1))
+            : 1.0;
     const auto keep = std::max<std::size_t>(
         1, static_cast<std::size_t>(std::llround(static_cast<double>(list.size()) * fraction)));
     item_rng.shuffle(list);
@@ -229,8 +237,8 @@ data::DatasetPtr concept_shift(data::DatasetPtr base, double share, std::uint64_
   const auto n = static_cast<std::int64_t>(labels.size());
   const auto changed = std::llround(share * static_cast<double>(n));
   if (changed > 0) {
-    MMKT_CHECK_INPUT(classes >= 2, "concept shift needs at least 2 classes, ",
-                     base->info().name, " has ", classes);
+    MMKT_CHECK_INPUT(classes >= 2, "concept shift needs at least 2 classes, ", base->info().name,
+                     " has ", classes);
     // Sattolo's algorithm: a uniformly random cyclic permutation, so perm[c] != c for all c.
     std::vector<std::int64_t> perm(static_cast<std::size_t>(classes));
     std::iota(perm.begin(), perm.end(), 0);
@@ -241,7 +249,8 @@ data::DatasetPtr concept_shift(data::DatasetPtr base, double share, std::uint64_
     std::iota(order.begin(), order.end(), 0);
     SplitMix item_rng(stream_seed(seed, kConceptItems));
     for (std::int64_t i = 0; i < changed; ++i) {
-      const auto j = i + static_cast<std::int64_t>(item_rng.below(static_cast<std::uint64_t>(n - i)));
+      const auto j =
+          i + static_cast<std::int64_t>(item_rng.below(static_cast<std::uint64_t>(n - i)));
       std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
       auto& label = labels[static_cast<std::size_t>(order[static_cast<std::size_t>(i)])];
       label = perm[static_cast<std::size_t>(label)];

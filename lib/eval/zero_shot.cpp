@@ -60,7 +60,8 @@ double per_class_accuracy(const torch::Tensor& truth, const torch::Tensor& predi
     const auto mask = t.eq(c);
     const auto n = mask.sum().item<std::int64_t>();
     if (n == 0) continue;
-    sum += static_cast<double>(p.masked_select(mask).eq(c).sum().item<std::int64_t>()) / static_cast<double>(n);
+    sum += static_cast<double>(p.masked_select(mask).eq(c).sum().item<std::int64_t>()) /
+           static_cast<double>(n);
     ++counted;
   }
   return counted ? sum / counted : 0.0;
@@ -108,7 +109,8 @@ std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
       rows.push_back(data::shapes_attributes(f, level));
       task.descriptions.push_back({data::shapes_class_description(f, level)});
       task.captions.emplace_back();
-      for (std::uint64_t k = 0; k < 32; ++k) task.captions.back().push_back(data::shapes_caption(f, level, 5000 + k));
+      for (std::uint64_t k = 0; k < 32; ++k)
+        task.captions.back().push_back(data::shapes_caption(f, level, 5000 + k));
       (data::shapes_matches_holdout(f, holdout) ? task.unseen : task.seen).push_back(c);
     }
     task.class_attributes = torch::stack(rows);
@@ -121,7 +123,8 @@ std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
   task.class_attributes = ca.matrix.to(torch::kFloat32);
   task.unseen = run.data.unseen_classes;
   for (std::int64_t c = 0; c < ca.num_classes(); ++c) {
-    if (std::find(task.unseen.begin(), task.unseen.end(), c) == task.unseen.end()) task.seen.push_back(c);
+    if (std::find(task.unseen.begin(), task.unseen.end(), c) == task.unseen.end())
+      task.seen.push_back(c);
   }
   const data::CaptionGrammar grammar(ca);
   task.descriptions.resize(static_cast<std::size_t>(ca.num_classes()));
@@ -130,7 +133,8 @@ std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
       task.descriptions[static_cast<std::size_t>(c)].push_back(grammar.description(c, 1000 + k));
     }
     task.captions.emplace_back();
-    for (std::uint64_t k = 0; k < 32; ++k) task.captions.back().push_back(grammar.caption(c, 5000 + k));
+    for (std::uint64_t k = 0; k < 32; ++k)
+      task.captions.back().push_back(grammar.caption(c, 5000 + k));
   }
   return task;
 }
@@ -138,7 +142,8 @@ std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
 namespace {
 
 // Rows of `e` (the first max_train) and their labels.
-std::pair<torch::Tensor, torch::Tensor> first_rows(const torch::Tensor& x, const torch::Tensor& labels,
+std::pair<torch::Tensor, torch::Tensor> first_rows(const torch::Tensor& x,
+                                                   const torch::Tensor& labels,
                                                    std::int64_t max_train) {
   const auto n = std::min(max_train, x.size(0));
   return {x.narrow(0, 0, n), labels.narrow(0, 0, n)};
@@ -182,27 +187,31 @@ torch::Tensor confusion(const ZeroShotMetrics& m, const std::vector<std::int64_t
                         std::int64_t num_classes) {
   const auto u = static_cast<std::int64_t>(unseen.size());
   const auto position = positions_within(unseen, num_classes);
-  return confusion_matrix(position.index_select(0, m.zsl_truth), position.index_select(0, m.zsl_predicted), u, u);
+  return confusion_matrix(position.index_select(0, m.zsl_truth),
+                          position.index_select(0, m.zsl_predicted), u, u);
 }
 
 }  // namespace
 
 namespace {
 // q(z|text) of each text, on the CPU: (mu [T,D], logvar [T,D]).
-std::pair<torch::Tensor, torch::Tensor> encode_texts(LoadedRun& run, const std::vector<std::string>& texts) {
+std::pair<torch::Tensor, torch::Tensor> encode_texts(LoadedRun& run,
+                                                     const std::vector<std::string>& texts) {
   torch::NoGradGuard no_grad;
   const auto device = run.model->parameters().front().device();
   std::vector<std::vector<std::int64_t>> ids;
   for (const auto& t : texts) ids.push_back(run.data.tokenizer->encode_with_bos_eos(t));
   auto [tokens, lengths] = data::pad_tokens(ids, run.config.data.max_tokens);
-  const auto q = run.model->encode("text", models::ModalityInput{tokens.to(device), lengths.to(device)});
+  const auto q =
+      run.model->encode("text", models::ModalityInput{tokens.to(device), lengths.to(device)});
   return {q.mu.cpu(), q.logvar.cpu()};
 }
 }  // namespace
 
 torch::Tensor text_class_prototypes(LoadedRun& run, const ZeroShotTask& task) {
   std::vector<torch::Tensor> prototypes;
-  for (const auto& descriptions : task.descriptions) prototypes.push_back(encode_texts(run, descriptions).first.mean(0));
+  for (const auto& descriptions : task.descriptions)
+    prototypes.push_back(encode_texts(run, descriptions).first.mean(0));
   return torch::stack(prototypes);
 }
 
@@ -214,7 +223,8 @@ torch::Tensor calibrated_scores(const torch::Tensor& scores, const std::vector<s
   return out;
 }
 
-double best_calibration(const std::vector<CalibrationSplit>& splits, const std::vector<double>& candidates) {
+double best_calibration(const std::vector<CalibrationSplit>& splits,
+                        const std::vector<double>& candidates) {
   MMKT_CHECK(!splits.empty() && !candidates.empty(), "best_calibration: no split or no candidate");
   double best_gamma = 0, best_h = -1;
   auto sorted = candidates;
@@ -222,7 +232,9 @@ double best_calibration(const std::vector<CalibrationSplit>& splits, const std::
   for (const double gamma : sorted) {
     double h = 0;
     for (const auto& sp : splits) {
-      h += zero_shot_metrics(calibrated_scores(sp.scores, sp.seen, gamma), sp.truth, sp.unseen, sp.seen).h;
+      h += zero_shot_metrics(calibrated_scores(sp.scores, sp.seen, gamma), sp.truth, sp.unseen,
+                             sp.seen)
+               .h;
     }
     h /= static_cast<double>(splits.size());
     if (h > best_h + 1e-12) {
@@ -239,7 +251,7 @@ namespace {
 // the text prototypes, and per class q(z|text) of its captions then its descriptions, which the
 // generated classifier draws unseen-class latents from.
 struct ClassTextLatents {
-  torch::Tensor prototypes;                                     // [C,D]
+  torch::Tensor prototypes;                                    // [C,D]
   std::vector<std::pair<torch::Tensor, torch::Tensor>> texts;  // per class (mu, logvar) [T,D]
 };
 
@@ -257,9 +269,12 @@ ClassTextLatents class_text_latents(LoadedRun& run, const ZeroShotTask& task) {
 // The latents the "generated" classifier learns from: for seen classes, up to n per class drawn
 // from q(z|image) of training images; for unseen classes, n drawn from q(z|text) of the class's
 // captions and descriptions (cycled). Returns (z [M,D], labels [M]).
-std::pair<torch::Tensor, torch::Tensor> generated_training_set(
-    const ZeroShotTask& task, const ClassTextLatents& text, const torch::Tensor& mu_train,
-    const torch::Tensor& logvar_train, const torch::Tensor& y_train, std::int64_t n, std::uint64_t seed) {
+std::pair<torch::Tensor, torch::Tensor> generated_training_set(const ZeroShotTask& task,
+                                                               const ClassTextLatents& text,
+                                                               const torch::Tensor& mu_train,
+                                                               const torch::Tensor& logvar_train,
+                                                               const torch::Tensor& y_train,
+                                                               std::int64_t n, std::uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);
   const auto draw = [&](const torch::Tensor& mu, const torch::Tensor& logvar) {
     return mu + torch::exp(0.5 * logvar) * at::randn(mu.sizes(), generator, mu.options());
@@ -283,24 +298,26 @@ std::pair<torch::Tensor, torch::Tensor> generated_training_set(
 
 // Scores [N,C] of every zero-shot method for test features `x_test`, with classifiers fit on
 // training features of task.seen classes; the text methods only with `text`.
-std::map<std::string, torch::Tensor> method_scores(const ZeroShotTask& task, const ClassTextLatents* text,
-                                                   const torch::Tensor& x_train, const torch::Tensor& y_train,
-                                                   const torch::Tensor& logvar_train,
-                                                   const torch::Tensor& x_test, const torch::Tensor& mu_test,
-                                                   const ZeroShotOptions& o) {
+std::map<std::string, torch::Tensor> method_scores(
+    const ZeroShotTask& task, const ClassTextLatents* text, const torch::Tensor& x_train,
+    const torch::Tensor& y_train, const torch::Tensor& logvar_train, const torch::Tensor& x_test,
+    const torch::Tensor& mu_test, const ZeroShotOptions& o) {
   std::map<std::string, torch::Tensor> scores;
   const auto a = task.class_attributes.to(torch::kFloat32);
   const auto classes = a.size(0);
   const auto prior = attribute_prior(a, task.seen);
   // DAP: one logistic regression per attribute, on seen-class items labelled with their class's
   // attributes.
-  scores["dap"] = dap_log_scores(fit_sigmoid(x_train, a.index_select(0, y_train)).probabilities(x_test), a, prior);
+  scores["dap"] = dap_log_scores(
+      fit_sigmoid(x_train, a.index_select(0, y_train)).probabilities(x_test), a, prior);
   // IAP: a softmax over the seen classes, then attribute probabilities through A.
   {
     const auto seen_t = torch::tensor(task.seen, torch::kInt64);
-    const auto clf = fit_softmax(x_train, positions_within(task.seen, classes).index_select(0, y_train),
-                                 static_cast<std::int64_t>(task.seen.size()));
-    scores["iap"] = dap_log_scores(iap_attribute_probs(clf.probabilities(x_test), a.index_select(0, seen_t)), a, prior);
+    const auto clf =
+        fit_softmax(x_train, positions_within(task.seen, classes).index_select(0, y_train),
+                    static_cast<std::int64_t>(task.seen.size()));
+    scores["iap"] = dap_log_scores(
+        iap_attribute_probs(clf.probabilities(x_test), a.index_select(0, seen_t)), a, prior);
   }
   if (!text) return scores;
   // Text: the mean latent of each class's descriptions under q(z|text).
@@ -340,10 +357,12 @@ std::map<std::string, std::vector<CalibrationSplit>> calibration_splits(
     pseudo.seen.assign(order.begin() + static_cast<std::ptrdiff_t>(held), order.end());
     std::sort(pseudo.unseen.begin(), pseudo.unseen.end());
     std::sort(pseudo.seen.begin(), pseudo.seen.end());
-    const auto keep = torch::isin(y_train, torch::tensor(pseudo.seen, torch::kInt64)).nonzero().squeeze(1);
-    const auto scores = method_scores(pseudo, text, x_train.index_select(0, keep), y_train.index_select(0, keep),
-                                      logvar_train.defined() ? logvar_train.index_select(0, keep) : torch::Tensor(),
-                                      x_validation, validation.mu.at("image"), o);
+    const auto keep =
+        torch::isin(y_train, torch::tensor(pseudo.seen, torch::kInt64)).nonzero().squeeze(1);
+    const auto scores =
+        method_scores(pseudo, text, x_train.index_select(0, keep), y_train.index_select(0, keep),
+                      logvar_train.defined() ? logvar_train.index_select(0, keep) : torch::Tensor(),
+                      x_validation, validation.mu.at("image"), o);
     for (const auto& [method, s] : scores) {
       // Only the classes of this split compete: the real unseen classes have no items here.
       auto classes = pseudo.seen;
@@ -375,9 +394,8 @@ std::vector<double> calibration_candidates(const std::vector<CalibrationSplit>& 
 
 }  // namespace
 
-nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
-                                const Embeddings& train, const Embeddings& test,
-                                const ZeroShotOptions& o,
+nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task, const Embeddings& train,
+                                const Embeddings& test, const ZeroShotOptions& o,
                                 std::map<std::string, torch::Tensor>* confusions,
                                 const Embeddings* validation) {
   torch::NoGradGuard no_grad;
@@ -393,13 +411,14 @@ nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
   auto [xtr, ytr] = first_rows(source_train.at(image), train.labels, o.max_train);
   // The generated classifier draws seen latents from q(z|image): it needs the log-variances.
   torch::Tensor logvar_tr;
-  if (latent && train.logvar.count(image)) logvar_tr = train.logvar.at(image).narrow(0, 0, xtr.size(0));
+  if (latent && train.logvar.count(image))
+    logvar_tr = train.logvar.at(image).narrow(0, 0, xtr.size(0));
   const auto xte = source_test.at(image);
   const auto yte = test.labels;
-  nlohmann::json report{{"features", o.features},
-                        {"train_items", xtr.size(0)},
-                        {"test_items", xte.size(0)}};
-  for (const auto c : task.unseen) report["unseen"].push_back(task.class_names[static_cast<std::size_t>(c)]);
+  nlohmann::json report{
+      {"features", o.features}, {"train_items", xtr.size(0)}, {"test_items", xte.size(0)}};
+  for (const auto c : task.unseen)
+    report["unseen"].push_back(task.class_names[static_cast<std::size_t>(c)]);
   MMKT_CHECK_INPUT(!torch::isin(ytr, torch::tensor(task.unseen, torch::kInt64)).any().item<bool>(),
                    "zero-shot: the training embeddings contain unseen classes");
 
@@ -412,7 +431,8 @@ nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
   std::optional<ClassTextLatents> text;
   if (run.model->has_modality("text") && run.data.tokenizer) text = class_text_latents(run, task);
   const auto* text_latents = text ? &*text : nullptr;
-  const auto scores = method_scores(task, text_latents, xtr, ytr, logvar_tr, xte, test.mu.at(image), o);
+  const auto scores =
+      method_scores(task, text_latents, xtr, ytr, logvar_tr, xte, test.mu.at(image), o);
   for (const auto& [method, s] : scores) record(method, s);
   if (report.contains("text")) {
     report["text"]["score"] = o.score;
@@ -423,19 +443,21 @@ nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
   // Calibrated stacking, gamma chosen on pseudo-GZSL splits of the validation data.
   if (validation && validation->labels.defined() && validation->labels.numel() > 0) {
     const auto& source_validation = latent ? validation->mu : validation->features;
-    MMKT_CHECK_INPUT(source_validation.count(image), "zero-shot calibration needs validation ", o.features,
-                     " embeddings of the image modality");
+    MMKT_CHECK_INPUT(source_validation.count(image), "zero-shot calibration needs validation ",
+                     o.features, " embeddings of the image modality");
     const auto splits = calibration_splits(task, text_latents, xtr, ytr, logvar_tr, *validation,
                                            source_validation.at(image), o);
     for (const auto& [method, method_splits] : splits) {
       const double gamma = best_calibration(method_splits, calibration_candidates(method_splits));
-      const auto m = zero_shot_metrics(calibrated_scores(scores.at(method), task.seen, gamma), yte, task.unseen, task.seen);
+      const auto m = zero_shot_metrics(calibrated_scores(scores.at(method), task.seen, gamma), yte,
+                                       task.unseen, task.seen);
       report[method + "+cs"] = metrics_json(m);
       report[method + "+cs"]["gamma"] = gamma;
       log::info("zero-shot ", method, "+cs (gamma ", gamma, " from ", method_splits.size(),
                 " validation splits): GZSL u ", m.u, " s ", m.s, " H ", m.h);
     }
-    report["calibration"] = {{"validation_items", validation->labels.size(0)}, {"folds", o.calibration_folds}};
+    report["calibration"] = {{"validation_items", validation->labels.size(0)},
+                             {"folds", o.calibration_folds}};
   }
   return report;
 }
@@ -457,8 +479,9 @@ std::string zero_shot_markdown(const nlohmann::json& report) {
         g << std::setprecision(3) << r["gamma"].get<double>();
         features += ", gamma " + g.str();
       }
-      out << "| " << m << " | " << features << " | " << r["zsl"].get<double>() << " | " << r["u"].get<double>()
-          << " | " << r["s"].get<double>() << " | " << r["H"].get<double>() << " |\n";
+      out << "| " << m << " | " << features << " | " << r["zsl"].get<double>() << " | "
+          << r["u"].get<double>() << " | " << r["s"].get<double>() << " | " << r["H"].get<double>()
+          << " |\n";
     }
   }
   return out.str();

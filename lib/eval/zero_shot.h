@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/eval/embed.h"
 #include "mmkt/run/run.h"
@@ -95,16 +95,16 @@ struct CalibrationSplit {
   torch::Tensor scores, truth;
   std::vector<std::int64_t> unseen, seen;
 };
-double best_calibration(const std::vector<CalibrationSplit>& splits, const std::vector<double>& candidates);
+double best_calibration(const std::vector<CalibrationSplit>& splits,
+                        const std::vector<double>& candidates);
 
 // DAP, IAP, text and generated zero-shot on the run's test set. `train` are embeddings of the
 // run's own training set (seen classes only), `test` of the test set (all classes), and
 // `validation` (optional: seen classes only) calibrates the "+cs" rows. Returns
 // {"dap": {"zsl", "u", "s", "H"}, "dap+cs": {..., "gamma"}, ..., "unseen": [...]} and fills
 // `confusions` with the ZSL confusion matrices [U,U] per method.
-nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task,
-                                const Embeddings& train, const Embeddings& test,
-                                const ZeroShotOptions& options,
+nlohmann::json zero_shot_report(LoadedRun& run, const ZeroShotTask& task, const Embeddings& train,
+                                const Embeddings& test, const ZeroShotOptions& options,
                                 std::map<std::string, torch::Tensor>* confusions = nullptr,
                                 const Embeddings* validation = nullptr);
 

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
+#include <torch/torch.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <torch/torch.h>
 
 #include "mmkt/core/error.h"
 #include "mmkt/io/files.h"
@@ -18,11 +18,11 @@ cv::Mat load_image(const std::string& path, int channels) {
   // warnings printed for undecodable ones.
   const auto file_bytes = io::file_size(path);
   MMKT_CHECK_INPUT(file_bytes <= static_cast<std::uint64_t>(kMaxImageFileBytes), path,
-                   ": image file of ", file_bytes, " bytes is over the limit of ", kMaxImageFileBytes);
+                   ": image file of ", file_bytes, " bytes is over the limit of ",
+                   kMaxImageFileBytes);
   const std::string bytes = io::read_file(path);
   MMKT_CHECK_INPUT(!bytes.empty(), path, ": image file is empty");
-  const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
-                       const_cast<char*>(bytes.data()));
+  const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
   cv::Mat decoded;
   try {
     decoded = cv::imdecode(buffer, channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
@@ -47,7 +47,8 @@ cv::Mat resize_center_crop(const cv::Mat& image, int size) {
                      " image brought to a short side of ", size, " would be ", w, "x", h,
                      " pixels before its centre crop, over the limit of ", kMaxResizedPixels,
                      " (aspect ratio too extreme)");
-    cv::resize(image, resized, cv::Size(static_cast<int>(w), static_cast<int>(h)), 0, 0, scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
+    cv::resize(image, resized, cv::Size(static_cast<int>(w), static_cast<int>(h)), 0, 0,
+               scale < 1.0 ? cv::INTER_AREA : cv::INTER_CUBIC);
   } else {
     resized = image;
   }
@@ -119,13 +120,15 @@ torch::Tensor make_grid(const torch::Tensor& images, int columns, int padding, f
 }
 
 torch::Tensor upscale_nearest(const torch::Tensor& images, int factor) {
-  MMKT_CHECK(factor >= 1 && images.dim() >= 2, "upscale_nearest: factor ", factor, " for ", images.sizes());
+  MMKT_CHECK(factor >= 1 && images.dim() >= 2, "upscale_nearest: factor ", factor, " for ",
+             images.sizes());
   if (factor == 1) return images;
   return images.repeat_interleave(factor, -1).repeat_interleave(factor, -2);
 }
 
 int viewing_scale(std::int64_t height) {
-  return static_cast<int>(std::clamp<std::int64_t>((112 + height - 1) / std::max<std::int64_t>(height, 1), 1, 8));
+  return static_cast<int>(
+      std::clamp<std::int64_t>((112 + height - 1) / std::max<std::int64_t>(height, 1), 1, 8));
 }
 
 void write_png(const std::string& path, const torch::Tensor& image) {

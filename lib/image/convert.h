@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
 #include <torch/types.h>
+#include <opencv2/core.hpp>
 
 namespace mmkt::image {
 

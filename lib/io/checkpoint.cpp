@@ -99,14 +99,15 @@ TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
     state.epochs_done = read_scalar("epochs_done").item<std::int64_t>();
     state.step = read_scalar("step").item<std::int64_t>();
     state.best_validation = read_scalar("best_validation").item<double>();
-    state.epochs_without_improvement = read_scalar("epochs_without_improvement").item<std::int64_t>();
+    state.epochs_without_improvement =
+        read_scalar("epochs_without_improvement").item<std::int64_t>();
     if (restore_rng) {
       auto generator = at::detail::getDefaultCPUGenerator();
       generator.set_state(read_scalar("rng_cpu"));
     }
   } catch (const c10::Error& e) {
-    fail_input(path, ": checkpoint does not match this model or is corrupt: ",
-               e.what_without_backtrace());
+    fail_input(
+        path, ": checkpoint does not match this model or is corrupt: ", e.what_without_backtrace());
   }
   return state;
 }

@@ -62,7 +62,8 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   // The rename lives in the directory: fsync it too, or a crash may bring back the old name.
   const std::string folder = target.has_parent_path() ? target.parent_path().string() : ".";
   const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) fail(path, ": cannot open its folder to flush the rename: ", std::strerror(errno));
+  if (dir_fd < 0)
+    fail(path, ": cannot open its folder to flush the rename: ", std::strerror(errno));
   const int dir_synced = ::fsync(dir_fd);
   const int dir_errno = errno;
   ::close(dir_fd);

@@ -26,7 +26,8 @@ class FileLock {
  public:
   // The lock, or nullopt when another process holds it (`holder` then gets its recorded pid).
   // Throws Error when the lock file cannot be created.
-  static std::optional<FileLock> try_acquire(const std::string& path, std::string* holder = nullptr);
+  static std::optional<FileLock> try_acquire(const std::string& path,
+                                             std::string* holder = nullptr);
   FileLock(FileLock&& other) noexcept;
   FileLock& operator=(FileLock&& other) noexcept;
   FileLock(const FileLock&) = delete;

@@ -30,9 +30,9 @@ struct Dtype {
 };
 
 const std::vector<Dtype>& dtypes() {
-  static const std::vector<Dtype> list = {
-      {"<f4", torch::kFloat32, 4}, {"<f8", torch::kFloat64, 8}, {"<i8", torch::kInt64, 8},
-      {"<i4", torch::kInt32, 4},   {"|u1", torch::kUInt8, 1},   {"|b1", torch::kBool, 1}};
+  static const std::vector<Dtype> list = {{"<f4", torch::kFloat32, 4}, {"<f8", torch::kFloat64, 8},
+                                          {"<i8", torch::kInt64, 8},   {"<i4", torch::kInt32, 4},
+                                          {"|u1", torch::kUInt8, 1},   {"|b1", torch::kBool, 1}};
   return list;
 }
 
@@ -210,7 +210,8 @@ void write_npy(const std::string& path, const torch::Tensor& t) {
   bytes += dict;
   bytes.append(header_len - dict.size() - 1, ' ');
   bytes.push_back('\n');
-  const auto nbytes = static_cast<std::size_t>(data.numel()) * static_cast<std::size_t>(dtype->item_size);
+  const auto nbytes =
+      static_cast<std::size_t>(data.numel()) * static_cast<std::size_t>(dtype->item_size);
   if (nbytes > 0) bytes.append(static_cast<const char*>(data.data_ptr()), nbytes);
   io::write_file_atomic(path, bytes);
 }
@@ -227,8 +228,8 @@ torch::Tensor read_npy(const std::string& path) {
                    ": not a .npy file (bad magic; expected \\x93NUMPY)");
   const int major = static_cast<unsigned char>(prefix[6]);
   const int minor = static_cast<unsigned char>(prefix[7]);
-  MMKT_CHECK_INPUT((major == 1 || major == 2) && minor == 0, path, ": .npy format version ",
-                   major, ".", minor, " is not supported (1.0 and 2.0 are)");
+  MMKT_CHECK_INPUT((major == 1 || major == 2) && minor == 0, path, ": .npy format version ", major,
+                   ".", minor, " is not supported (1.0 and 2.0 are)");
   std::uint64_t header_len = 0;
   std::size_t prefix_size = 10;
   if (major == 1) {
@@ -238,19 +239,20 @@ torch::Tensor read_npy(const std::string& path) {
     prefix_size = 12;
     MMKT_CHECK_INPUT(in.read(prefix + 10, 2), path, ": truncated .npy prefix");
     for (int i = 0; i < 4; ++i) {
-      header_len |= static_cast<std::uint64_t>(static_cast<unsigned char>(prefix[8 + i])) << (8 * i);
+      header_len |= static_cast<std::uint64_t>(static_cast<unsigned char>(prefix[8 + i]))
+                    << (8 * i);
     }
   }
-  MMKT_CHECK_INPUT(header_len <= file_size - prefix_size, path, ": .npy header length ",
-                   header_len, " exceeds the file size ", file_size);
+  MMKT_CHECK_INPUT(header_len <= file_size - prefix_size, path, ": .npy header length ", header_len,
+                   " exceeds the file size ", file_size);
   std::string header(header_len, '\0');
   MMKT_CHECK_INPUT(in.read(header.data(), static_cast<std::streamsize>(header_len)), path,
                    ": read error in the .npy header");
 
   auto fields = HeaderParser(path, header).parse();
   for (const char* key : {"descr", "fortran_order", "shape"}) {
-    MMKT_CHECK_INPUT(fields.count(key), path, ": .npy header lacks the key '", key, "' (header: ",
-                     header, ")");
+    MMKT_CHECK_INPUT(fields.count(key), path, ": .npy header lacks the key '", key,
+                     "' (header: ", header, ")");
   }
   MMKT_CHECK_INPUT(fields.size() == 3, path, ": .npy header has keys other than descr, ",
                    "fortran_order and shape (header: ", header, ")");
@@ -293,10 +295,12 @@ torch::Tensor read_npy(const std::string& path) {
   // Bools are read as bytes and compared with 0: a byte other than 0 or 1 in a torch bool
   // tensor is undefined behaviour.
   const bool is_bool = dtype->type == torch::kBool;
-  auto t = torch::empty(shape.dims, torch::TensorOptions().dtype(is_bool ? torch::kUInt8 : dtype->type));
+  auto t =
+      torch::empty(shape.dims, torch::TensorOptions().dtype(is_bool ? torch::kUInt8 : dtype->type));
   if (expected > 0) {
-    MMKT_CHECK_INPUT(in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(expected)),
-                     path, ": read error in the .npy data");
+    MMKT_CHECK_INPUT(
+        in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(expected)), path,
+        ": read error in the .npy data");
   }
   return is_bool ? t.ne(0) : t;
 }

@@ -1,7 +1,7 @@
-// NumPy .npy files (format 1.0, https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html),
-// so that embeddings, labels and confusion matrices open in Python with numpy.load.
-// Little-endian, C order; dtypes float32 '<f4', float64 '<f8', int64 '<i8', int32 '<i4',
-// uint8 '|u1', bool '|b1'.
+// NumPy .npy files (format 1.0,
+// https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html), so that embeddings,
+// labels and confusion matrices open in Python with numpy.load. Little-endian, C order; dtypes
+// float32 '<f4', float64 '<f8', int64 '<i8', int32 '<i4', uint8 '|u1', bool '|b1'.
 #pragma once
 
 #include <string>

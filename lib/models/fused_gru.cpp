@@ -29,9 +29,10 @@ struct Packing {
   std::vector<std::int64_t> length;  // sorted position i -> its length
   std::vector<std::int64_t> active, offset;
   torch::Tensor perm_tensor, inverse_tensor;  // int64 [B]: sorted -> original, original -> sorted
-  torch::Tensor rows;                          // int64 [N]: packed row -> b * T + t
+  torch::Tensor rows;                         // int64 [N]: packed row -> b * T + t
 
-  Packing(const torch::Tensor& lengths, std::int64_t steps_) : batch(lengths.size(0)), steps(steps_) {
+  Packing(const torch::Tensor& lengths, std::int64_t steps_)
+      : batch(lengths.size(0)), steps(steps_) {
     const auto lengths_cpu = lengths.to(torch::kCPU, torch::kLong).contiguous();
     perm_tensor = std::get<1>(lengths_cpu.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
     const auto* len = lengths_cpu.data_ptr<std::int64_t>();
@@ -173,7 +174,8 @@ class FusedGruFunction : public torch::autograd::Function<FusedGruFunction> {
     auto d_x = torch::zeros({batch * steps, inputs}, options);
     d_x.index_copy_(0, rows, d_x_packed);
     const auto d_h0 = dh.index_select(0, inverse);
-    return {d_x.view({batch, steps, inputs}), d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh, torch::Tensor()};
+    return {
+        d_x.view({batch, steps, inputs}), d_h0, d_w_ih, d_w_hh, d_b_ih, d_b_hh, torch::Tensor()};
   }
 };
 
@@ -195,8 +197,8 @@ GruSequence gru_sequence(torch::nn::GRU& gru, const torch::Tensor& x, const torc
              "gru_sequence: a one-layer unidirectional GRU with biases");
   MMKT_CHECK(x.dim() == 3 && x.size(2) == opt.input_size(), "gru_sequence: x must be [B,T,",
              opt.input_size(), "], got ", x.sizes());
-  MMKT_CHECK(lengths.dim() == 1 && lengths.size(0) == x.size(0),
-             "gru_sequence: lengths must be [", x.size(0), "], got ", lengths.sizes());
+  MMKT_CHECK(lengths.dim() == 1 && lengths.size(0) == x.size(0), "gru_sequence: lengths must be [",
+             x.size(0), "], got ", lengths.sizes());
   const auto batch = x.size(0), steps = x.size(1), hidden = opt.hidden_size();
   const auto state0 = h0.defined() ? h0 : torch::zeros({batch, hidden}, x.options());
   MMKT_CHECK(state0.dim() == 2 && state0.size(0) == batch && state0.size(1) == hidden,
@@ -226,7 +228,8 @@ GruSequence gru_sequence(torch::nn::GRU& gru, const torch::Tensor& x, const torc
   if (!opt.batch_first()) out = out.transpose(0, 1);
   const auto mask = positions_before(lengths_long.to(x.device()), steps, out.options());
   // Row b's last state: output at length-1, or h0 when the length is 0.
-  const auto index = (lengths_long.to(x.device()) - 1).clamp_min(0).view({batch, 1, 1}).expand({batch, 1, hidden});
+  const auto index =
+      (lengths_long.to(x.device()) - 1).clamp_min(0).view({batch, 1, 1}).expand({batch, 1, hidden});
   const auto gathered = out.gather(1, index).squeeze(1);
   const auto has_steps = (lengths_long.to(x.device()) > 0).unsqueeze(1);
   return {out * mask, torch::where(has_steps, gathered, state0)};

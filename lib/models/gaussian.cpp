@@ -54,8 +54,8 @@ torch::Tensor kl_standard_normal(const Gaussian& q) {
 }
 
 torch::Tensor kl_divergence(const Gaussian& a, const Gaussian& b) {
-  return 0.5 * (b.logvar - a.logvar + (a.logvar.exp() + (a.mu - b.mu).pow(2)) * torch::exp(-b.logvar) -
-                1.0)
+  return 0.5 * (b.logvar - a.logvar +
+                (a.logvar.exp() + (a.mu - b.mu).pow(2)) * torch::exp(-b.logvar) - 1.0)
                    .sum(-1);
 }
 

@@ -17,7 +17,8 @@ torch::Tensor gru_last_state_inference(torch::nn::GRU& gru, const torch::Tensor&
   const auto& b_hh = params["bias_hh_l0"];
   const auto hidden = w_hh.size(1);
   // Input projections of every token at once: [length, 3H] in PyTorch's gate order r, z, n.
-  const auto gi = torch::linear(embedded.narrow(0, 0, length), w_ih, params["bias_ih_l0"]).contiguous();
+  const auto gi =
+      torch::linear(embedded.narrow(0, 0, length), w_ih, params["bias_ih_l0"]).contiguous();
   auto h = torch::zeros({hidden}, embedded.options());
   auto gh = torch::empty({3 * hidden}, embedded.options());
   float* hp = h.data_ptr<float>();

@@ -36,7 +36,8 @@ ModalityInput ModalityInput::repeat(std::int64_t k) const {
 }
 
 ModalityInput ModalityInput::to(const torch::Device& device) const {
-  return {data.defined() ? data.to(device) : data, lengths.defined() ? lengths.to(device) : lengths};
+  return {data.defined() ? data.to(device) : data,
+          lengths.defined() ? lengths.to(device) : lengths};
 }
 
 torch::Tensor DecoderImpl::log_likelihood_k(const torch::Tensor& z, const ModalityInput& target) {
@@ -87,7 +88,8 @@ std::shared_ptr<DecoderImpl> make_decoder(const ModalityConfig& config, std::int
     MMKT_CHECK_INPUT(config.shape.size() == 3, where(config),
                      ": images need 'shape' {C,H,W} (filled from the data), got ",
                      config.shape.size(), " values");
-    if (decoder == "mlp") return std::make_shared<ImageMlpDecoderImpl>(config, latent_dim, likelihood);
+    if (decoder == "mlp")
+      return std::make_shared<ImageMlpDecoderImpl>(config, latent_dim, likelihood);
     return std::make_shared<ImageConvDecoderImpl>(config, latent_dim, likelihood);
   }
   const bool text = config.kind == "text";

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 namespace mmkt::models {
 
@@ -21,7 +21,7 @@ namespace mmkt::models {
 //   attributes: data [B,A] float 0/1
 struct ModalityInput {
   torch::Tensor data;
-  torch::Tensor lengths;  // text only
+  torch::Tensor lengths;                       // text only
   ModalityInput repeat(std::int64_t k) const;  // each row k times, as [k*B,...] (k-major)
   ModalityInput to(const torch::Device& device) const;
 };
@@ -37,14 +37,14 @@ struct ModalityConfig {
                            // categorical (text, label); bernoulli (attributes)
   std::vector<std::int64_t> hidden = {512, 512};  // [hidden] MLP widths (paper: 512-512)
   std::vector<std::int64_t> shape;                // [shape] image {C,H,W}; filled from data
-  std::int64_t classes = 0;      // [classes] label: number of classes; attributes: count
-  std::int64_t vocab_size = 0;   // [vocab_size] text: filled from the tokenizer
+  std::int64_t classes = 0;          // [classes] label: number of classes; attributes: count
+  std::int64_t vocab_size = 0;       // [vocab_size] text: filled from the tokenizer
   std::int64_t embedding_dim = 128;  // [embedding_dim] text
   std::int64_t rnn_hidden = 256;     // [rnn_hidden] text GRU width
   std::int64_t max_length = 48;      // [max_length] text: longest generated caption
   std::int64_t channels = 32;        // [channels] conv: width of the first conv layer
-  double likelihood_scale = 0.1;     // [likelihood_scale] sigma (gaussian) or b (laplace); 0 = learned
-  double weight = 1.0;               // [weight] multiplies this modality's log-likelihood
+  double likelihood_scale = 0.1;  // [likelihood_scale] sigma (gaussian) or b (laplace); 0 = learned
+  double weight = 1.0;            // [weight] multiplies this modality's log-likelihood
 };
 
 // Input -> features [B, out_features()].

@@ -57,11 +57,14 @@ torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch
   const auto c = candidates_for(b, labels);
   const auto g = c.b.mu.size(0);
   const bool soft = config.kind == "soft";
-  const auto dist = soft ? pairwise_symmetric_kl(a, c.b) : pairwise_euclidean(a.mu, c.b.mu);  // [n,G]
-  const auto rows = torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(a.mu.device()));
+  const auto dist =
+      soft ? pairwise_symmetric_kl(a, c.b) : pairwise_euclidean(a.mu, c.b.mu);  // [n,G]
+  const auto rows =
+      torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(a.mu.device()));
   const auto self = rows + c.offset;  // each anchor's own (positive) column
   // Valid negatives: another item, of another class where labels are known.
-  auto valid = torch::ones({n, g}, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
+  auto valid =
+      torch::ones({n, g}, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
   valid.index_put_({rows, self}, false);
   if (labels.defined()) valid = valid & same_known_class(labels, c.labels).logical_not();
   const auto has_negative = valid.any(1);
@@ -78,8 +81,8 @@ torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch
   }
   const auto d_pos = dist.index({rows, self});
   const auto d_neg = dist.index({rows, negative_index});
-  const auto per_anchor = soft ? torch::softplus(d_pos - d_neg)
-                               : torch::relu(config.margin + d_pos - d_neg);
+  const auto per_anchor =
+      soft ? torch::softplus(d_pos - d_neg) : torch::relu(config.margin + d_pos - d_neg);
   const auto weights = has_negative.to(per_anchor.dtype());
   double total_weight = weights.sum().item<double>();
   if (auto* peers = batch_peers()) total_weight = peers->sum(total_weight);
@@ -91,7 +94,8 @@ torch::Tensor directed_triplet(const Gaussian& a, const Gaussian& b, const torch
 // alone where labels are unknown, -1), every other item of b a negative. Under data
 // parallelism the candidates are the global batch's and the mean over this rank's anchors,
 // weighted n / G by the trainer, sums to one process's mean.
-torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
+torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b,
+                                   const torch::Tensor& labels,
                                    const models::TripletConfig& config) {
   namespace F = torch::nn::functional;
   const auto n = a.mu.size(0);
@@ -100,8 +104,10 @@ torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const t
   const auto ub = F::normalize(c.b.mu, F::NormalizeFuncOptions().dim(1));
   const auto logits = torch::mm(ua, ub.t()) / config.temperature;  // [n,G]
   const auto log_softmax = logits - logits.logsumexp(1, /*keepdim=*/true);
-  const auto rows = torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(a.mu.device()));
-  auto positive = torch::zeros({n, c.b.mu.size(0)}, torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
+  const auto rows =
+      torch::arange(n, torch::TensorOptions().dtype(torch::kInt64).device(a.mu.device()));
+  auto positive = torch::zeros({n, c.b.mu.size(0)},
+                               torch::TensorOptions().dtype(torch::kBool).device(a.mu.device()));
   positive.index_put_({rows, rows + c.offset}, true);
   if (labels.defined()) positive = positive | same_known_class(labels, c.labels);
   const auto p = positive.to(log_softmax.dtype());
@@ -113,7 +119,8 @@ torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b, const t
 torch::Tensor triplet_loss(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                            const models::TripletConfig& config) {
   if (config.kind == "contrastive") {
-    return 0.5 * (directed_contrastive(a, b, labels, config) + directed_contrastive(b, a, labels, config));
+    return 0.5 * (directed_contrastive(a, b, labels, config) +
+                  directed_contrastive(b, a, labels, config));
   }
   return 0.5 * (directed_triplet(a, b, labels, config) + directed_triplet(b, a, labels, config));
 }
@@ -127,8 +134,9 @@ MultimodalVaeImpl::MultimodalVaeImpl(const models::ModelConfig& config) : config
     names_.push_back(m.name);
     auto features = make_feature_encoder(m);
     unimodal_features_[m.name] = register_module("enc_" + m.name, features);
-    unimodal_heads_.emplace(m.name, register_module("enc_" + m.name + "_head",
-                                                    torch::nn::Linear(features->out_features(), 2 * d)));
+    unimodal_heads_.emplace(m.name,
+                            register_module("enc_" + m.name + "_head",
+                                            torch::nn::Linear(features->out_features(), 2 * d)));
     decoders_[m.name] = register_module("dec_" + m.name, make_decoder(m, d));
     if (config_.type == "jmvae") {
       auto jf = make_feature_encoder(m);
@@ -182,7 +190,8 @@ torch::Tensor MultimodalVaeImpl::unimodal_features(const std::string& modality,
 
 Gaussian MultimodalVaeImpl::joint_jmvae(const Inputs& inputs) {
   std::vector<torch::Tensor> features;
-  for (const auto& name : names_) features.push_back(joint_features_.at(name)->forward(inputs.at(name)));
+  for (const auto& name : names_)
+    features.push_back(joint_features_.at(name)->forward(inputs.at(name)));
   return gaussian_from_params(joint_head_->forward(torch::cat(features, 1)));
 }
 

@@ -21,13 +21,13 @@
 namespace mmkt::models {
 
 struct ObjectiveOptions {
-  double kl_weight = 1.0;       // KL warm-up factor on the prior term
+  double kl_weight = 1.0;  // KL warm-up factor on the prior term
   // Free bits on the prior term of the loss (jmvae, mvae): sum_d max(free_bits, KL_d) per item
   // and dimension (per item, so data-parallel workers compute what one process computes).
   double free_bits = 0.0;
   double triplet_weight = 0.0;  // 0 = no triplet term
   models::TripletConfig triplet;
-  torch::Tensor labels;         // [B] int64 for negatives from another class (-1 = unknown)
+  torch::Tensor labels;  // [B] int64 for negatives from another class (-1 = unknown)
 };
 
 // What every objective returns: the loss to minimise and named scalar terms (detached).

@@ -19,7 +19,8 @@ constexpr std::int64_t kEos = text::Tokenizer::kEosId;
 std::string where(const std::string& name) { return "modality '" + name + "'"; }
 
 void check_hidden(const ModalityConfig& config) {
-  MMKT_CHECK_INPUT(!config.hidden.empty(), where(config.name), ": 'hidden' must list at least one width");
+  MMKT_CHECK_INPUT(!config.hidden.empty(), where(config.name),
+                   ": 'hidden' must list at least one width");
   for (auto w : config.hidden) {
     MMKT_CHECK_INPUT(w > 0, where(config.name), ": hidden widths must be positive, got ", w);
   }
@@ -185,7 +186,9 @@ torch::Tensor ImageConvEncoderImpl::forward(const ModalityInput& input) {
 }
 
 ImageDecoderImpl::ImageDecoderImpl(const ModalityConfig& config, ImageLikelihood likelihood)
-    : name_(config.name), shape_(config.shape), likelihood_(likelihood),
+    : name_(config.name),
+      shape_(config.shape),
+      likelihood_(likelihood),
       scale_(config.likelihood_scale) {
   check_image_shape(config);
   check_hidden(config);
@@ -295,8 +298,9 @@ TextGruEncoderImpl::TextGruEncoderImpl(const ModalityConfig& config)
                    ": 'embedding_dim' and 'rnn_hidden' must be positive");
   out_features_ = config.hidden.back();
   embedding_ = register_module(
-      "embedding", torch::nn::Embedding(
-                       torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
+      "embedding",
+      torch::nn::Embedding(
+          torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
   const auto gru_options =
       torch::nn::GRUOptions(config.embedding_dim, config.rnn_hidden).batch_first(true);
   gru_forward_ = register_module("gru_forward", torch::nn::GRU(gru_options));
@@ -317,16 +321,16 @@ torch::Tensor TextGruEncoderImpl::forward(const ModalityInput& input) {
     const auto lengths_cpu = lengths.to(torch::kLong).contiguous();
     const auto* len_of = lengths_cpu.data_ptr<std::int64_t>();
     for (std::int64_t b = 0; b < batch; ++b) {
-      states.push_back(torch::cat({gru_last_state_inference(gru_forward_, embedded[b], len_of[b], false),
-                                   gru_last_state_inference(gru_backward_, embedded[b], len_of[b], true)}));
+      states.push_back(
+          torch::cat({gru_last_state_inference(gru_forward_, embedded[b], len_of[b], false),
+                      gru_last_state_inference(gru_backward_, embedded[b], len_of[b], true)}));
     }
     return torch::relu(fc_->forward(torch::stack(states)));
   }
   // Each sequence reversed within its length (position t reads id len-1-t), padding after.
   const auto pos = torch::arange(steps, lengths.options()).unsqueeze(0);  // [1,L]
-  const auto len = lengths.unsqueeze(1);                                 // [B,1]
-  const auto reversed =
-      ids.gather(1, (len - 1 - pos).clamp_min(0)).masked_fill(pos >= len, kPad);
+  const auto len = lengths.unsqueeze(1);                                  // [B,1]
+  const auto reversed = ids.gather(1, (len - 1 - pos).clamp_min(0)).masked_fill(pos >= len, kPad);
   // The state after the last real token: it has read only real tokens, whatever the padding.
   const auto h_f = gru_sequence(gru_forward_, embedding_->forward(ids), lengths).last;
   const auto h_b = gru_sequence(gru_backward_, embedding_->forward(reversed), lengths).last;
@@ -343,12 +347,14 @@ TextGruDecoderImpl::TextGruDecoderImpl(const ModalityConfig& config, std::int64_
   MMKT_CHECK_INPUT(max_length_ >= 2, where(name_), ": 'max_length' must be at least 2, got ",
                    max_length_);
   embedding_ = register_module(
-      "embedding", torch::nn::Embedding(
-                       torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
+      "embedding",
+      torch::nn::Embedding(
+          torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
   init_ = register_module("init", torch::nn::Linear(latent_dim, config.rnn_hidden));
   gru_ = register_module(
-      "gru", torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim + latent_dim, config.rnn_hidden)
-                                .batch_first(true)));
+      "gru",
+      torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim + latent_dim, config.rnn_hidden)
+                         .batch_first(true)));
   out_ = register_module("out", torch::nn::Linear(config.rnn_hidden, vocab_size_));
 }
 
@@ -379,12 +385,14 @@ torch::Tensor TextGruDecoderImpl::log_likelihood(const torch::Tensor& z,
       {embedding_->forward(inputs), z.unsqueeze(1).expand({batch, steps, z.size(1)})}, 2);
   // Position t predicts id t+1, which is real when t + 1 < length: row b runs length-1 steps.
   const auto out = gru_sequence(gru_, x, lengths - 1, initial_state(z).squeeze(0)).output;
-  const auto mask = torch::arange(steps, lengths.options()).unsqueeze(0) < (lengths - 1).unsqueeze(1);
+  const auto mask =
+      torch::arange(steps, lengths.options()).unsqueeze(0) < (lengths - 1).unsqueeze(1);
   // The vocabulary layer and softmax only at real positions (padding would be masked anyway).
   const auto real = mask.flatten().nonzero().squeeze(1);  // positions b*T+t, row-major
   const auto hidden = out.reshape({batch * steps, out.size(2)}).index_select(0, real);
   const auto logp = torch::log_softmax(out_->forward(hidden), -1);  // [N,V]
-  const auto picked = logp.gather(1, targets.reshape({batch * steps}).index_select(0, real).unsqueeze(1));
+  const auto picked =
+      logp.gather(1, targets.reshape({batch * steps}).index_select(0, real).unsqueeze(1));
   return torch::zeros({batch}, logp.options())
       .index_add(0, torch::div(real, steps, "floor"), picked.squeeze(1));
 }
@@ -450,10 +458,10 @@ torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64
     scores = top;
     const auto was_finished = finished.gather(1, beam);
     generated = generated.gather(1, beam) + (~was_finished).to(torch::kLong);
-    history = torch::cat(
-        {history.gather(1, beam.unsqueeze(2).expand({batch, width, history.size(2)})),
-         token.unsqueeze(2)},
-        2);
+    history =
+        torch::cat({history.gather(1, beam.unsqueeze(2).expand({batch, width, history.size(2)})),
+                    token.unsqueeze(2)},
+                   2);
     finished = was_finished | (token == kEos);
     h = h_next.index_select(1, (row_offset + beam).view(-1));
     prev = token.view(-1);
@@ -506,9 +514,9 @@ torch::Tensor LabelDecoderImpl::logits(const torch::Tensor& z) {
 
 torch::Tensor LabelDecoderImpl::log_likelihood(const torch::Tensor& z,
                                                const ModalityInput& target) {
-  MMKT_CHECK_INPUT(target.data.defined() && target.data.dim() == 1 &&
-                       !target.data.is_floating_point(),
-                   where(name_), ": expected integer class indices [B]");
+  MMKT_CHECK_INPUT(
+      target.data.defined() && target.data.dim() == 1 && !target.data.is_floating_point(),
+      where(name_), ": expected integer class indices [B]");
   check_batch(name_, z, target.data);
   check_ids(name_, target.data, classes_, "class indices");
   const auto logp = torch::log_softmax(logits(z), -1);
@@ -522,8 +530,8 @@ torch::Tensor LabelDecoderImpl::mean(const torch::Tensor& z) {
 AttributeEncoderImpl::AttributeEncoderImpl(const ModalityConfig& config)
     : name_(config.name), count_(config.classes) {
   check_hidden(config);
-  MMKT_CHECK_INPUT(count_ > 0, where(name_), ": 'classes' (the attribute count) must be positive, got ",
-                   count_);
+  MMKT_CHECK_INPUT(count_ > 0, where(name_),
+                   ": 'classes' (the attribute count) must be positive, got ", count_);
   out_features_ = config.hidden.back();
   layers_ = register_module("layers", make_relu_mlp(count_, config.hidden));
 }
@@ -539,8 +547,8 @@ AttributeDecoderImpl::AttributeDecoderImpl(const ModalityConfig& config, std::in
     : name_(config.name), count_(config.classes) {
   check_hidden(config);
   check_latent(config, latent_dim);
-  MMKT_CHECK_INPUT(count_ > 0, where(name_), ": 'classes' (the attribute count) must be positive, got ",
-                   count_);
+  MMKT_CHECK_INPUT(count_ > 0, where(name_),
+                   ": 'classes' (the attribute count) must be positive, got ", count_);
   const std::vector<std::int64_t> widths(config.hidden.rbegin(), config.hidden.rend());
   layers_ = register_module("layers", make_relu_mlp(latent_dim, widths));
   out_ = register_module("out", torch::nn::Linear(widths.back(), count_));

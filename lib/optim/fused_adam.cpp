@@ -82,7 +82,8 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
         // Other devices and dtypes: torch::optim::Adam's own operations, in place.
         state.exp_avg().mul_(beta1).add_(grad, 1 - beta1);
         state.exp_avg_sq().mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-        const auto denom = (state.exp_avg_sq().sqrt() / std::sqrt(bias_correction2)).add_(options.eps());
+        const auto denom =
+            (state.exp_avg_sq().sqrt() / std::sqrt(bias_correction2)).add_(options.eps());
         p.addcdiv_(state.exp_avg(), denom, -options.lr() / bias_correction1);
         continue;
       }

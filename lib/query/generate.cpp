@@ -30,7 +30,8 @@ torch::Tensor images_from_text(LoadedRun& run, const models::ModalityInput& text
 }
 
 std::vector<std::string> captions_from_image(LoadedRun& run, const models::ModalityInput& image,
-                                             std::int64_t n, std::int64_t beam, std::uint64_t seed) {
+                                             std::int64_t n, std::int64_t beam,
+                                             std::uint64_t seed) {
   torch::NoGradGuard no_grad;
   run.model->eval();
   MMKT_CHECK_INPUT(beam > 0, "--beam must be positive");
@@ -43,8 +44,8 @@ std::vector<std::string> captions_from_image(LoadedRun& run, const models::Modal
   std::vector<std::string> out;
   for (std::int64_t i = 0; i < ids.size(0); ++i) {
     const auto row = ids[i].contiguous();
-    out.push_back(run.data.tokenizer->decode(std::vector<std::int64_t>(row.data_ptr<std::int64_t>(),
-                                                                        row.data_ptr<std::int64_t>() + row.numel())));
+    out.push_back(run.data.tokenizer->decode(std::vector<std::int64_t>(
+        row.data_ptr<std::int64_t>(), row.data_ptr<std::int64_t>() + row.numel())));
   }
   return out;
 }

@@ -13,7 +13,8 @@ namespace mmkt::query {
 
 namespace fs = std::filesystem;
 
-std::vector<data::DatasetPtr> collection_datasets(const LoadedRun& run, const std::string& collection) {
+std::vector<data::DatasetPtr> collection_datasets(const LoadedRun& run,
+                                                  const std::string& collection) {
   if (collection == "test") return {run.data.test};
   if (collection == "all") {
     // Every training item of every class (the unseen classes included), then the test split.
@@ -50,8 +51,9 @@ SearchIndex build_index(LoadedRun& run, const std::string& run_dir, const std::s
   index.collection = collection;
   if (!run_dir.empty()) index.checkpoint = checkpoint_fingerprint(run_dir);
   std::vector<torch::Tensor> mu, labels;
-  const bool text = std::any_of(run.modalities.begin(), run.modalities.end(),
-                                [&](const auto& m) { return m.name == modality && m.kind == "text"; });
+  const bool text = std::any_of(run.modalities.begin(), run.modalities.end(), [&](const auto& m) {
+    return m.name == modality && m.kind == "text";
+  });
   for (const auto& ds : collection_datasets(run, collection)) {
     eval::EmbedOptions o;
     o.modalities = {modality};
@@ -95,7 +97,8 @@ SearchIndex load_index(const std::string& stem) {
   SearchIndex index;
   try {
     const auto meta = nlohmann::json::parse(io::read_file(meta_path));
-    MMKT_CHECK_INPUT(meta.at("format").get<int>() == 1, meta_path, ": index of an unknown format version");
+    MMKT_CHECK_INPUT(meta.at("format").get<int>() == 1, meta_path,
+                     ": index of an unknown format version");
     index.modality = meta.at("modality").get<std::string>();
     index.collection = meta.at("collection").get<std::string>();
     index.checkpoint = meta.at("checkpoint").get<std::string>();
@@ -114,9 +117,10 @@ SearchIndex load_index(const std::string& stem) {
   }
   std::int64_t total = 0;
   for (const auto n : index.part_sizes) total += n;
-  MMKT_CHECK_INPUT(index.mu.dim() == 2 && index.mu.size(0) == total && index.labels.numel() == total &&
-                       (index.captions.empty() || static_cast<std::int64_t>(index.captions.size()) == total),
-                   stem, ": inconsistent index (", index.mu.sizes(), " means for ", total, " items)");
+  MMKT_CHECK_INPUT(
+      index.mu.dim() == 2 && index.mu.size(0) == total && index.labels.numel() == total &&
+          (index.captions.empty() || static_cast<std::int64_t>(index.captions.size()) == total),
+      stem, ": inconsistent index (", index.mu.sizes(), " means for ", total, " items)");
   index.mu = index.mu.to(torch::kFloat32).contiguous();
   finish(index);
   return index;
@@ -127,13 +131,15 @@ SearchIndex open_index(LoadedRun& run, const std::string& run_dir, const std::st
   const std::string stem = run_dir + "/index/" + collection + "_" + modality;
   if (io::file_exists(stem + ".json") && io::file_exists(stem + ".pt")) {
     auto index = load_index(stem);
-    if (index.checkpoint == checkpoint_fingerprint(run_dir) && index.mu.size(1) == run.config.model.latent_dim) {
+    if (index.checkpoint == checkpoint_fingerprint(run_dir) &&
+        index.mu.size(1) == run.config.model.latent_dim) {
       if (built) *built = false;
       return index;
     }
     log::info(stem, ": built from another checkpoint; rebuilding");
   }
-  log::info("indexing the ", collection, " collection's ", modality, " items (once per checkpoint)");
+  log::info("indexing the ", collection, " collection's ", modality,
+            " items (once per checkpoint)");
   auto index = build_index(run, run_dir, modality, collection, device);
   fs::create_directories(run_dir + "/index");
   save_index(stem, index);
@@ -145,8 +151,8 @@ std::vector<Hit> search(const SearchIndex& index, const torch::Tensor& query, st
                         const std::string& score) {
   MMKT_CHECK_INPUT(k > 0, "--top must be positive");
   const auto q = query.reshape({-1}).to(torch::kFloat32).cpu();
-  MMKT_CHECK_INPUT(q.size(0) == index.mu.size(1), "query of dimension ", q.size(0), " for an index of ",
-                   index.mu.size(1));
+  MMKT_CHECK_INPUT(q.size(0) == index.mu.size(1), "query of dimension ", q.size(0),
+                   " for an index of ", index.mu.size(1));
   torch::Tensor s;
   if (score == "cosine") {
     s = torch::mv(index.unit, q / q.norm().clamp_min(1e-12));

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/data/dataset.h"
 #include "mmkt/run/run.h"
@@ -22,17 +22,18 @@ namespace mmkt::query {
 
 struct SearchIndex {
   std::string modality, collection, checkpoint;
-  torch::Tensor mu;      // [N,D] float32
-  torch::Tensor unit;    // [N,D] rows of mu / ||mu|| (cosine)
-  torch::Tensor sq_norm;  // [N] ||mu||^2 (Euclidean)
-  torch::Tensor labels;  // [N] int64
+  torch::Tensor mu;                      // [N,D] float32
+  torch::Tensor unit;                    // [N,D] rows of mu / ||mu|| (cosine)
+  torch::Tensor sq_norm;                 // [N] ||mu||^2 (Euclidean)
+  torch::Tensor labels;                  // [N] int64
   std::vector<std::int64_t> part_sizes;  // items from each dataset of the collection, in order
   std::vector<std::string> captions;     // text indexes: the caption of each item
   std::int64_t size() const { return mu.size(0); }
 };
 
 // The datasets of a collection, in index order.
-std::vector<data::DatasetPtr> collection_datasets(const LoadedRun& run, const std::string& collection);
+std::vector<data::DatasetPtr> collection_datasets(const LoadedRun& run,
+                                                  const std::string& collection);
 // "<file name>:<size>:<mtime>" of the checkpoint load_run reads (best.pt, else checkpoint.pt).
 std::string checkpoint_fingerprint(const std::string& run_dir);
 
@@ -46,7 +47,8 @@ SearchIndex load_index(const std::string& path_stem);
 // Loads <run>/index/<collection>_<modality> when it exists and matches the run's checkpoint,
 // otherwise builds and saves it. `built` tells which happened.
 SearchIndex open_index(LoadedRun& run, const std::string& run_dir, const std::string& modality,
-                       const std::string& collection, const torch::Device& device, bool* built = nullptr);
+                       const std::string& collection, const torch::Device& device,
+                       bool* built = nullptr);
 
 struct Hit {
   std::int64_t item = 0;  // row of the index

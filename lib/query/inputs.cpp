@@ -19,12 +19,13 @@ std::string modality_of_kind(const LoadedRun& run, const std::string& kind) {
 
 models::ModalityInput text_input(const LoadedRun& run, const std::string& text,
                                  const torch::Device& device) {
-  MMKT_CHECK_INPUT(std::any_of(text.begin(), text.end(), [](unsigned char c) { return !std::isspace(c); }),
-                   "the query text is empty");
+  MMKT_CHECK_INPUT(
+      std::any_of(text.begin(), text.end(), [](unsigned char c) { return !std::isspace(c); }),
+      "the query text is empty");
   MMKT_CHECK_INPUT(!text::find_invalid_utf8(text), "the query text is not valid UTF-8");
   MMKT_CHECK_INPUT(run.data.tokenizer != nullptr, "this run has no tokenizer (no text modality)");
-  auto [tokens, lengths] = data::pad_tokens({run.data.tokenizer->encode_with_bos_eos(text)},
-                                            run.config.data.max_tokens);
+  auto [tokens, lengths] =
+      data::pad_tokens({run.data.tokenizer->encode_with_bos_eos(text)}, run.config.data.max_tokens);
   return models::ModalityInput{tokens.to(device), lengths.to(device)};
 }
 

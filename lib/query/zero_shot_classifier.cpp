@@ -7,9 +7,11 @@
 
 namespace mmkt::query {
 
-ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train, const torch::Device& device) {
+ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train,
+                                 const torch::Device& device) {
   auto task = eval::zero_shot_task(run);
-  MMKT_CHECK_INPUT(task.has_value(), "this run has no zero-shot task (no class attributes or no unseen classes)");
+  MMKT_CHECK_INPUT(task.has_value(),
+                   "this run has no zero-shot task (no class attributes or no unseen classes)");
   ZeroShotClassifier zs;
   zs.task = *task;
   eval::EmbedOptions o;
@@ -23,21 +25,27 @@ ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train, const t
   zs.attributes = eval::fit_sigmoid(x, zs.class_attributes.index_select(0, e.labels));
   // Labels -> positions among the seen classes.
   auto position = torch::full({zs.class_attributes.size(0)}, -1, torch::kInt64);
-  for (std::size_t i = 0; i < zs.task.seen.size(); ++i) position[zs.task.seen[i]] = static_cast<std::int64_t>(i);
-  zs.seen = eval::fit_softmax(x, position.index_select(0, e.labels), static_cast<std::int64_t>(zs.task.seen.size()));
-  if (run.model->has_modality("text") && run.data.tokenizer) zs.prototypes = eval::text_class_prototypes(run, zs.task);
+  for (std::size_t i = 0; i < zs.task.seen.size(); ++i)
+    position[zs.task.seen[i]] = static_cast<std::int64_t>(i);
+  zs.seen = eval::fit_softmax(x, position.index_select(0, e.labels),
+                              static_cast<std::int64_t>(zs.task.seen.size()));
+  if (run.model->has_modality("text") && run.data.tokenizer)
+    zs.prototypes = eval::text_class_prototypes(run, zs.task);
   return zs;
 }
 
 namespace {
-torch::Tensor attribute_probs(const ZeroShotClassifier& zs, const torch::Tensor& mu, const std::string& method) {
+torch::Tensor attribute_probs(const ZeroShotClassifier& zs, const torch::Tensor& mu,
+                              const std::string& method) {
   if (method == "dap") return zs.attributes.probabilities(mu);
   const auto seen_t = torch::tensor(zs.task.seen, torch::kInt64);
-  return eval::iap_attribute_probs(zs.seen.probabilities(mu), zs.class_attributes.index_select(0, seen_t));
+  return eval::iap_attribute_probs(zs.seen.probabilities(mu),
+                                   zs.class_attributes.index_select(0, seen_t));
 }
 }  // namespace
 
-torch::Tensor zero_shot_scores(const ZeroShotClassifier& zs, const torch::Tensor& mu, const std::string& method) {
+torch::Tensor zero_shot_scores(const ZeroShotClassifier& zs, const torch::Tensor& mu,
+                               const std::string& method) {
   torch::NoGradGuard no_grad;
   if (method == "dap" || method == "iap") {
     return eval::dap_log_scores(attribute_probs(zs, mu, method), zs.class_attributes, zs.prior);
@@ -51,8 +59,8 @@ torch::Tensor zero_shot_scores(const ZeroShotClassifier& zs, const torch::Tensor
   fail_input("zero-shot method '", method, "' (expected dap, iap or text)");
 }
 
-nlohmann::json explain_zero_shot(const ZeroShotClassifier& zs, const torch::Tensor& mu, const std::string& method,
-                                 bool all_classes, std::int64_t top) {
+nlohmann::json explain_zero_shot(const ZeroShotClassifier& zs, const torch::Tensor& mu,
+                                 const std::string& method, bool all_classes, std::int64_t top) {
   torch::NoGradGuard no_grad;
   const auto x = mu.reshape({1, -1}).to(torch::kFloat32).cpu();
   const auto scores = zero_shot_scores(zs, x, method)[0];
@@ -64,13 +72,15 @@ nlohmann::json explain_zero_shot(const ZeroShotClassifier& zs, const torch::Tens
   std::sort(candidates.begin(), candidates.end(), [&](std::int64_t a, std::int64_t b) {
     return scores[a].item<double>() > scores[b].item<double>();
   });
-  nlohmann::json out{{"method", method}, {"candidates", all_classes ? "all" : "unseen"},
+  nlohmann::json out{{"method", method},
+                     {"candidates", all_classes ? "all" : "unseen"},
                      {"train_items", zs.train_items}};
   for (std::size_t i = 0; i < candidates.size() && static_cast<std::int64_t>(i) < top; ++i) {
     const auto c = candidates[i];
-    out["ranking"].push_back({{"class", zs.task.class_names[static_cast<std::size_t>(c)]},
-                              {"score", scores[c].item<double>()},
-                              {"seen", std::find(zs.task.seen.begin(), zs.task.seen.end(), c) != zs.task.seen.end()}});
+    out["ranking"].push_back(
+        {{"class", zs.task.class_names[static_cast<std::size_t>(c)]},
+         {"score", scores[c].item<double>()},
+         {"seen", std::find(zs.task.seen.begin(), zs.task.seen.end(), c) != zs.task.seen.end()}});
   }
   if ((method == "dap" || method == "iap") && candidates.size() >= 2) {
     const auto p = attribute_probs(zs, x, method)[0];  // [M]

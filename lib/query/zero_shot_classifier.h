@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <string>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "mmkt/eval/linear.h"
 #include "mmkt/eval/zero_shot.h"
@@ -32,15 +32,17 @@ struct ZeroShotClassifier {
 
 // Fits on (at most `max_train` of) the run's training embeddings; InputError when the run has
 // no zero-shot task (no class attributes or no unseen classes).
-ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train, const torch::Device& device);
+ZeroShotClassifier fit_zero_shot(LoadedRun& run, std::int64_t max_train,
+                                 const torch::Device& device);
 
 // Scores [N,C] of posterior means mu [N,D] by method dap | iap | text.
-torch::Tensor zero_shot_scores(const ZeroShotClassifier& zs, const torch::Tensor& mu, const std::string& method);
+torch::Tensor zero_shot_scores(const ZeroShotClassifier& zs, const torch::Tensor& mu,
+                               const std::string& method);
 
 // One image: {"method", "candidates": "unseen"|"all", "ranking": [{class, score}...],
 // "attributes": [{name, probability, predicted class value, runner-up value, evidence}...]
 // (DAP/IAP, sorted by evidence), "prototype_similarity" (text)}.
-nlohmann::json explain_zero_shot(const ZeroShotClassifier& zs, const torch::Tensor& mu, const std::string& method,
-                                 bool all_classes, std::int64_t top);
+nlohmann::json explain_zero_shot(const ZeroShotClassifier& zs, const torch::Tensor& mu,
+                                 const std::string& method, bool all_classes, std::int64_t top);
 
 }  // namespace mmkt::query

@@ -15,23 +15,52 @@ json default_config_json() {
   return json{
       {"seed", 0},
       {"data",
-       {{"dataset", "fashion-mnist"}, {"root", ""}, {"manifest", ""}, {"test_manifest", ""},
-        {"attributes_file", ""}, {"validation", 5000}, {"binarize", "auto"},
-        {"zero_shot_split", true}, {"shapes_level", 3}, {"shapes_train", 50000},
-        {"shapes_test", 5000}, {"image_size", 0}, {"channels", 0}, {"workers", 1},
+       {{"dataset", "fashion-mnist"},
+        {"root", ""},
+        {"manifest", ""},
+        {"test_manifest", ""},
+        {"attributes_file", ""},
+        {"validation", 5000},
+        {"binarize", "auto"},
+        {"zero_shot_split", true},
+        {"shapes_level", 3},
+        {"shapes_train", 50000},
+        {"shapes_test", 5000},
+        {"image_size", 0},
+        {"channels", 0},
+        {"workers", 1},
         {"max_tokens", 48}}},
       {"tokenizer", {{"type", "unigram"}, {"vocab_size", 256}}},
       {"model",
-       {{"type", "jmvae"}, {"latent_dim", 64}, {"joint_hidden", {512}}, {"alpha", 0.1},
+       {{"type", "jmvae"},
+        {"latent_dim", 64},
+        {"joint_hidden", {512}},
+        {"alpha", 0.1},
         {"modalities", json::array()}}},
       {"triplet",
-       {{"weight", 0.0}, {"kind", "soft"}, {"margin", 1.0}, {"temperature", 0.1}, {"negatives", "random"},
-        {"warmup_epochs", 0.0}, {"pairs", json::array()}}},
+       {{"weight", 0.0},
+        {"kind", "soft"},
+        {"margin", 1.0},
+        {"temperature", 0.1},
+        {"negatives", "random"},
+        {"warmup_epochs", 0.0},
+        {"pairs", json::array()}}},
       {"train",
-       {{"epochs", 10}, {"batch_size", 100}, {"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999},
-        {"warmup_epochs", 0.0}, {"free_bits", -1.0}, {"grad_clip", 0.0}, {"early_stopping", 0},
-        {"max_steps_per_epoch", 0}, {"progress_seconds", 5.0}, {"eval_batch_size", 500},
-        {"lr_schedule", "constant"}, {"lr_min", 0.0}, {"lr_decay_start", 0.0},
+       {{"epochs", 10},
+        {"batch_size", 100},
+        {"lr", 1e-3},
+        {"beta1", 0.9},
+        {"beta2", 0.999},
+        {"warmup_epochs", 0.0},
+        {"free_bits", -1.0},
+        {"grad_clip", 0.0},
+        {"early_stopping", 0},
+        {"max_steps_per_epoch", 0},
+        {"progress_seconds", 5.0},
+        {"eval_batch_size", 500},
+        {"lr_schedule", "constant"},
+        {"lr_min", 0.0},
+        {"lr_decay_start", 0.0},
         {"keep_checkpoints", json::array()}}},
   };
 }
@@ -72,12 +101,21 @@ std::vector<std::int64_t> int_list(const json& j, const std::string& where) {
 const std::vector<std::string>& config_open_paths() { return kOpenPaths; }
 
 json modality_to_json(const models::ModalityConfig& m) {
-  return json{{"name", m.name}, {"kind", m.kind}, {"encoder", m.encoder}, {"decoder", m.decoder},
-              {"likelihood", m.likelihood}, {"hidden", m.hidden}, {"shape", m.shape},
-              {"classes", m.classes}, {"vocab_size", m.vocab_size},
-              {"embedding_dim", m.embedding_dim}, {"rnn_hidden", m.rnn_hidden},
-              {"max_length", m.max_length}, {"channels", m.channels},
-              {"likelihood_scale", m.likelihood_scale}, {"weight", m.weight}};
+  return json{{"name", m.name},
+              {"kind", m.kind},
+              {"encoder", m.encoder},
+              {"decoder", m.decoder},
+              {"likelihood", m.likelihood},
+              {"hidden", m.hidden},
+              {"shape", m.shape},
+              {"classes", m.classes},
+              {"vocab_size", m.vocab_size},
+              {"embedding_dim", m.embedding_dim},
+              {"rnn_hidden", m.rnn_hidden},
+              {"max_length", m.max_length},
+              {"channels", m.channels},
+              {"likelihood_scale", m.likelihood_scale},
+              {"weight", m.weight}};
 }
 
 models::ModalityConfig modality_from_json(const json& j, const std::string& where) {
@@ -138,8 +176,9 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.data.shapes_train = d["shapes_train"];
     c.data.shapes_test = d["shapes_test"];
     c.data.image_size = d["image_size"];
-    MMKT_CHECK_INPUT(c.data.image_size == 0 || (c.data.image_size >= 8 && c.data.image_size <= 1024),
-                     "data.image_size must be 0 (auto) or 8..1024, got ", c.data.image_size);
+    MMKT_CHECK_INPUT(
+        c.data.image_size == 0 || (c.data.image_size >= 8 && c.data.image_size <= 1024),
+        "data.image_size must be 0 (auto) or 8..1024, got ", c.data.image_size);
     c.data.channels = d["channels"];
     MMKT_CHECK_INPUT(c.data.channels == 0 || c.data.channels == 1 || c.data.channels == 3,
                      "data.channels must be 0 (auto), 1 or 3, got ", c.data.channels);
@@ -164,7 +203,8 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     MMKT_CHECK_INPUT(m["modalities"].is_array(), "model.modalities must be an array");
     std::set<std::string> names;
     for (std::size_t i = 0; i < m["modalities"].size(); ++i) {
-      auto mod = modality_from_json(m["modalities"][i], "model.modalities[" + std::to_string(i) + "]");
+      auto mod =
+          modality_from_json(m["modalities"][i], "model.modalities[" + std::to_string(i) + "]");
       MMKT_CHECK_INPUT(names.insert(mod.name).second, "model.modalities[", i, "]: duplicate name '",
                        mod.name, "'");
       c.model.modalities.push_back(mod);
@@ -200,9 +240,9 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     MMKT_CHECK_INPUT(c.train.lr > 0, "train.lr must be > 0");
     c.train.beta1 = tr["beta1"];
     c.train.beta2 = tr["beta2"];
-    MMKT_CHECK_INPUT(c.train.beta1 >= 0 && c.train.beta1 < 1 && c.train.beta2 >= 0 &&
-                         c.train.beta2 < 1,
-                     "train.beta1 and train.beta2 must be in [0, 1)");
+    MMKT_CHECK_INPUT(
+        c.train.beta1 >= 0 && c.train.beta1 < 1 && c.train.beta2 >= 0 && c.train.beta2 < 1,
+        "train.beta1 and train.beta2 must be in [0, 1)");
     c.train.warmup_epochs = tr["warmup_epochs"];
     MMKT_CHECK_INPUT(c.train.warmup_epochs >= 0, "train.warmup_epochs must be >= 0");
     c.train.free_bits = tr["free_bits"];

@@ -29,11 +29,12 @@ models::ObjectiveOptions objective_options_at(const RunConfig& config, double ep
 LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
                    const std::string& checkpoint_file) {
   const RunPaths paths{run_dir};
-  MMKT_CHECK_INPUT(std::filesystem::is_directory(run_dir), run_dir, ": run directory does not exist");
+  MMKT_CHECK_INPUT(std::filesystem::is_directory(run_dir), run_dir,
+                   ": run directory does not exist");
   LoadedRun run;
   run.resolved = io::load_json_file(paths.config());
-  run.resolved = io::merge_strict(default_config_json(), run.resolved, paths.config(),
-                                  config_open_paths());
+  run.resolved =
+      io::merge_strict(default_config_json(), run.resolved, paths.config(), config_open_paths());
   run.config = resolve_data_choices(config_from_json(run.resolved, paths.config()));
   store_data_choices(run.config, run.resolved);
   run.data = load_run_data(run.config, paths.tokenizer());
@@ -44,7 +45,8 @@ LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
   std::string checkpoint = io::file_exists(paths.best()) ? paths.best() : paths.checkpoint();
   if (!checkpoint_file.empty()) {
     // A bare name is looked up in the run directory.
-    checkpoint = io::file_exists(checkpoint_file) ? checkpoint_file : run_dir + "/" + checkpoint_file;
+    checkpoint =
+        io::file_exists(checkpoint_file) ? checkpoint_file : run_dir + "/" + checkpoint_file;
     MMKT_CHECK_INPUT(io::file_exists(checkpoint), checkpoint_file,
                      ": no such checkpoint (neither a file nor one in ", run_dir, ")");
   }
@@ -66,7 +68,8 @@ torch::Tensor image_file_item(const LoadedRun& run, const std::string& path) {
   auto x = image::mat_to_tensor(square).to(torch::kFloat32).div_(255.0);
   if (run.config.data.binarize == "dynamic") {
     // The same file always gives the same draw (a seed stream of the run's own).
-    auto generator = at::detail::createCPUGenerator(derive_seed(run.config.seed, "image-file-binarization"));
+    auto generator =
+        at::detail::createCPUGenerator(derive_seed(run.config.seed, "image-file-binarization"));
     x = torch::bernoulli(x, generator);
   }
   return x;

@@ -79,7 +79,8 @@ RunConfig resolve_data_choices(RunConfig config) {
       d.image_size = s.median_short_side >= 64 && s.items >= 20000 ? 64 : 32;
       choose("data.image_size", d.image_size,
              "median shorter side " + std::to_string(s.median_short_side) + " px, " +
-                 std::to_string(s.items) + " items; 64 only for images of >= 64 px and >= 20000 "
+                 std::to_string(s.items) +
+                 " items; 64 only for images of >= 64 px and >= 20000 "
                  "items, 32 keeps the conv networks small for a few thousand");
     }
     if (d.binarize == "auto") {
@@ -109,9 +110,10 @@ void store_data_choices(const RunConfig& config, nlohmann::json& resolved) {
 
 RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path) {
   const auto& d = config.data;
-  MMKT_CHECK(d.binarize != "auto" && config.train.free_bits >= 0 &&
-                 (d.dataset != "manifest" || (d.channels > 0 && d.image_size > 0)),
-             "load_run_data: the configuration holds automatic values; call resolve_data_choices first");
+  MMKT_CHECK(
+      d.binarize != "auto" && config.train.free_bits >= 0 &&
+          (d.dataset != "manifest" || (d.channels > 0 && d.image_size > 0)),
+      "load_run_data: the configuration holds automatic values; call resolve_data_choices first");
   RunData out;
   data::DatasetPtr train_full;
   if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
@@ -121,14 +123,16 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
     out.test = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "test"));
   } else if (d.dataset == "shapes") {
     const bool holdout = d.zero_shot_split && !data::default_shapes_holdout(d.shapes_level).empty();
-    train_full = std::make_shared<data::ShapesDataset>(shapes_options(
-        config, config.seed, d.shapes_train, holdout ? data::ShapesSplit::kTrain : data::ShapesSplit::kAll));
+    train_full = std::make_shared<data::ShapesDataset>(
+        shapes_options(config, config.seed, d.shapes_train,
+                       holdout ? data::ShapesSplit::kTrain : data::ShapesSplit::kAll));
     out.test = std::make_shared<data::ShapesDataset>(shapes_options(
         config, derive_seed(config.seed, "shapes-test"), d.shapes_test, data::ShapesSplit::kAll));
     if (holdout) {  // the held-out combinations' class indices (the training split lacks them)
       const auto combinations = data::default_shapes_holdout(d.shapes_level);
       for (std::int64_t c = 0; c < data::shapes_num_classes(d.shapes_level); ++c) {
-        if (data::shapes_matches_holdout(data::shapes_factors_from_label(c, d.shapes_level), combinations)) {
+        if (data::shapes_matches_holdout(data::shapes_factors_from_label(c, d.shapes_level),
+                                         combinations)) {
           out.unseen_classes.push_back(c);
         }
       }
@@ -155,9 +159,9 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
   // Zero-shot: unseen classes never reach training, in any modality.
   if (d.zero_shot_split && out.class_attributes && !out.class_attributes->unseen.empty()) {
     out.unseen_classes = out.class_attributes->unseen;
-    train_full = data::subset(train_full,
-                              data::indices_by_class(*train_full, out.unseen_classes, false),
-                              train_full->info().name + "-seen");
+    train_full =
+        data::subset(train_full, data::indices_by_class(*train_full, out.unseen_classes, false),
+                     train_full->info().name + "-seen");
   }
   const auto n = train_full->size();
   MMKT_CHECK_INPUT(n > 0, train_full->info().name, ": no training items");
@@ -174,7 +178,8 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
     // The fixed binarized test (and validation) sets of the JMVAE/IWAE evaluations.
     out.test = data::fixed_binarized(out.test, derive_seed(config.seed, "test-binarization"));
     if (out.validation) {
-      out.validation = data::fixed_binarized(out.validation, derive_seed(config.seed, "val-binarization"));
+      out.validation =
+          data::fixed_binarized(out.validation, derive_seed(config.seed, "val-binarization"));
     }
   }
 
@@ -184,7 +189,8 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
     if (!tokenizer_path.empty() && io::file_exists(tokenizer_path)) {
       out.tokenizer = std::make_shared<text::Tokenizer>(text::Tokenizer::load(tokenizer_path));
     } else {
-      const auto captions = out.train->captions(data::index_range(std::min<std::int64_t>(out.train->size(), 50000)));
+      const auto captions =
+          out.train->captions(data::index_range(std::min<std::int64_t>(out.train->size(), 50000)));
       text::TokenizerTrainOptions t;
       t.model_type = config.tokenizer.type;
       t.vocab_size = config.tokenizer.vocab_size;
@@ -197,8 +203,9 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
   }
   log::info("data: train ", out.train->size(), ", validation ",
             out.validation ? out.validation->size() : 0, ", test ", out.test->size(),
-            out.unseen_classes.empty() ? "" : ", unseen classes held out of training: " +
-                                                  std::to_string(out.unseen_classes.size()));
+            out.unseen_classes.empty() ? ""
+                                       : ", unseen classes held out of training: " +
+                                             std::to_string(out.unseen_classes.size()));
   return out;
 }
 
@@ -208,9 +215,9 @@ data::DatasetPtr evaluator_training_set(const RunConfig& config, std::int64_t ma
   if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
     out = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "train"));
   } else if (d.dataset == "shapes") {
-    out = std::make_shared<data::ShapesDataset>(shapes_options(config, derive_seed(config.seed, "shapes-evaluator"),
-                                                               max_items > 0 ? max_items : d.shapes_train,
-                                                               data::ShapesSplit::kAll));
+    out = std::make_shared<data::ShapesDataset>(
+        shapes_options(config, derive_seed(config.seed, "shapes-evaluator"),
+                       max_items > 0 ? max_items : d.shapes_train, data::ShapesSplit::kAll));
   } else {
     out = std::make_shared<data::ManifestDataset>(manifest_options(config, d.manifest));
   }
@@ -242,9 +249,9 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
         image.likelihood = "gaussian";
         image.likelihood_scale = 0.0;  // learned
       }
-      log::info("auto: image networks ", image.encoder, " with ", image.channels, " channels and a ",
-                image.hidden.back(), "-wide layer (", items, " training items", few ? " < 10000" : "",
-                "), likelihood ", image.likelihood,
+      log::info("auto: image networks ", image.encoder, " with ", image.channels,
+                " channels and a ", image.hidden.back(), "-wide layer (", items, " training items",
+                few ? " < 10000" : "", "), likelihood ", image.likelihood,
                 image.likelihood == "gaussian" ? " with a learned scale (continuous pixels)"
                                                : " (binarized pixels)",
                 "; model.modalities chooses otherwise");

@@ -13,8 +13,8 @@
 #include "mmkt/data/class_attributes.h"
 #include "mmkt/data/dataset.h"
 #include "mmkt/models/modality.h"
-#include "mmkt/text/tokenizer.h"
 #include "mmkt/run/config.h"
+#include "mmkt/text/tokenizer.h"
 
 namespace mmkt {
 

@@ -31,9 +31,7 @@ void set_error(char* err, size_t cap, const std::string& message) {
 // Corpus held by the caller, walked without copying.
 class ArrayIterator : public sentencepiece::SentenceIterator {
  public:
-  ArrayIterator(const char* const* sentences, size_t n) : sentences_(sentences), n_(n) {
-    load();
-  }
+  ArrayIterator(const char* const* sentences, size_t n) : sentences_(sentences), n_(n) { load(); }
   bool done() const override { return i_ >= n_; }
   void Next() override {
     ++i_;
@@ -99,8 +97,7 @@ extern "C" {
 MMKT_SPM_EXPORT int mmkt_spm_abi_version(void) { return MMKT_SPM_ABI_VERSION; }
 
 MMKT_SPM_EXPORT int mmkt_spm_train(const char* kwargs, const char* const* sentences,
-                                   size_t n_sentences, mmkt_spm** out, char* err,
-                                   size_t err_cap) {
+                                   size_t n_sentences, mmkt_spm** out, char* err, size_t err_cap) {
   return guarded(err, err_cap, [&] {
     auto map = parse_kwargs(kwargs);
     ArrayIterator iterator(sentences, n_sentences);
@@ -130,8 +127,8 @@ MMKT_SPM_EXPORT int mmkt_spm_load_file(const char* path, mmkt_spm** out, char* e
   });
 }
 
-MMKT_SPM_EXPORT int mmkt_spm_load_bytes(const char* data, size_t size, mmkt_spm** out,
-                                        char* err, size_t err_cap) {
+MMKT_SPM_EXPORT int mmkt_spm_load_bytes(const char* data, size_t size, mmkt_spm** out, char* err,
+                                        size_t err_cap) {
   return guarded(err, err_cap,
                  [&] { return load_serialized(std::string(data, size), out, err, err_cap); });
 }
@@ -146,9 +143,8 @@ MMKT_SPM_EXPORT int mmkt_spm_serialize(const mmkt_spm* h, char* buf, size_t cap)
   return 0;
 }
 
-MMKT_SPM_EXPORT int mmkt_spm_encode(const mmkt_spm* h, const char* text, size_t len,
-                                    int32_t* ids, size_t cap, size_t* n_out, char* err,
-                                    size_t err_cap) {
+MMKT_SPM_EXPORT int mmkt_spm_encode(const mmkt_spm* h, const char* text, size_t len, int32_t* ids,
+                                    size_t cap, size_t* n_out, char* err, size_t err_cap) {
   return guarded(err, err_cap, [&] {
     std::vector<int> pieces;
     const auto status = h->processor.Encode(std::string(text, len), &pieces);
@@ -197,11 +193,16 @@ MMKT_SPM_EXPORT int32_t mmkt_spm_piece_to_id(const mmkt_spm* h, const char* piec
 
 MMKT_SPM_EXPORT int32_t mmkt_spm_special_id(const mmkt_spm* h, int which) {
   switch (which) {
-    case 0: return h->processor.pad_id();
-    case 1: return h->processor.unk_id();
-    case 2: return h->processor.bos_id();
-    case 3: return h->processor.eos_id();
-    default: return -1;
+    case 0:
+      return h->processor.pad_id();
+    case 1:
+      return h->processor.unk_id();
+    case 2:
+      return h->processor.bos_id();
+    case 3:
+      return h->processor.eos_id();
+    default:
+      return -1;
   }
 }
 

@@ -28,8 +28,7 @@ int mmkt_spm_train(const char* kwargs, const char* const* sentences, size_t n_se
 
 // Loads a model from a file, or from the bytes of a serialized model.
 int mmkt_spm_load_file(const char* path, mmkt_spm** out, char* err, size_t err_cap);
-int mmkt_spm_load_bytes(const char* data, size_t size, mmkt_spm** out, char* err,
-                        size_t err_cap);
+int mmkt_spm_load_bytes(const char* data, size_t size, mmkt_spm** out, char* err, size_t err_cap);
 void mmkt_spm_free(mmkt_spm* h);
 
 // Size in bytes of the serialized model, and a copy into `buf` (cap >= that size).

@@ -79,8 +79,8 @@ Bridge load_bridge() {
     b.path = path;
     bind(lib, "mmkt_spm_abi_version", b.abi_version, path);
     MMKT_CHECK(b.abi_version() == MMKT_SPM_ABI_VERSION, "SentencePiece bridge ", path,
-               " has ABI version ", b.abi_version(), ", this build expects ",
-               MMKT_SPM_ABI_VERSION, " (stale build output?)");
+               " has ABI version ", b.abi_version(), ", this build expects ", MMKT_SPM_ABI_VERSION,
+               " (stale build output?)");
     bind(lib, "mmkt_spm_train", b.train, path);
     bind(lib, "mmkt_spm_load_file", b.load_file, path);
     bind(lib, "mmkt_spm_load_bytes", b.load_bytes, path);
@@ -133,7 +133,10 @@ std::string train_kwargs(const TokenizerTrainOptions& o) {
       {"vocab_size", std::to_string(o.vocab_size)},
       {"character_coverage", std::to_string(o.character_coverage)},
       {"num_threads", std::to_string(std::max(1, o.threads))},
-      {"pad_id", "0"}, {"unk_id", "1"}, {"bos_id", "2"}, {"eos_id", "3"},
+      {"pad_id", "0"},
+      {"unk_id", "1"},
+      {"bos_id", "2"},
+      {"eos_id", "3"},
       {"minloglevel", "2"},  // SentencePiece's own INFO/WARNING chatter off
   };
   for (const auto& [key, value] : o.extra) kw[key] = value;
@@ -194,9 +197,7 @@ Tokenizer Tokenizer::train_from_file(const std::string& path,
   return Tokenizer(handle);
 }
 
-Tokenizer Tokenizer::load(const std::string& path) {
-  return from_bytes(io::read_file(path), path);
-}
+Tokenizer Tokenizer::load(const std::string& path) { return from_bytes(io::read_file(path), path); }
 
 Tokenizer Tokenizer::from_bytes(const std::string& bytes, const std::string& source) {
   MMKT_CHECK_INPUT(!bytes.empty(), source, ": empty tokenizer model");

@@ -19,10 +19,10 @@
 #include "mmkt/core/log.h"
 #include "mmkt/data/batcher.h"
 #include "mmkt/dist/communicator.h"
+#include "mmkt/io/checkpoint.h"
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
 #include "mmkt/optim/fused_adam.h"
-#include "mmkt/io/checkpoint.h"
 
 namespace mmkt::train {
 namespace {
@@ -50,12 +50,11 @@ std::string format_terms(const std::map<std::string, double>& terms) {
   return out.str();
 }
 
-
 // A file of rank 0's run directory on another rank: published by rank 0 through the store
 // (no shared filesystem needed), written to a private temporary file that `use` reads.
 template <typename Use>
-void with_file_from_rank0(dist::Communicator& comm, const std::string& key,
-                          const std::string& path, bool available, Use use) {
+void with_file_from_rank0(dist::Communicator& comm, const std::string& key, const std::string& path,
+                          bool available, Use use) {
   if (comm.rank() == 0) {
     comm.publish(key, available ? io::read_file(path) : std::string());
     use(available ? path : std::string());
@@ -66,10 +65,11 @@ void with_file_from_rank0(dist::Communicator& comm, const std::string& key,
     use(std::string());
     return;
   }
-  const auto local = (std::filesystem::temp_directory_path() /
-                      ("mmkt_rank" + std::to_string(comm.rank()) + "_" + std::to_string(::getpid()) +
-                       "_" + std::filesystem::path(path).filename().string()))
-                         .string();
+  const auto local =
+      (std::filesystem::temp_directory_path() /
+       ("mmkt_rank" + std::to_string(comm.rank()) + "_" + std::to_string(::getpid()) + "_" +
+        std::filesystem::path(path).filename().string()))
+          .string();
   io::write_file_atomic(local, bytes);
   try {
     use(local);
@@ -155,8 +155,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   const int world = comm ? comm->world_size() : 1;
   const int rank = comm ? comm->rank() : 0;
   const bool leader = rank == 0;  // the only rank that reads or writes the run directory
-  MMKT_CHECK_INPUT(config.train.batch_size >= world, "train.batch_size (",
-                   config.train.batch_size, ") must be at least the number of workers (", world,
+  MMKT_CHECK_INPUT(config.train.batch_size >= world, "train.batch_size (", config.train.batch_size,
+                   ") must be at least the number of workers (", world,
                    "): it is the global batch, split between them");
   std::optional<io::FileLock> lock;  // held by the leader until train_run returns
   if (leader) {
@@ -168,9 +168,10 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
     if (!resume) {
       // A fresh run must not pick up an old run's tokenizer or append to its log.
       std::string stale;
-      for (const auto& f : {paths.checkpoint(), paths.best(), paths.log(), paths.summary(),
-                            paths.tokenizer()}) {
-        if (io::file_exists(f)) stale += (stale.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
+      for (const auto& f :
+           {paths.checkpoint(), paths.best(), paths.log(), paths.summary(), paths.tokenizer()}) {
+        if (io::file_exists(f))
+          stale += (stale.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
       }
       MMKT_CHECK_INPUT(stale.empty(), run_dir, ": already holds run files (", stale,
                        "); use --resume to continue that run, --overwrite to replace it, or "
@@ -200,10 +201,11 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
       torch::optim::AdamOptions(config.train.lr).betas({config.train.beta1, config.train.beta2}));
   std::int64_t parameters = 0;
   for (const auto& p : model->parameters()) parameters += p.numel();
-  log::info("model: ", config.model.type, ", latent ", config.model.latent_dim, ", ",
-            parameters, " parameters, modalities:", [&] {
+  log::info("model: ", config.model.type, ", latent ", config.model.latent_dim, ", ", parameters,
+            " parameters, modalities:", [&] {
               std::string s;
-              for (const auto& m : modalities) s += " " + m.name + "(" + m.encoder + "/" + m.likelihood + ")";
+              for (const auto& m : modalities)
+                s += " " + m.name + "(" + m.encoder + "/" + m.likelihood + ")";
               return s;
             }());
 
@@ -253,10 +255,11 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   }
   if (leader && !resume && config.data.dataset == "manifest" &&
       steps_per_epoch * total_epochs < kFewManifestSteps) {
-    log::warn("this run trains ", steps_per_epoch * total_epochs, " steps (", total_epochs,
-              " epochs of ", steps_per_epoch, ") on ", data.train->size(),
-              " items: too few for the networks to learn the data; experiments/own_data.json trains "
-              "30 epochs (raise train.epochs)");
+    log::warn(
+        "this run trains ", steps_per_epoch * total_epochs, " steps (", total_epochs, " epochs of ",
+        steps_per_epoch, ") on ", data.train->size(),
+        " items: too few for the networks to learn the data; experiments/own_data.json trains "
+        "30 epochs (raise train.epochs)");
   }
   double seconds_in_epochs = 0;
   std::int64_t epochs_timed = 0;
@@ -290,7 +293,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
         MMKT_CHECK(comm != nullptr, "an empty training batch");
         // This rank has no rows in a short last batch: it contributes a zero gradient.
         dist::average_gradients(*comm, params, 0, batch->global_rows, parallel.bucket_bytes);
-        if (config.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
+        if (config.train.grad_clip > 0)
+          torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
         optimizer.step();
         ++state.step;
         continue;
@@ -311,7 +315,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
       const double loss = out.loss.item<double>();
       if (!std::isfinite(loss)) {
         std::string terms;
-        for (const auto& [name, v] : out.terms) terms += " " + name + "=" + std::to_string(v.item<double>());
+        for (const auto& [name, v] : out.terms)
+          terms += " " + name + "=" + std::to_string(v.item<double>());
         fail("epoch ", epoch + 1, " step ", k + 1, ": the loss is ", loss, " (terms:", terms,
              "); training stopped. ",
              io::file_exists(paths.checkpoint())
@@ -321,7 +326,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
              ". Lower train.lr or set train.grad_clip.");
       }
       out.loss.backward();
-      if (comm) dist::average_gradients(*comm, params, n, batch->global_rows, parallel.bucket_bytes);
+      if (comm)
+        dist::average_gradients(*comm, params, n, batch->global_rows, parallel.bucket_bytes);
       if (config.train.grad_clip > 0) {
         torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
       }
@@ -329,7 +335,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
       ++state.step;
       maybe_inject_fault(comm, state.step);
       seen += n;
-      for (const auto& [name, v] : out.terms) sums[name] += v.item<double>() * static_cast<double>(n);
+      for (const auto& [name, v] : out.terms)
+        sums[name] += v.item<double>() * static_cast<double>(n);
 
       const auto now = Clock::now();
       const double since = std::chrono::duration<double>(now - last_progress).count();
@@ -339,7 +346,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
         const double rate = static_cast<double>(seen_global) / std::max(elapsed, 1e-9);
         const double epoch_left = elapsed / (k + 1) * static_cast<double>(steps_per_epoch - k - 1);
         const double per_epoch = elapsed / (k + 1) * static_cast<double>(steps_per_epoch);
-        const double total_left = epoch_left + per_epoch * static_cast<double>(total_epochs - epoch - 1);
+        const double total_left =
+            epoch_left + per_epoch * static_cast<double>(total_epochs - epoch - 1);
         std::ostringstream line;
         line << "epoch " << epoch + 1 << "/" << total_epochs << " step " << k + 1 << "/"
              << steps_per_epoch << " | loss " << std::fixed << std::setprecision(2)
@@ -373,8 +381,8 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
     steps_timed += steps_per_epoch;
     for (auto& [name, v] : sums) v /= static_cast<double>(std::max<std::int64_t>(seen, 1));
 
-    nlohmann::json record{{"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds},
-                          {"train", sums}};
+    nlohmann::json record{
+        {"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds}, {"train", sums}};
     if (const auto warning = collapse_warning(sums, epoch + 1); warning && leader) {
       log::warn(*warning);
       record["warning"] = *warning;
@@ -435,21 +443,22 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   // Final figures on the test set (fixed binarization), with the best model when validating.
   if (io::file_exists(paths.best())) io::load_checkpoint(paths.best(), *model, nullptr, false);
   const auto test = evaluate_terms(model, data.test, config, data, modalities, device);
-  nlohmann::json summary{{"mmkt_version", MMKT_VERSION},
-                         {"epochs_done", state.epochs_done},
-                         {"steps", state.step},
-                         {"stopped_early", stopped_early},
-                         {"seconds_per_epoch", epochs_timed ? seconds_in_epochs / epochs_timed : 0.0},
-                         {"train_samples_per_second",
-                          seconds_in_epochs > 0 ? samples_trained / seconds_in_epochs : 0.0},
-                         {"threads", runtime.threads},
-                         {"world_size", world},
-                         {"communication_seconds_per_step",
-                          steps_timed > 0 ? comm_seconds / static_cast<double>(steps_timed) : 0.0},
-                         {"device", device.str()},
-                         {"test", test},
-                         {"test_elbo", test.count("elbo") ? test.at("elbo") : 0.0},
-                         {"test_items", data.test->size()}};
+  nlohmann::json summary{
+      {"mmkt_version", MMKT_VERSION},
+      {"epochs_done", state.epochs_done},
+      {"steps", state.step},
+      {"stopped_early", stopped_early},
+      {"seconds_per_epoch", epochs_timed ? seconds_in_epochs / epochs_timed : 0.0},
+      {"train_samples_per_second",
+       seconds_in_epochs > 0 ? samples_trained / seconds_in_epochs : 0.0},
+      {"threads", runtime.threads},
+      {"world_size", world},
+      {"communication_seconds_per_step",
+       steps_timed > 0 ? comm_seconds / static_cast<double>(steps_timed) : 0.0},
+      {"device", device.str()},
+      {"test", test},
+      {"test_elbo", test.count("elbo") ? test.at("elbo") : 0.0},
+      {"test_items", data.test->size()}};
   io::write_json_file(paths.summary(), summary);
   log::info("test (", data.test->size(), " items, single-sample bound): ", format_terms(test));
   log::info("run written to ", run_dir);

@@ -42,8 +42,8 @@ std::map<std::string, double> evaluate_terms(models::MultimodalVae& model,
 // equal, up to float rounding, those of one process on the same global batches; terms that
 // couple the items of a batch (triplet negatives) are formed within each rank's shard.
 struct Parallel {
-  dist::Communicator* comm = nullptr;       // null = one process
-  std::int64_t bucket_bytes = 25ll << 20;   // PyTorch DDP's default bucket_cap_mb = 25
+  dist::Communicator* comm = nullptr;      // null = one process
+  std::int64_t bucket_bytes = 25ll << 20;  // PyTorch DDP's default bucket_cap_mb = 25
 };
 
 // A manifest run of fewer training steps than this gets a warning at its start: a short
@@ -64,6 +64,5 @@ std::optional<std::string> collapse_warning(const std::map<std::string, double>&
 nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
                          const std::string& run_dir, bool resume, const Runtime& runtime,
                          const Parallel& parallel = {});
-
 
 }  // namespace mmkt::train

@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "mmkt/distill/losses.h"
-#include "mmkt/models/multimodal_vae.h"
 #include "mmkt/models/config.h"
+#include "mmkt/models/multimodal_vae.h"
 
 int main() {
   using namespace mmkt;
@@ -31,7 +31,7 @@ int main() {
   inputs["label"].data = torch::arange(8) % 2;
   const auto out = model->objective(inputs, {});
   const auto x = torch::randn({8, 4});
-  std::cout << "objective " << out.loss.item<double>() << " pkt(x,x) " << distill::pkt_loss(x, x).item<double>()
-            << "\n";
+  std::cout << "objective " << out.loss.item<double>() << " pkt(x,x) "
+            << distill::pkt_loss(x, x).item<double>() << "\n";
   return out.loss.item<double>() > 0 ? 0 : 1;
 }
