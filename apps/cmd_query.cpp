@@ -18,6 +18,7 @@
 #include "mmkt/eval/zero_shot.h"
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
+#include "mmkt/query/answer.h"
 #include "mmkt/query/generate.h"
 #include "mmkt/query/index.h"
 #include "mmkt/query/inputs.h"
@@ -31,13 +32,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-std::string class_name(const LoadedRun& run, std::int64_t label) {
-  if (run.data.class_attributes && label >= 0 && label < run.data.class_attributes->num_classes()) {
-    return run.data.class_attributes->class_names[static_cast<std::size_t>(label)];
-  }
-  return std::to_string(label);
 }
 
 // Exactly one of --text / --image.
@@ -78,29 +72,26 @@ void register_query(CLI::App& root, CommonOptions& common) {
     MMKT_CHECK_INPUT(args->repeat > 0, "--repeat must be positive");
     auto run = load_run(args->run, rt.device);
     const bool by_text = text_opt->count() > 0;
-    const std::string query_kind = by_text ? "text" : "image";
     const std::string target_kind =
         args->target.empty() ? (by_text ? "image" : "text") : args->target;
     MMKT_CHECK_INPUT(target_kind == "image" || target_kind == "text", "--target '", target_kind,
                      "' (expected image or text)");
-    const auto query_modality = query::modality_of_kind(run, query_kind);
     const auto target_modality = query::modality_of_kind(run, target_kind);
-    const auto input = by_text ? query::text_input(run, args->text, rt.device)
-                               : query::image_file_input(run, args->image, rt.device);
     bool built = false;
     auto index =
         query::open_index(run, args->run, target_modality, args->collection, rt.device, &built);
     const double cold_ms = ms_since(start);
 
-    std::vector<query::Hit> hits;
+    const query::Question question{by_text ? args->text : "", by_text ? "" : args->image};
+    query::Answer answer;
     std::vector<double> latencies;
     for (int r = 0; r < args->repeat; ++r) {
-      const auto t = Clock::now();
-      torch::NoGradGuard no_grad;
-      const auto q = run.model->encode(query_modality, input);
-      hits = query::search(index, q.mu, args->top, args->score);
-      latencies.push_back(ms_since(t));
+      answer = query::answer(run, index, question, {args->top, args->score}, rt.device);
+      latencies.push_back(answer.encode_ms + answer.search_ms);
     }
+    const auto& hits = answer.hits;
+    const auto& query_modality = answer.query_modality;
+    const auto& input = answer.input;
     std::sort(latencies.begin(), latencies.end());
     const double median_ms = latencies[latencies.size() / 2];
 
@@ -125,7 +116,7 @@ void register_query(CLI::App& root, CommonOptions& common) {
       nlohmann::json item{{"rank", i + 1},
                           {"item", h.item},
                           {"score", h.score},
-                          {"class", class_name(run, h.label)}};
+                          {"class", query::class_name(run, h.label)}};
       if (!index.captions.empty())
         item["caption"] = index.captions[static_cast<std::size_t>(h.item)];
       out["results"].push_back(item);

@@ -13,6 +13,7 @@
 #include "mmkt/eval/zero_shot.h"
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
+#include "mmkt/query/answer.h"
 #include "mmkt/query/generate.h"
 #include "mmkt/query/index.h"
 #include "mmkt/query/inputs.h"
@@ -177,6 +178,23 @@ TEST(Query, CommandsOnATinyShapesRun) {
   const auto index = query::open_index(run, base, "image", "test", rt.device, &built);
   EXPECT_TRUE(built);
   EXPECT_EQ(index.size(), run.data.test->size());
+
+  // One answer for every front end: the caption's q(z|text) mean ranked over the index.
+  const auto a = query::answer(run, index, {"a red heart", ""}, {5, "cosine"}, rt.device);
+  EXPECT_EQ(a.query_modality, "text");
+  torch::Tensor mean;
+  {
+    torch::NoGradGuard no_grad;
+    mean = run.model->encode("text", query::text_input(run, "a red heart", rt.device)).mu;
+  }
+  const auto direct = query::search(index, mean, 5, "cosine");
+  ASSERT_EQ(a.hits.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(a.hits[i].item, direct[i].item);
+  EXPECT_GT(a.encode_ms, 0.0);
+  EXPECT_THROW(query::answer(run, index, {"", ""}, {}, rt.device), InputError);
+  EXPECT_THROW(query::answer(run, index, {"a heart", png}, {}, rt.device), InputError);
+  EXPECT_EQ(query::answer(run, index, {"", png}, {3, "euclidean"}, rt.device).query_modality,
+            "image");
   query::open_index(run, base, "image", "test", rt.device, &built);
   EXPECT_FALSE(built);
   const auto captions = query::open_index(run, base, "text", "test", rt.device, &built);

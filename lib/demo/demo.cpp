@@ -13,6 +13,7 @@
 #include "mmkt/eval/report.h"
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
+#include "mmkt/query/answer.h"
 #include "mmkt/query/generate.h"
 #include "mmkt/query/index.h"
 #include "mmkt/query/inputs.h"
@@ -130,23 +131,15 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   fs::create_directories(demo_dir);
   auto index =
       query::open_index(run, dir, query::modality_of_kind(run, "image"), "test", rt.device);
-  const auto qt = Clock::now();
-  models::Gaussian q;
-  {
-    torch::NoGradGuard no_grad;
-    q = run.model->encode(query::modality_of_kind(run, "text"),
-                          query::text_input(run, o.query, rt.device));
-  }
-  const auto hits = query::search(index, q.mu, 12, "cosine");
-  const double query_ms = std::chrono::duration<double, std::milli>(Clock::now() - qt).count();
+  const auto answer = query::answer(run, index, {o.query, ""}, {12, "cosine"}, rt.device);
+  const auto& hits = answer.hits;
+  const double query_ms = answer.encode_ms + answer.search_ms;
   std::vector<std::int64_t> rows;
   nlohmann::json hit_json;
   for (const auto& h : hits) {
     rows.push_back(h.item);
     hit_json.push_back(
-        {{"item", h.item},
-         {"score", h.score},
-         {"class", run.data.class_attributes->class_names[static_cast<std::size_t>(h.label)]}});
+        {{"item", h.item}, {"score", h.score}, {"class", query::class_name(run, h.label)}});
   }
   eval::write_image_rows_png(demo_dir + "/query.png", {"\"" + o.query + "\""},
                              query::index_images(run, index, rows).unsqueeze(0));

@@ -1,5 +1,7 @@
 #include "mmkt/dist/communicator.h"
 
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 
@@ -196,9 +198,29 @@ std::string Communicator::fetch(const std::string& key) {
   }
 }
 
+namespace {
+
+// Test hook: MMKT_FAULT_KILL="RANK:STEP" makes that rank kill itself (SIGKILL) as it enters the
+// gradient average of step STEP + 1, i.e. right after optimizer step STEP, so that a test can
+// check that the other workers stop with an error instead of hanging. Inert without the variable.
+void maybe_inject_fault(const Communicator& comm) {
+  static const char* spec = std::getenv("MMKT_FAULT_KILL");
+  static std::int64_t averages = 0;
+  if (spec == nullptr) return;
+  ++averages;
+  int rank = -1;
+  long long at = -1;
+  if (std::sscanf(spec, "%d:%lld", &rank, &at) == 2 && rank == comm.rank() && at + 1 == averages) {
+    std::raise(SIGKILL);
+  }
+}
+
+}  // namespace
+
 void average_gradients(Communicator& comm, const std::vector<torch::Tensor>& parameters,
                        std::int64_t local_rows, std::int64_t global_rows,
                        std::int64_t bucket_bytes) {
+  maybe_inject_fault(comm);
   MMKT_CHECK(global_rows > 0 && local_rows >= 0 && local_rows <= global_rows,
              "average_gradients: local rows ", local_rows, " of ", global_rows);
   const double weight = static_cast<double>(local_rows) / static_cast<double>(global_rows);

@@ -2,12 +2,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
+#include "mmkt/core/progress.h"
 #include "mmkt/core/random.h"
 #include "mmkt/core/runtime.h"
 #include "mmkt/core/strings.h"
@@ -141,15 +143,13 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
   for (const auto& p : heads->parameters()) params.push_back(p);
   torch::optim::Adam optimizer(params, torch::optim::AdamOptions(o.lr));
 
-  std::ofstream log_file;
-  if (!o.log_path.empty()) log_file.open(o.log_path, std::ios::trunc);
+  if (!o.log_path.empty()) std::filesystem::remove(o.log_path);  // this run's epochs only
   const std::int64_t n = t.size();
   const std::int64_t steps_per_epoch =
       n / o.batch_size;  // drop the last partial batch (PKT needs pairs)
   MMKT_CHECK_INPUT(steps_per_epoch > 0, "the transfer set (", n,
                    " items) is smaller than a batch (", o.batch_size, ")");
-  const auto start = std::chrono::steady_clock::now();
-  auto last_progress = start;
+  LoopProgress progress("distill epoch", o.epochs, steps_per_epoch, o.progress_seconds, "items/s");
   std::int64_t step = 0;
   nlohmann::json final_terms;
   for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
@@ -159,41 +159,31 @@ nlohmann::json train_student(Student& student, const TransferSet& t, const Metho
     rng.shuffle(order);
     const auto order_t = torch::tensor(order, torch::kInt64);
     std::map<std::string, double> sums;
+    progress.start_epoch(epoch);
     for (std::int64_t k = 0; k < steps_per_epoch; ++k) {
       const auto rows = order_t.narrow(0, k * o.batch_size, o.batch_size);
       optimizer.zero_grad();
       auto s = distill_loss(student, heads, t, rows, weights, o, device);
-      MMKT_CHECK(std::isfinite(s.terms["loss"]), "distillation loss is not finite at epoch ",
-                 epoch + 1, " step ", k + 1, " (lower --lr?)");
+      check_finite_loss(
+          s.terms["loss"],
+          "distillation epoch " + std::to_string(epoch + 1) + " step " + std::to_string(k + 1), "",
+          "lower --lr");
       s.loss.backward();
       optimizer.step();
       ++step;
       for (const auto& [name, v] : s.terms) sums[name] += v;
-      const auto now = std::chrono::steady_clock::now();
-      if (std::chrono::duration<double>(now - last_progress).count() >= o.progress_seconds ||
-          (epoch + 1 == o.epochs && k + 1 == steps_per_epoch)) {
-        last_progress = now;
-        const double elapsed = std::chrono::duration<double>(now - start).count();
-        const double total_steps = static_cast<double>(o.epochs * steps_per_epoch);
-        const double rate = static_cast<double>(step * o.batch_size) / std::max(elapsed, 1e-9);
-        std::ostringstream line;
-        line << std::setprecision(5) << "distill epoch " << epoch + 1 << "/" << o.epochs << " step "
-             << k + 1 << "/" << steps_per_epoch << " | loss " << sums["loss"] / (k + 1)
-             << std::fixed << std::setprecision(0) << " | " << rate << " items/s | ETA "
-             << (total_steps - step) * elapsed / step << " s";
-        log::info(line.str());
-      }
+      std::ostringstream details;
+      details << std::setprecision(5) << "loss " << sums["loss"] / static_cast<double>(k + 1);
+      progress.step(k, (k + 1) * o.batch_size, details.str());
     }
     nlohmann::json row{{"epoch", epoch + 1}, {"step", step}};
     for (const auto& [name, v] : sums) row[name] = v / static_cast<double>(steps_per_epoch);
-    row["seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (log_file) log_file << row.dump() << "\n" << std::flush;
+    row["seconds"] = progress.seconds();
+    if (!o.log_path.empty()) append_jsonl(o.log_path, row);
     final_terms = row;
   }
   student->eval();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = progress.seconds();
   return {{"epochs", o.epochs},
           {"steps", step},
           {"batch_size", o.batch_size},

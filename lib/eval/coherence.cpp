@@ -9,6 +9,7 @@
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
+#include "mmkt/core/progress.h"
 #include "mmkt/core/runtime.h"
 #include "mmkt/data/batcher.h"
 #include "mmkt/data/shapes.h"
@@ -214,12 +215,14 @@ ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
     bo.tokenizer = nullptr;
     bo.workers = 1;
     data::Batcher batcher(ds, bo);
-    const auto t0 = std::chrono::steady_clock::now();
+    LoopProgress progress("image evaluator epoch", o.epochs, batcher.batches_per_epoch(), 10.0,
+                          "images/s");
     for (std::int64_t epoch = 0; epoch < o.epochs; ++epoch) {
       ev->train();
       batcher.start_epoch(epoch);
+      progress.start_epoch(epoch);
       double loss_sum = 0;
-      std::int64_t steps = 0;
+      std::int64_t steps = 0, rows = 0;
       while (auto batch = batcher.next()) {
         const auto targets = targets_from_labels(schema, batch->labels).to(device);
         const auto logits = ev->forward(batch->images.to(device));
@@ -228,15 +231,22 @@ ImageEvaluator image_evaluator(LoadedRun& run, const EvaluationSchema& schema,
           loss = loss + torch::nn::functional::cross_entropy(
                             logits[g], targets.select(1, static_cast<std::int64_t>(g)));
         }
+        const double value = loss.item<double>();
+        check_finite_loss(value,
+                          "image evaluator epoch " + std::to_string(epoch + 1) + " step " +
+                              std::to_string(steps + 1),
+                          "", "the image evaluator diverged on these images");
         opt.zero_grad();
         loss.backward();
         opt.step();
-        loss_sum += loss.item<double>();
+        loss_sum += value;
+        rows += batch->size();
+        progress.step(steps, rows,
+                      "loss " + std::to_string(loss_sum / static_cast<double>(steps + 1)));
         ++steps;
       }
       log::info("image evaluator epoch ", epoch + 1, "/", o.epochs, " loss ",
-                loss_sum / std::max<std::int64_t>(1, steps), " | ",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), " s");
+                loss_sum / std::max<std::int64_t>(1, steps), " | ", progress.seconds(), " s");
     }
     io::save_checkpoint(path, *ev, nullptr, io::TrainingState{});
     io::write_file_atomic(recipe_path, recipe.dump(2) + "\n");

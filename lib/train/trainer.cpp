@@ -10,13 +10,10 @@
 
 #include <unistd.h>
 
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
-
 #include "mmkt/core/build_info.h"
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
+#include "mmkt/core/progress.h"
 #include "mmkt/data/batcher.h"
 #include "mmkt/dist/communicator.h"
 #include "mmkt/io/checkpoint.h"
@@ -27,17 +24,6 @@
 namespace mmkt::train {
 namespace {
 using Clock = std::chrono::steady_clock;
-
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long>(seconds + 0.5);
-  std::ostringstream out;
-  if (s >= 3600) out << s / 3600 << "h";
-  out << std::setfill('0');
-  if (s >= 60) out << (s >= 3600 ? std::setw(2) : std::setw(1)) << (s / 60) % 60 << "m";
-  out << std::setw(s >= 60 ? 2 : 1) << s % 60 << "s";
-  return out.str();
-}
 
 std::string format_terms(const std::map<std::string, double>& terms) {
   std::ostringstream out;
@@ -78,24 +64,6 @@ void with_file_from_rank0(dist::Communicator& comm, const std::string& key, cons
     throw;
   }
   std::filesystem::remove(local);
-}
-
-// Test hook: MMKT_FAULT_KILL="RANK:STEP" makes that rank kill itself with SIGKILL right after
-// optimizer step STEP, to check that the other workers stop with an error (tests only).
-void maybe_inject_fault(const dist::Communicator* comm, std::int64_t step) {
-  static const char* spec = std::getenv("MMKT_FAULT_KILL");
-  if (!spec || !comm) return;
-  int rank = -1;
-  long long at = -1;
-  if (std::sscanf(spec, "%d:%lld", &rank, &at) == 2 && rank == comm->rank() && at == step) {
-    std::raise(SIGKILL);
-  }
-}
-
-void append_line(const std::string& path, const std::string& line) {
-  std::ofstream out(path, std::ios::app);
-  MMKT_CHECK(static_cast<bool>(out), path, ": cannot append");
-  out << line << "\n";
 }
 
 }  // namespace
@@ -143,6 +111,290 @@ std::optional<std::string> collapse_warning(const std::map<std::string, double>&
   return out.str();
 }
 
+namespace {
+
+// One training process's hold on a run: the configuration, where the run lives, its rank among
+// the workers, the data, the model with its optimizer, and the counters a checkpoint keeps.
+struct Session {
+  Session(const RunConfig& c, const std::string& run_dir, const Parallel& parallel,
+          const torch::Device& d)
+      : config(c),
+        paths{run_dir},
+        comm(parallel.comm),
+        bucket_bytes(parallel.bucket_bytes),
+        world(comm ? comm->world_size() : 1),
+        rank(comm ? comm->rank() : 0),
+        leader(rank == 0),
+        device(d) {}
+  const RunConfig& config;
+  RunPaths paths;
+  dist::Communicator* comm = nullptr;
+  std::int64_t bucket_bytes = 0;
+  int world = 1, rank = 0;
+  bool leader = true;  // the only rank that reads or writes the run directory
+  torch::Device device{torch::kCPU};
+  RunData data;
+  std::vector<models::ModalityConfig> modalities;
+  models::MultimodalVae model{nullptr};
+  std::unique_ptr<optim::FusedAdam> optimizer;
+  std::vector<torch::Tensor> params;
+  io::TrainingState state;
+};
+
+// The epoch's terms (means over its rows) and what timing needs.
+struct EpochResult {
+  std::map<std::string, double> terms;
+  std::int64_t rows = 0;  // over every rank
+  double seconds = 0, comm_seconds = 0;
+};
+
+// Takes the run's lock and, for a fresh run, refuses an old run's files and writes config.json.
+// Returns the lock (held until training ends); a leader's job.
+io::FileLock claim_run_dir(const RunPaths& paths, const nlohmann::json& resolved, bool resume) {
+  std::filesystem::create_directories(paths.dir);
+  std::string holder;
+  auto lock = io::FileLock::try_acquire(paths.lock(), &holder);
+  MMKT_CHECK_INPUT(lock.has_value(), paths.dir, ": another mmkt train (pid ", holder,
+                   ") is writing this run; wait for it or choose another --run directory");
+  if (!resume) {
+    // A fresh run must not pick up an old run's tokenizer or append to its log.
+    std::string stale;
+    for (const auto& f :
+         {paths.checkpoint(), paths.best(), paths.log(), paths.summary(), paths.tokenizer()}) {
+      if (io::file_exists(f))
+        stale += (stale.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
+    }
+    MMKT_CHECK_INPUT(stale.empty(), paths.dir, ": already holds run files (", stale,
+                     "); use --resume to continue that run, --overwrite to replace it, or "
+                     "choose another --run directory");
+    io::write_json_file(paths.config(), resolved);
+  }
+  return std::move(*lock);
+}
+
+// The datasets; the other ranks take rank 0's tokenizer (trained there, or the run's).
+RunData load_data(const Session& s) {
+  RunData data;
+  if (!s.comm) {
+    data = load_run_data(s.config, s.paths.tokenizer());
+  } else if (s.leader) {
+    data = load_run_data(s.config, s.paths.tokenizer());
+    with_file_from_rank0(*s.comm, "tokenizer", s.paths.tokenizer(), data.tokenizer != nullptr,
+                         [](const std::string&) {});
+  } else {
+    with_file_from_rank0(*s.comm, "tokenizer", s.paths.tokenizer(), false,
+                         [&](const std::string& local) { data = load_run_data(s.config, local); });
+  }
+  return data;
+}
+
+void build_model(Session& s) {
+  s.modalities = resolve_modalities(s.config, s.data);
+  auto model_config = s.config.model;
+  model_config.modalities = s.modalities;
+  s.model = models::MultimodalVae(model_config);
+  s.model->to(s.device);
+  s.optimizer = std::make_unique<optim::FusedAdam>(
+      s.model->parameters(), torch::optim::AdamOptions(s.config.train.lr)
+                                 .betas({s.config.train.beta1, s.config.train.beta2}));
+  s.params = s.model->parameters();
+  std::int64_t parameters = 0;
+  std::string modalities;
+  for (const auto& p : s.params) parameters += p.numel();
+  for (const auto& m : s.modalities)
+    modalities += " " + m.name + "(" + m.encoder + "/" + m.likelihood + ")";
+  log::info("model: ", s.config.model.type, ", latent ", s.config.model.latent_dim, ", ",
+            parameters, " parameters, modalities:", modalities);
+}
+
+// Resume: the latest checkpoint (model, optimizer, counters, RNG) on every rank, then
+// config.json. Data parallelism: every replica starts from rank 0's weights.
+void restore(Session& s, bool resume, const nlohmann::json& resolved) {
+  if (resume) {
+    const auto load = [&](const std::string& file) {
+      s.state = io::load_checkpoint(file, *s.model, s.optimizer.get(), /*restore_rng=*/true);
+    };
+    if (s.comm) {
+      with_file_from_rank0(*s.comm, "checkpoint", s.paths.checkpoint(), true, load);
+    } else {
+      load(s.paths.checkpoint());
+    }
+    // config.json changes only now that the checkpoint has loaded under it: a resume whose
+    // --set does not fit the checkpoint fails above and leaves the run as it was.
+    if (s.leader) io::write_json_file(s.paths.config(), resolved);
+    log::info("resuming ", s.paths.dir, " after epoch ", s.state.epochs_done, " (step ",
+              s.state.step, ")");
+  }
+  if (s.comm) {
+    // The replicas are seeded alike; broadcasting rank 0's weights makes it certain.
+    std::vector<torch::Tensor> state_tensors;
+    for (const auto& p : s.params) state_tensors.push_back(p.detach());
+    for (const auto& b : s.model->buffers()) state_tensors.push_back(b.detach());
+    s.comm->broadcast(state_tensors, 0);
+    log::info("data-parallel: ", s.world, " workers (c10d Gloo), global batch ",
+              s.config.train.batch_size, " = ", s.world, " shards of ~",
+              s.config.train.batch_size / s.world, ", buckets of ",
+              static_cast<double>(s.bucket_bytes) / (1 << 20), " MiB");
+  }
+}
+
+// The optimizer step after the gradients are in (and averaged over the ranks).
+void apply_gradients(Session& s, std::int64_t rows, std::int64_t global_rows) {
+  if (s.comm) dist::average_gradients(*s.comm, s.params, rows, global_rows, s.bucket_bytes);
+  if (s.config.train.grad_clip > 0) {
+    torch::nn::utils::clip_grad_norm_(s.params, s.config.train.grad_clip);
+  }
+  s.optimizer->step();
+  ++s.state.step;
+}
+
+// One optimizer step on `batch` at fractional epoch `progress`; adds the batch's terms (times
+// its rows) to `sums`. A rank without rows in a short last batch contributes zero gradients.
+void train_step(Session& s, const data::Batch& batch, double progress, std::int64_t epoch,
+                std::int64_t k, std::map<std::string, double>& sums) {
+  auto options = objective_options_at(s.config, progress);
+  const double lr = learning_rate_at(s.config.train, progress);
+  for (auto& group : s.optimizer->param_groups()) {
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  }
+  optim::clear_gradients(s.params);
+  const auto n = batch.size();
+  if (n == 0) {
+    MMKT_CHECK(s.comm != nullptr, "an empty training batch");
+    apply_gradients(s, 0, batch.global_rows);
+    return;
+  }
+  options.labels = batch.labels.to(s.device);
+  const auto inputs = inputs_from_batch(batch, s.modalities, s.device);
+  models::Output out;
+  // Terms that couple items (triplets) see the whole global batch (models/batch_peers.h); the
+  // peers live until backward, which sends their gradients to the owning ranks.
+  std::optional<dist::StepPeers> peers;
+  if (s.comm) peers.emplace(*s.comm, batch.global_offset, n, batch.global_rows);
+  {
+    // Draw the global batch's noise and keep this shard's rows (see models/gaussian.h).
+    models::NoiseShardGuard noise({batch.global_offset, s.comm ? batch.global_rows : 0});
+    models::BatchPeersGuard coupled(peers ? &*peers : nullptr);
+    out = s.model->objective(inputs, options);
+  }
+  const double loss = out.loss.item<double>();
+  if (!std::isfinite(loss)) {
+    std::string terms;
+    for (const auto& [name, v] : out.terms)
+      terms += " " + name + "=" + std::to_string(v.item<double>());
+    check_finite_loss(loss, "epoch " + std::to_string(epoch + 1) + " step " + std::to_string(k + 1),
+                      "terms:" + terms,
+                      "training stopped. " +
+                          (io::file_exists(s.paths.checkpoint())
+                               ? "The last good checkpoint is " + s.paths.checkpoint() +
+                                     " (after epoch " + std::to_string(s.state.epochs_done) + ")"
+                               : std::string("No checkpoint was written yet")) +
+                          ". Lower train.lr or set train.grad_clip.");
+  }
+  out.loss.backward();
+  apply_gradients(s, n, batch.global_rows);
+  for (const auto& [name, v] : out.terms) sums[name] += v.item<double>() * static_cast<double>(n);
+}
+
+// One epoch of training: its steps, then its terms summed over the ranks.
+EpochResult run_epoch(Session& s, data::Batcher& batcher, std::int64_t epoch,
+                      std::int64_t steps_per_epoch, LoopProgress& progress) {
+  s.model->train();
+  batcher.start_epoch(epoch);
+  progress.start_epoch(epoch);
+  EpochResult r;
+  std::int64_t seen = 0, seen_global = 0;  // rows of this rank, rows of the global batches
+  const double comm_at_start = s.comm ? s.comm->communication_seconds() : 0.0;
+  for (std::int64_t k = 0; k < steps_per_epoch; ++k) {
+    auto batch = batcher.next();
+    if (!batch) break;
+    seen_global += batch->global_rows;
+    seen += batch->size();
+    train_step(s, *batch, static_cast<double>(epoch) + static_cast<double>(k) / steps_per_epoch,
+               epoch, k, r.terms);
+    if (!s.leader || seen == 0) continue;
+    std::ostringstream details, extra;
+    details << std::fixed << std::setprecision(2) << "loss " << r.terms["loss"] / seen << " elbo "
+            << r.terms["elbo"] / seen;
+    if (s.comm) {
+      extra << " (" << s.world << " workers, comm " << std::fixed << std::setprecision(1)
+            << 1000.0 * (s.comm->communication_seconds() - comm_at_start) / (k + 1) << " ms/step)";
+    }
+    progress.step(k, seen_global, details.str(), extra.str());
+  }
+  if (s.comm) {
+    // The epoch's terms over all ranks: sums of (term x rows) and the row count.
+    std::vector<double> values{static_cast<double>(seen)};
+    for (const auto& [name, v] : r.terms) values.push_back(v);
+    auto packed = torch::tensor(values, torch::kFloat64);
+    s.comm->allreduce_sum({packed}, s.bucket_bytes);
+    seen = static_cast<std::int64_t>(packed[0].item<double>() + 0.5);
+    std::int64_t i = 1;
+    for (auto& [name, v] : r.terms) v = packed[i++].item<double>();
+    r.comm_seconds = s.comm->communication_seconds() - comm_at_start;
+  }
+  r.seconds = progress.epoch_seconds();
+  r.rows = seen;
+  for (auto& [name, v] : r.terms) v /= static_cast<double>(std::max<std::int64_t>(seen, 1));
+  return r;
+}
+
+// After epoch `epoch` (0-based): the leader validates, checkpoints and logs; every rank follows
+// its early-stopping decision. Returns whether to stop.
+bool finish_epoch(Session& s, std::int64_t epoch, const EpochResult& r) {
+  s.state.epochs_done = epoch + 1;
+  if (!s.leader) {
+    auto stop = torch::zeros({1}, torch::kInt64);
+    s.comm->broadcast({stop}, 0);
+    return stop.item<std::int64_t>() != 0;
+  }
+  const auto& train = s.config.train;
+  nlohmann::json record{
+      {"epoch", epoch + 1}, {"step", s.state.step}, {"seconds", r.seconds}, {"train", r.terms}};
+  if (const auto warning = collapse_warning(r.terms, epoch + 1)) {
+    log::warn(*warning);
+    record["warning"] = *warning;
+  }
+  if (train.lr_schedule != "constant") {
+    record["lr"] = learning_rate_at(train, static_cast<double>(epoch + 1));
+  }
+  std::string val_text;
+  if (s.data.validation) {
+    const auto val =
+        evaluate_terms(s.model, s.data.validation, s.config, s.data, s.modalities, s.device);
+    record["validation"] = val;
+    val_text = " | validation " + format_terms(val);
+    if (val.at("loss") < s.state.best_validation) {
+      s.state.best_validation = val.at("loss");
+      s.state.epochs_without_improvement = 0;
+      io::save_checkpoint(s.paths.best(), *s.model, nullptr, s.state);
+    } else {
+      ++s.state.epochs_without_improvement;
+    }
+  }
+  io::save_checkpoint(s.paths.checkpoint(), *s.model, s.optimizer.get(), s.state);
+  const auto& keep = train.keep_checkpoints;
+  if (std::find(keep.begin(), keep.end(), epoch + 1) != keep.end()) {
+    io::save_checkpoint(s.paths.checkpoint_at(epoch + 1), *s.model, nullptr, s.state);
+  }
+  append_jsonl(s.paths.log(), record);
+  log::info("epoch ", epoch + 1, "/", train.epochs, " done in ", format_duration(r.seconds),
+            " | train loss ", r.terms.at("loss"), ", elbo ", r.terms.at("elbo"), val_text);
+  const bool stop =
+      train.early_stopping > 0 && s.state.epochs_without_improvement >= train.early_stopping;
+  if (s.comm) {
+    auto flag = torch::full({1}, stop ? 1 : 0, torch::kInt64);
+    s.comm->broadcast({flag}, 0);
+  }
+  if (stop) {
+    log::info("early stopping: no validation improvement for ", s.state.epochs_without_improvement,
+              " epochs");
+  }
+  return stop;
+}
+
+}  // namespace
+
 nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resolved_in,
                          const std::string& run_dir, bool resume, const Runtime& runtime,
                          const Parallel& parallel) {
@@ -150,317 +402,78 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   const RunConfig config = resolve_data_choices(config_in);
   nlohmann::json resolved = resolved_in;
   store_data_choices(config, resolved);
-  const RunPaths paths{run_dir};
-  dist::Communicator* comm = parallel.comm;
-  const int world = comm ? comm->world_size() : 1;
-  const int rank = comm ? comm->rank() : 0;
-  const bool leader = rank == 0;  // the only rank that reads or writes the run directory
-  MMKT_CHECK_INPUT(config.train.batch_size >= world, "train.batch_size (", config.train.batch_size,
-                   ") must be at least the number of workers (", world,
+  Session s(config, run_dir, parallel, runtime.device);
+  MMKT_CHECK_INPUT(config.train.batch_size >= s.world, "train.batch_size (",
+                   config.train.batch_size, ") must be at least the number of workers (", s.world,
                    "): it is the global batch, split between them");
   std::optional<io::FileLock> lock;  // held by the leader until train_run returns
-  if (leader) {
-    std::filesystem::create_directories(run_dir);
-    std::string holder;
-    lock = io::FileLock::try_acquire(paths.lock(), &holder);
-    MMKT_CHECK_INPUT(lock.has_value(), run_dir, ": another mmkt train (pid ", holder,
-                     ") is writing this run; wait for it or choose another --run directory");
-    if (!resume) {
-      // A fresh run must not pick up an old run's tokenizer or append to its log.
-      std::string stale;
-      for (const auto& f :
-           {paths.checkpoint(), paths.best(), paths.log(), paths.summary(), paths.tokenizer()}) {
-        if (io::file_exists(f))
-          stale += (stale.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
-      }
-      MMKT_CHECK_INPUT(stale.empty(), run_dir, ": already holds run files (", stale,
-                       "); use --resume to continue that run, --overwrite to replace it, or "
-                       "choose another --run directory");
-      io::write_json_file(paths.config(), resolved);
-    }
-  }
-  const auto device = runtime.device;
-  RunData data;
-  if (!comm) {
-    data = load_run_data(config, paths.tokenizer());
-  } else if (leader) {
-    data = load_run_data(config, paths.tokenizer());
-    with_file_from_rank0(*comm, "tokenizer", paths.tokenizer(), data.tokenizer != nullptr,
-                         [](const std::string&) {});
-  } else {
-    with_file_from_rank0(*comm, "tokenizer", paths.tokenizer(), false,
-                         [&](const std::string& local) { data = load_run_data(config, local); });
-  }
-  const auto modalities = resolve_modalities(config, data);
-  auto model_config = config.model;
-  model_config.modalities = modalities;
-  models::MultimodalVae model(model_config);
-  model->to(device);
-  optim::FusedAdam optimizer(
-      model->parameters(),
-      torch::optim::AdamOptions(config.train.lr).betas({config.train.beta1, config.train.beta2}));
-  std::int64_t parameters = 0;
-  for (const auto& p : model->parameters()) parameters += p.numel();
-  log::info("model: ", config.model.type, ", latent ", config.model.latent_dim, ", ", parameters,
-            " parameters, modalities:", [&] {
-              std::string s;
-              for (const auto& m : modalities)
-                s += " " + m.name + "(" + m.encoder + "/" + m.likelihood + ")";
-              return s;
-            }());
+  if (s.leader) lock.emplace(claim_run_dir(s.paths, resolved, resume));
+  s.data = load_data(s);
+  build_model(s);
+  restore(s, resume, resolved);
 
-  io::TrainingState state;
-  if (resume) {
-    const auto load = [&](const std::string& file) {
-      state = io::load_checkpoint(file, *model, &optimizer, /*restore_rng=*/true);
-    };
-    if (comm) {
-      with_file_from_rank0(*comm, "checkpoint", paths.checkpoint(), true, load);
-    } else {
-      load(paths.checkpoint());
-    }
-    // config.json changes only now that the checkpoint has loaded under it: a resume whose
-    // --set does not fit the checkpoint fails above and leaves the run as it was.
-    if (leader) io::write_json_file(paths.config(), resolved);
-    log::info("resuming ", run_dir, " after epoch ", state.epochs_done, " (step ", state.step, ")");
-  }
-  std::vector<torch::Tensor> params = model->parameters();
-  if (comm) {
-    // Every replica starts from rank 0's weights (they are seeded alike; this makes it certain).
-    std::vector<torch::Tensor> state_tensors;
-    for (const auto& p : params) state_tensors.push_back(p.detach());
-    for (const auto& b : model->buffers()) state_tensors.push_back(b.detach());
-    comm->broadcast(state_tensors, 0);
-    log::info("data-parallel: ", world, " workers (c10d ", "Gloo), global batch ",
-              config.train.batch_size, " = ", world, " shards of ~",
-              config.train.batch_size / world, ", buckets of ",
-              parallel.bucket_bytes / double(1 << 20), " MiB");
-  }
-
-  auto training_batches = batcher_options(config, data, BatchPurpose::kTraining);
-  training_batches.shard_rank = rank;  // each rank takes its rows of every global batch
-  training_batches.shard_count = world;
-  data::Batcher batcher(data.train, training_batches);
+  auto batches = batcher_options(config, s.data, BatchPurpose::kTraining);
+  batches.shard_rank = s.rank;  // each rank takes its rows of every global batch
+  batches.shard_count = s.world;
+  data::Batcher batcher(s.data.train, batches);
   std::int64_t steps_per_epoch = batcher.batches_per_epoch();
   if (config.train.max_steps_per_epoch > 0) {
     steps_per_epoch = std::min(steps_per_epoch, config.train.max_steps_per_epoch);
   }
-  const auto total_epochs = config.train.epochs;
-  if (comm && config.triplet.weight > 0) {
+  const auto epochs = config.train.epochs;
+  if (s.comm && config.triplet.weight > 0) {
     // A rank without rows could not take part in the triplet terms' collectives.
-    const auto last = data.train->size() % config.train.batch_size;
-    MMKT_CHECK_INPUT(last == 0 || last >= world, "the last global batch of an epoch holds ", last,
-                     " items, fewer than the ", world, " workers: with triplets on, every worker ",
-                     "needs a row of every batch; change train.batch_size or the worker count");
+    const auto last = s.data.train->size() % config.train.batch_size;
+    MMKT_CHECK_INPUT(
+        last == 0 || last >= s.world, "the last global batch of an epoch holds ", last,
+        " items, fewer than the ", s.world, " workers: with triplets on, every ",
+        "worker needs a row of every batch; change train.batch_size or the worker count");
   }
-  if (leader && !resume && config.data.dataset == "manifest" &&
-      steps_per_epoch * total_epochs < kFewManifestSteps) {
-    log::warn(
-        "this run trains ", steps_per_epoch * total_epochs, " steps (", total_epochs, " epochs of ",
-        steps_per_epoch, ") on ", data.train->size(),
-        " items: too few for the networks to learn the data; experiments/own_data.json trains "
-        "30 epochs (raise train.epochs)");
+  if (s.leader && !resume && config.data.dataset == "manifest" &&
+      steps_per_epoch * epochs < kFewManifestSteps) {
+    log::warn("this run trains ", steps_per_epoch * epochs, " steps (", epochs, " epochs of ",
+              steps_per_epoch, ") on ", s.data.train->size(),
+              " items: too few for the networks to learn the data; experiments/own_data.json "
+              "trains 30 epochs (raise train.epochs)");
   }
-  double seconds_in_epochs = 0;
-  std::int64_t epochs_timed = 0;
-  std::int64_t samples_trained = 0;
-  std::int64_t steps_timed = 0;
-  double comm_seconds = 0;
+
+  LoopProgress progress("epoch", epochs, steps_per_epoch, config.train.progress_seconds);
+  double seconds_in_epochs = 0, comm_seconds = 0;
+  std::int64_t epochs_timed = 0, samples_trained = 0, steps_timed = 0;
   bool stopped_early = false;
-
-  for (std::int64_t epoch = state.epochs_done; epoch < total_epochs; ++epoch) {
-    model->train();
-    batcher.start_epoch(epoch);
-    const auto epoch_start = Clock::now();
-    auto last_progress = epoch_start;
-    std::map<std::string, double> sums;
-    std::int64_t seen = 0;         // rows of this rank
-    std::int64_t seen_global = 0;  // rows of the global batches
-    const double comm_at_epoch_start = comm ? comm->communication_seconds() : 0.0;
-    for (std::int64_t k = 0; k < steps_per_epoch; ++k) {
-      auto batch = batcher.next();
-      if (!batch) break;
-      seen_global += batch->global_rows;
-      const double progress = static_cast<double>(epoch) + static_cast<double>(k) / steps_per_epoch;
-      auto options = objective_options_at(config, progress);
-      const double lr = learning_rate_at(config.train, progress);
-      for (auto& group : optimizer.param_groups()) {
-        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-      }
-      optim::clear_gradients(params);
-      const auto n = batch->size();
-      if (n == 0) {
-        MMKT_CHECK(comm != nullptr, "an empty training batch");
-        // This rank has no rows in a short last batch: it contributes a zero gradient.
-        dist::average_gradients(*comm, params, 0, batch->global_rows, parallel.bucket_bytes);
-        if (config.train.grad_clip > 0)
-          torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
-        optimizer.step();
-        ++state.step;
-        continue;
-      }
-      options.labels = batch->labels.to(device);
-      const auto inputs = inputs_from_batch(*batch, modalities, device);
-      models::Output out;
-      // Terms that couple items (triplets) see the whole global batch (models/batch_peers.h);
-      // the peers live until backward, which sends their gradients to the owning ranks.
-      std::optional<dist::StepPeers> peers;
-      if (comm) peers.emplace(*comm, batch->global_offset, n, batch->global_rows);
-      {
-        // Draw the global batch's noise and keep this shard's rows (see models/gaussian.h).
-        models::NoiseShardGuard noise({batch->global_offset, comm ? batch->global_rows : 0});
-        models::BatchPeersGuard coupled(peers ? &*peers : nullptr);
-        out = model->objective(inputs, options);
-      }
-      const double loss = out.loss.item<double>();
-      if (!std::isfinite(loss)) {
-        std::string terms;
-        for (const auto& [name, v] : out.terms)
-          terms += " " + name + "=" + std::to_string(v.item<double>());
-        fail("epoch ", epoch + 1, " step ", k + 1, ": the loss is ", loss, " (terms:", terms,
-             "); training stopped. ",
-             io::file_exists(paths.checkpoint())
-                 ? "The last good checkpoint is " + paths.checkpoint() + " (after epoch " +
-                       std::to_string(state.epochs_done) + ")"
-                 : std::string("No checkpoint was written yet"),
-             ". Lower train.lr or set train.grad_clip.");
-      }
-      out.loss.backward();
-      if (comm)
-        dist::average_gradients(*comm, params, n, batch->global_rows, parallel.bucket_bytes);
-      if (config.train.grad_clip > 0) {
-        torch::nn::utils::clip_grad_norm_(params, config.train.grad_clip);
-      }
-      optimizer.step();
-      ++state.step;
-      maybe_inject_fault(comm, state.step);
-      seen += n;
-      for (const auto& [name, v] : out.terms)
-        sums[name] += v.item<double>() * static_cast<double>(n);
-
-      const auto now = Clock::now();
-      const double since = std::chrono::duration<double>(now - last_progress).count();
-      if (leader && (since >= config.train.progress_seconds || k + 1 == steps_per_epoch)) {
-        last_progress = now;
-        const double elapsed = std::chrono::duration<double>(now - epoch_start).count();
-        const double rate = static_cast<double>(seen_global) / std::max(elapsed, 1e-9);
-        const double epoch_left = elapsed / (k + 1) * static_cast<double>(steps_per_epoch - k - 1);
-        const double per_epoch = elapsed / (k + 1) * static_cast<double>(steps_per_epoch);
-        const double total_left =
-            epoch_left + per_epoch * static_cast<double>(total_epochs - epoch - 1);
-        std::ostringstream line;
-        line << "epoch " << epoch + 1 << "/" << total_epochs << " step " << k + 1 << "/"
-             << steps_per_epoch << " | loss " << std::fixed << std::setprecision(2)
-             << sums["loss"] / seen << " elbo " << sums["elbo"] / seen << " | "
-             << std::setprecision(0) << rate << " samples/s";
-        if (comm) {
-          line << " (" << world << " workers, comm " << std::setprecision(1)
-               << 1000.0 * (comm->communication_seconds() - comm_at_epoch_start) / (k + 1)
-               << " ms/step)";
-        }
-        line << " | ETA epoch " << format_duration(epoch_left) << ", run "
-             << format_duration(total_left);
-        log::info(line.str());
-      }
-    }
-    if (comm) {
-      // The epoch's terms over all ranks: sums of (term x rows) and the row count.
-      std::vector<double> values{static_cast<double>(seen)};
-      for (const auto& [name, v] : sums) values.push_back(v);
-      auto packed = torch::tensor(values, torch::kFloat64);
-      comm->allreduce_sum({packed}, parallel.bucket_bytes);
-      seen = static_cast<std::int64_t>(packed[0].item<double>() + 0.5);
-      std::int64_t i = 1;
-      for (auto& [name, v] : sums) v = packed[i++].item<double>();
-      comm_seconds += comm->communication_seconds() - comm_at_epoch_start;
-    }
-    const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    seconds_in_epochs += epoch_seconds;
-    ++epochs_timed;
-    samples_trained += seen;
+  for (std::int64_t epoch = s.state.epochs_done; epoch < epochs && !stopped_early; ++epoch) {
+    const auto r = run_epoch(s, batcher, epoch, steps_per_epoch, progress);
+    seconds_in_epochs += r.seconds;
+    comm_seconds += r.comm_seconds;
+    samples_trained += r.rows;
     steps_timed += steps_per_epoch;
-    for (auto& [name, v] : sums) v /= static_cast<double>(std::max<std::int64_t>(seen, 1));
-
-    nlohmann::json record{
-        {"epoch", epoch + 1}, {"step", state.step}, {"seconds", epoch_seconds}, {"train", sums}};
-    if (const auto warning = collapse_warning(sums, epoch + 1); warning && leader) {
-      log::warn(*warning);
-      record["warning"] = *warning;
-    }
-    if (config.train.lr_schedule != "constant") {
-      record["lr"] = learning_rate_at(config.train, static_cast<double>(epoch + 1));
-    }
-    std::string val_text;
-    state.epochs_done = epoch + 1;
-    if (!leader) {
-      // Rank 0 validates and checkpoints; everyone follows its early-stopping decision.
-      auto stop = torch::zeros({1}, torch::kInt64);
-      comm->broadcast({stop}, 0);
-      if (stop.item<std::int64_t>() != 0) {
-        stopped_early = true;
-        break;
-      }
-      continue;
-    }
-    if (data.validation) {
-      const auto val = evaluate_terms(model, data.validation, config, data, modalities, device);
-      record["validation"] = val;
-      val_text = " | validation " + format_terms(val);
-      const double val_loss = val.at("loss");
-      if (val_loss < state.best_validation) {
-        state.best_validation = val_loss;
-        state.epochs_without_improvement = 0;
-        io::save_checkpoint(paths.best(), *model, nullptr, state);
-      } else {
-        ++state.epochs_without_improvement;
-      }
-    }
-    io::save_checkpoint(paths.checkpoint(), *model, &optimizer, state);
-    const auto& keep = config.train.keep_checkpoints;
-    if (std::find(keep.begin(), keep.end(), epoch + 1) != keep.end()) {
-      io::save_checkpoint(paths.checkpoint_at(epoch + 1), *model, nullptr, state);
-    }
-    append_line(paths.log(), record.dump());
-    log::info("epoch ", epoch + 1, "/", total_epochs, " done in ", format_duration(epoch_seconds),
-              " | train loss ", sums["loss"], ", elbo ", sums["elbo"], val_text);
-    const bool stop = config.train.early_stopping > 0 &&
-                      state.epochs_without_improvement >= config.train.early_stopping;
-    if (comm) {
-      auto flag = torch::full({1}, stop ? 1 : 0, torch::kInt64);
-      comm->broadcast({flag}, 0);
-    }
-    if (stop) {
-      log::info("early stopping: no validation improvement for ", state.epochs_without_improvement,
-                " epochs");
-      stopped_early = true;
-      break;
-    }
+    ++epochs_timed;
+    stopped_early = finish_epoch(s, epoch, r);
   }
-  if (!leader) {
-    return {{"rank", rank}, {"world_size", world}, {"steps", state.step}};
-  }
+  if (!s.leader) return {{"rank", s.rank}, {"world_size", s.world}, {"steps", s.state.step}};
 
   // Final figures on the test set (fixed binarization), with the best model when validating.
-  if (io::file_exists(paths.best())) io::load_checkpoint(paths.best(), *model, nullptr, false);
-  const auto test = evaluate_terms(model, data.test, config, data, modalities, device);
+  if (io::file_exists(s.paths.best()))
+    io::load_checkpoint(s.paths.best(), *s.model, nullptr, false);
+  const auto test = evaluate_terms(s.model, s.data.test, config, s.data, s.modalities, s.device);
   nlohmann::json summary{
       {"mmkt_version", MMKT_VERSION},
-      {"epochs_done", state.epochs_done},
-      {"steps", state.step},
+      {"epochs_done", s.state.epochs_done},
+      {"steps", s.state.step},
       {"stopped_early", stopped_early},
       {"seconds_per_epoch", epochs_timed ? seconds_in_epochs / epochs_timed : 0.0},
       {"train_samples_per_second",
        seconds_in_epochs > 0 ? samples_trained / seconds_in_epochs : 0.0},
       {"threads", runtime.threads},
-      {"world_size", world},
+      {"world_size", s.world},
       {"communication_seconds_per_step",
        steps_timed > 0 ? comm_seconds / static_cast<double>(steps_timed) : 0.0},
-      {"device", device.str()},
+      {"device", s.device.str()},
       {"test", test},
       {"test_elbo", test.count("elbo") ? test.at("elbo") : 0.0},
-      {"test_items", data.test->size()}};
-  io::write_json_file(paths.summary(), summary);
-  log::info("test (", data.test->size(), " items, single-sample bound): ", format_terms(test));
+      {"test_items", s.data.test->size()}};
+  io::write_json_file(s.paths.summary(), summary);
+  log::info("test (", s.data.test->size(), " items, single-sample bound): ", format_terms(test));
   log::info("run written to ", run_dir);
   return summary;
 }

@@ -1,0 +1,50 @@
+#include "mmkt/query/answer.h"
+
+#include <chrono>
+
+#include "mmkt/core/error.h"
+#include "mmkt/query/inputs.h"
+
+namespace mmkt::query {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question,
+              const AnswerOptions& options, const torch::Device& device) {
+  const bool by_text = !question.text.empty();
+  MMKT_CHECK_INPUT(!by_text || question.image_path.empty(),
+                   "a query is a caption or an image file, not both");
+  MMKT_CHECK_INPUT(by_text || !question.image_path.empty(),
+                   "the query is empty: give a caption or an image file");
+  const auto start = Clock::now();
+  Answer a;
+  a.query_modality = modality_of_kind(run, by_text ? "text" : "image");
+  a.input = by_text ? text_input(run, question.text, device)
+                    : image_file_input(run, question.image_path, device);
+  torch::Tensor mean;
+  {
+    torch::NoGradGuard no_grad;
+    mean = run.model->encode(a.query_modality, a.input).mu;
+  }
+  const auto encoded = Clock::now();
+  a.hits = search(index, mean, options.top, options.score);
+  a.encode_ms = ms_between(start, encoded);
+  a.search_ms = ms_between(encoded, Clock::now());
+  return a;
+}
+
+std::string class_name(const LoadedRun& run, std::int64_t label) {
+  const auto& attributes = run.data.class_attributes;
+  if (attributes && label >= 0 && label < attributes->num_classes()) {
+    return attributes->class_names[static_cast<std::size_t>(label)];
+  }
+  return std::to_string(label);
+}
+
+}  // namespace mmkt::query

@@ -1,0 +1,44 @@
+// A query asked of an index: a caption or an image file in, ranked items out. One function for
+// every front end (mmkt query, the demo, the benchmark, the server), so that they all prepare,
+// encode and rank a query the same way and time the same stages.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mmkt/models/modality.h"
+#include "mmkt/query/index.h"
+#include "mmkt/run/run.h"
+
+namespace mmkt::query {
+
+// Exactly one of the two.
+struct Question {
+  std::string text;        // a caption
+  std::string image_path;  // an image file (any format OpenCV decodes)
+};
+
+struct AnswerOptions {
+  std::int64_t top = 12;
+  std::string score = "cosine";  // cosine | euclidean
+};
+
+struct Answer {
+  std::string query_modality;   // the run's modality the question is encoded with
+  models::ModalityInput input;  // the prepared question (an image: [1,C,H,W] as indexed items)
+  std::vector<Hit> hits;        // best first
+  double encode_ms = 0;         // input preparation + q(z|question)
+  double search_ms = 0;         // scores over the index + top-k
+};
+
+// Prepares the question as the run's own items (query/inputs.h), encodes it with its unimodal
+// posterior mean, and ranks the index. InputError on an empty, non-UTF-8 or missing question,
+// or a run without the question's modality.
+Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question,
+              const AnswerOptions& options, const torch::Device& device);
+
+// The class name of a label for people (the class-attribute file's), else the number.
+std::string class_name(const LoadedRun& run, std::int64_t label);
+
+}  // namespace mmkt::query
