@@ -76,7 +76,8 @@ void register_query(CLI::App& root, CommonOptions& common) {
         args->target.empty() ? (by_text ? "image" : "text") : args->target;
     MMKT_CHECK_INPUT(target_kind == "image" || target_kind == "text", "--target '", target_kind,
                      "' (expected image or text)");
-    const auto target_modality = query::modality_of_kind(run, target_kind);
+    const auto target_modality = query::modality_of_kind(
+        run, target_kind == "image" ? models::ModalityKind::kImage : models::ModalityKind::kText);
     bool built = false;
     auto index =
         query::open_index(run, args->run, target_modality, args->collection, rt.device, &built);
@@ -191,7 +192,8 @@ void register_zeroshot(CLI::App& root, CommonOptions& common) {
     torch::Tensor mu;
     {
       torch::NoGradGuard no_grad;
-      mu = run.model->encode(query::modality_of_kind(run, "image"), input).mu.cpu();
+      mu = run.model->encode(query::modality_of_kind(run, models::ModalityKind::kImage), input)
+               .mu.cpu();
     }
     const auto out = query::explain_zero_shot(zs, mu, args->method, args->all, args->top);
     std::cout << out.dump(2) << "\n";

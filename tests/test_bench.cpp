@@ -30,13 +30,15 @@ TEST(Bench, LinearMultiplyAddsOfTheMnistPaperModel) {
   c.latent_dim = 64;
   c.joint_hidden = {512};
   models::ModalityConfig image;
-  image.name = image.kind = "image";
+  image.name = "image";
+  image.kind = models::ModalityKind::kImage;
   image.encoder = image.decoder = "mlp";
   image.likelihood = "bernoulli";
   image.hidden = {512, 512};
   image.shape = {1, 28, 28};
   models::ModalityConfig label;
-  label.name = label.kind = "label";
+  label.name = "label";
+  label.kind = models::ModalityKind::kLabel;
   label.encoder = label.decoder = "mlp";
   label.likelihood = "categorical";
   label.hidden = {512, 512};

@@ -151,7 +151,8 @@ TEST(Distill, MethodsParseToWeightsAndBadOnesAreRejected) {
 
 TEST(Distill, StudentSpecsBuildTheNamedNetworks) {
   models::ModalityConfig image;
-  image.name = image.kind = "image";
+  image.name = "image";
+  image.kind = models::ModalityKind::kImage;
   image.encoder = "mlp";
   image.shape = {1, 28, 28};
   const auto mlp = distill::parse_student_spec("mlp:64", image, 32, 10);
@@ -268,7 +269,8 @@ TEST(Distill, DataFreeReconstructionMatchesStatisticsAndLeavesTheTeacherAlone) {
 
 TEST(Distill, StudentRoundTripsThroughItsFolderTensorByTensor) {
   models::ModalityConfig image;
-  image.name = image.kind = "image";
+  image.name = "image";
+  image.kind = models::ModalityKind::kImage;
   image.shape = {3, 32, 32};
   distill::Student s(distill::parse_student_spec("conv:2:8", image, 5, 4));
   const auto dir = (fs::path(::testing::TempDir()) / "mmkt_student").string();

@@ -101,7 +101,7 @@ TEST(FusedGru, SaturatedGatesStayFinite) {
 TEST(FusedGru, TextNetworksMatchTheUnfusedPath) {
   ModalityConfig c;
   c.name = "text";
-  c.kind = "text";
+  c.kind = ModalityKind::kText;
   c.encoder = c.decoder = "gru";
   c.likelihood = "categorical";
   c.hidden = {8};

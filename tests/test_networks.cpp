@@ -24,7 +24,7 @@ ModalityConfig image_config(std::vector<std::int64_t> shape = {1, 2, 2},
                             std::string likelihood = "bernoulli") {
   ModalityConfig c;
   c.name = "image";
-  c.kind = "image";
+  c.kind = models::ModalityKind::kImage;
   c.encoder = std::move(encoder);
   c.decoder = std::move(decoder);
   c.likelihood = std::move(likelihood);
@@ -37,7 +37,7 @@ ModalityConfig image_config(std::vector<std::int64_t> shape = {1, 2, 2},
 ModalityConfig text_config() {
   ModalityConfig c;
   c.name = "text";
-  c.kind = "text";
+  c.kind = models::ModalityKind::kText;
   c.encoder = "gru";
   c.decoder = "gru";
   c.likelihood = "categorical";
@@ -52,7 +52,7 @@ ModalityConfig text_config() {
 ModalityConfig label_config() {
   ModalityConfig c;
   c.name = "label";
-  c.kind = "label";
+  c.kind = models::ModalityKind::kLabel;
   c.encoder = "mlp";
   c.decoder = "mlp";
   c.likelihood = "categorical";
@@ -64,7 +64,7 @@ ModalityConfig label_config() {
 ModalityConfig attributes_config() {
   ModalityConfig c;
   c.name = "attributes";
-  c.kind = "attributes";
+  c.kind = models::ModalityKind::kAttributes;
   c.encoder = "mlp";
   c.decoder = "mlp";
   c.likelihood = "bernoulli";
@@ -610,11 +610,11 @@ TEST(NetworksFactory, ErrorsNameTheModality) {
   EXPECT_NE(input_error_message([&] { make_decoder(cfg, 4); }).find("modality 'image'"),
             std::string::npos);
 
-  cfg = image_config();
-  cfg.name = "photo";
-  cfg.kind = "video";
-  EXPECT_EQ(input_error_message([&] { make_feature_encoder(cfg); }),
+  // Kinds are parsed once, where the configuration names them.
+  EXPECT_EQ(input_error_message([&] { parse_modality_kind("video", "modality 'photo'"); }),
             "modality 'photo': unknown kind 'video' (expected image, text, label or attributes)");
+  EXPECT_EQ(parse_modality_kind("attributes", "x"), ModalityKind::kAttributes);
+  EXPECT_STREQ(to_string(ModalityKind::kText), "text");
 
   auto text = text_config();
   text.vocab_size = 4;

@@ -310,7 +310,8 @@ TEST(Query, ImageFileIsPreprocessedAsTheRunsItems) {
   image::write_png(png, ramp);
   LoadedRun run;
   models::ModalityConfig image;
-  image.name = image.kind = "image";
+  image.name = "image";
+  image.kind = models::ModalityKind::kImage;
   image.shape = {1, 8, 8};
   run.modalities = {image};
   run.config.seed = 5;

@@ -20,13 +20,15 @@ inline models::ModelConfig tiny_image_label_model(const std::string& type) {
   c.latent_dim = 4;
   c.joint_hidden = {16};
   models::ModalityConfig image;
-  image.name = image.kind = "image";
+  image.name = "image";
+  image.kind = models::ModalityKind::kImage;
   image.encoder = image.decoder = "mlp";
   image.likelihood = "bernoulli";
   image.hidden = {32, 16};
   image.shape = {1, 6, 6};
   models::ModalityConfig label;
-  label.name = label.kind = "label";
+  label.name = "label";
+  label.kind = models::ModalityKind::kLabel;
   label.encoder = label.decoder = "mlp";
   label.likelihood = "categorical";
   label.hidden = {16};

@@ -253,11 +253,12 @@ std::vector<double> gemm_floor_ms(const std::vector<Gemm>& gemms, int repeats) {
 std::set<std::int64_t> data_widths(const std::vector<models::ModalityConfig>& modalities) {
   std::set<std::int64_t> widths;
   for (const auto& m : modalities) {
-    if (m.kind == "image" && m.encoder == "mlp") {
+    if (m.kind == models::ModalityKind::kImage && m.encoder == "mlp") {
       std::int64_t n = 1;
       for (const auto d : m.shape) n *= d;
       widths.insert(n);
-    } else if (m.kind == "label" || m.kind == "attributes") {
+    } else if (m.kind == models::ModalityKind::kLabel ||
+               m.kind == models::ModalityKind::kAttributes) {
       widths.insert(m.classes);
     }
   }

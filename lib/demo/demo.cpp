@@ -129,8 +129,8 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   t = Clock::now();
   const std::string demo_dir = dir + "/demo";
   fs::create_directories(demo_dir);
-  auto index =
-      query::open_index(run, dir, query::modality_of_kind(run, "image"), "test", rt.device);
+  auto index = query::open_index(
+      run, dir, query::modality_of_kind(run, models::ModalityKind::kImage), "test", rt.device);
   const auto answer = query::answer(run, index, {o.query, ""}, {12, "cosine"}, rt.device);
   const auto& hits = answer.hits;
   const double query_ms = answer.encode_ms + answer.search_ms;

@@ -39,13 +39,15 @@ StudentSpec parse_student_spec(const std::string& spec, const models::ModalityCo
   s.classes = classes;
   const auto& kind = parts[0];
   if (kind == "mlp") {
-    MMKT_CHECK_INPUT(teacher.kind == "image" && parts.size() == 2, "student spec '", spec,
+    MMKT_CHECK_INPUT(teacher.kind == models::ModalityKind::kImage && parts.size() == 2,
+                     "student spec '", spec,
                      "': mlp students take one list of widths and an image modality");
     s.modality.encoder = "mlp";
     s.modality.hidden.clear();
     for (const auto& w : split(parts[1], ',')) s.modality.hidden.push_back(positive(w, spec));
   } else if (kind == "conv") {
-    MMKT_CHECK_INPUT(teacher.kind == "image" && parts.size() == 3, "student spec '", spec,
+    MMKT_CHECK_INPUT(teacher.kind == models::ModalityKind::kImage && parts.size() == 3,
+                     "student spec '", spec,
                      "': conv students are conv:CHANNELS:WIDTH on an image modality");
     MMKT_CHECK_INPUT(
         teacher.shape.size() == 3 && teacher.shape[1] % 16 == 0 && teacher.shape[2] % 16 == 0,
@@ -54,7 +56,8 @@ StudentSpec parse_student_spec(const std::string& spec, const models::ModalityCo
     s.modality.channels = positive(parts[1], spec);
     s.modality.hidden = {positive(parts[2], spec)};
   } else if (kind == "gru") {
-    MMKT_CHECK_INPUT(teacher.kind == "text" && parts.size() == 4, "student spec '", spec,
+    MMKT_CHECK_INPUT(teacher.kind == models::ModalityKind::kText && parts.size() == 4,
+                     "student spec '", spec,
                      "': gru students are gru:EMBEDDING:RNN:WIDTH on a text modality");
     s.modality.encoder = "gru";
     s.modality.embedding_dim = positive(parts[1], spec);

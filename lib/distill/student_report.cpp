@@ -33,7 +33,9 @@ std::int64_t teacher_unimodal_parameters(LoadedRun& run, const std::string& moda
 
 std::string other_modality(const LoadedRun& run, const std::string& modality) {
   for (const auto& m : run.modalities) {
-    if (m.name != modality && (m.kind == "text" || m.kind == "image")) return m.name;
+    if (m.name != modality &&
+        (m.kind == models::ModalityKind::kText || m.kind == models::ModalityKind::kImage))
+      return m.name;
   }
   return "";
 }

@@ -51,8 +51,9 @@ InputBatches collect_inputs(LoadedRun& run, const data::DatasetPtr& dataset,
   for (const auto& m : run.modalities) {
     if (all_modalities || m.name == modality) wanted.push_back(m);
   }
-  const bool text =
-      std::any_of(wanted.begin(), wanted.end(), [](const auto& m) { return m.kind == "text"; });
+  const bool text = std::any_of(wanted.begin(), wanted.end(), [](const auto& m) {
+    return m.kind == models::ModalityKind::kText;
+  });
   auto o = batcher_options(run, binarize ? BatchPurpose::kTransferSet : BatchPurpose::kEvaluation);
   if (!text) o.tokenizer = nullptr;
   data::Batcher batcher(data::head(dataset, max_items), o);

@@ -295,15 +295,17 @@ nlohmann::json coherence_report(LoadedRun& run, const EvaluationSchema& schema,
   MMKT_CHECK_INPUT(run.model->has_modality("image"), "coherence needs an 'image' modality");
   // The modalities whose generations can be judged: text (parsed) and labels (argmax).
   std::vector<std::string> others;
-  std::map<std::string, std::string> kind_of;
+  std::map<std::string, models::ModalityKind> kind_of;
   for (const auto& c : run.modalities) {
     kind_of[c.name] = c.kind;
-    if (c.name != "image" && (c.kind == "text" || c.kind == "label")) others.push_back(c.name);
+    if (c.name != "image" &&
+        (c.kind == models::ModalityKind::kText || c.kind == models::ModalityKind::kLabel))
+      others.push_back(c.name);
   }
   // Judge generated data of modality m (text ids or label probabilities) as [N,G].
   auto judge = [&](const std::string& m, const torch::Tensor& generated,
                    std::vector<std::string>* texts) {
-    if (kind_of.at(m) == "label") {
+    if (kind_of.at(m) == models::ModalityKind::kLabel) {
       return targets_from_labels(schema, generated.argmax(1));
     }
     std::vector<std::string> captions;
@@ -340,7 +342,7 @@ nlohmann::json coherence_report(LoadedRun& run, const EvaluationSchema& schema,
       std::vector<std::string> texts;
       judged[m + "|image"].push_back(
           judge(m, run.model->decoder(m).mean(zx), n == 0 ? &texts : nullptr));
-      if (examples && n == 0 && kind_of.at(m) == "text") {
+      if (examples && n == 0 && kind_of.at(m) == models::ModalityKind::kText) {
         const std::int64_t rows = std::min<std::int64_t>(8, batch->size());
         const std::int64_t k = 8;
         examples->source_captions.assign(batch->captions.begin(), batch->captions.begin() + rows);

@@ -24,7 +24,7 @@ Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
     }
   }
   if (std::none_of(modalities.begin(), modalities.end(),
-                   [](const auto& m) { return m.kind == "text"; })) {
+                   [](const auto& m) { return m.kind == models::ModalityKind::kText; })) {
     o.tokenizer = nullptr;  // no tokenisation when no text is embedded
   }
   data::Batcher batcher(data::head(dataset, options.max_items), o);

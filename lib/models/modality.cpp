@@ -22,13 +22,31 @@ std::string or_default(const std::string& value, const char* fallback) {
   return value.empty() ? std::string(fallback) : value;
 }
 
-void check_kind(const ModalityConfig& config) {
-  const auto& k = config.kind;
-  MMKT_CHECK_INPUT(k == "image" || k == "text" || k == "label" || k == "attributes", where(config),
-                   ": unknown kind '", k, "' (expected image, text, label or attributes)");
+}  // namespace
+
+const char* to_string(ModalityKind kind) {
+  switch (kind) {
+    case ModalityKind::kImage:
+      return "image";
+    case ModalityKind::kText:
+      return "text";
+    case ModalityKind::kLabel:
+      return "label";
+    case ModalityKind::kAttributes:
+      return "attributes";
+  }
+  return "?";
 }
 
-}  // namespace
+std::ostream& operator<<(std::ostream& out, ModalityKind kind) { return out << to_string(kind); }
+
+ModalityKind parse_modality_kind(const std::string& name, const std::string& where) {
+  for (const auto kind : {ModalityKind::kImage, ModalityKind::kText, ModalityKind::kLabel,
+                          ModalityKind::kAttributes}) {
+    if (name == to_string(kind)) return kind;
+  }
+  fail_input(where, ": unknown kind '", name, "' (expected image, text, label or attributes)");
+}
 
 ModalityInput ModalityInput::repeat(std::int64_t k) const {
   MMKT_CHECK(k >= 1, "ModalityInput::repeat: k must be at least 1, got ", k);
@@ -52,8 +70,7 @@ torch::Tensor DecoderImpl::log_likelihood_k(const torch::Tensor& z, const Modali
 }
 
 std::shared_ptr<FeatureEncoderImpl> make_feature_encoder(const ModalityConfig& config) {
-  check_kind(config);
-  if (config.kind == "image") {
+  if (config.kind == models::ModalityKind::kImage) {
     const auto encoder = or_default(config.encoder, "mlp");
     MMKT_CHECK_INPUT(config.shape.size() == 3, where(config),
                      ": images need 'shape' {C,H,W} (filled from the data), got ",
@@ -62,7 +79,7 @@ std::shared_ptr<FeatureEncoderImpl> make_feature_encoder(const ModalityConfig& c
     if (encoder == "conv") return std::make_shared<ImageConvEncoderImpl>(config);
     fail_input(where(config), ": unknown encoder '", encoder, "' (expected mlp or conv)");
   }
-  if (config.kind == "text") {
+  if (config.kind == models::ModalityKind::kText) {
     const auto encoder = or_default(config.encoder, "gru");
     MMKT_CHECK_INPUT(encoder == "gru", where(config), ": unknown encoder '", encoder,
                      "' (expected gru)");
@@ -71,15 +88,15 @@ std::shared_ptr<FeatureEncoderImpl> make_feature_encoder(const ModalityConfig& c
   const auto encoder = or_default(config.encoder, "mlp");
   MMKT_CHECK_INPUT(encoder == "mlp", where(config), ": unknown encoder '", encoder,
                    "' (expected mlp)");
-  if (config.kind == "label") return std::make_shared<LabelEncoderImpl>(config);
+  if (config.kind == models::ModalityKind::kLabel)
+    return std::make_shared<LabelEncoderImpl>(config);
   return std::make_shared<AttributeEncoderImpl>(config);
 }
 
 std::shared_ptr<DecoderImpl> make_decoder(const ModalityConfig& config, std::int64_t latent_dim) {
-  check_kind(config);
   MMKT_CHECK_INPUT(latent_dim > 0, where(config), ": latent dimension must be positive, got ",
                    latent_dim);
-  if (config.kind == "image") {
+  if (config.kind == models::ModalityKind::kImage) {
     const auto decoder = or_default(config.decoder, "mlp");
     MMKT_CHECK_INPUT(decoder == "mlp" || decoder == "conv", where(config), ": unknown decoder '",
                      decoder, "' (expected mlp or conv)");
@@ -92,16 +109,18 @@ std::shared_ptr<DecoderImpl> make_decoder(const ModalityConfig& config, std::int
       return std::make_shared<ImageMlpDecoderImpl>(config, latent_dim, likelihood);
     return std::make_shared<ImageConvDecoderImpl>(config, latent_dim, likelihood);
   }
-  const bool text = config.kind == "text";
+  const bool text = config.kind == models::ModalityKind::kText;
   const auto decoder = or_default(config.decoder, text ? "gru" : "mlp");
   MMKT_CHECK_INPUT(decoder == (text ? "gru" : "mlp"), where(config), ": unknown decoder '", decoder,
                    "' (expected ", text ? "gru" : "mlp", ")");
-  const char* expected = config.kind == "attributes" ? "bernoulli" : "categorical";
+  const char* expected =
+      config.kind == models::ModalityKind::kAttributes ? "bernoulli" : "categorical";
   const auto likelihood = or_default(config.likelihood, expected);
   MMKT_CHECK_INPUT(likelihood == expected, where(config), ": unknown likelihood '", likelihood,
                    "' for kind ", config.kind, " (expected ", expected, ")");
   if (text) return std::make_shared<TextGruDecoderImpl>(config, latent_dim);
-  if (config.kind == "label") return std::make_shared<LabelDecoderImpl>(config, latent_dim);
+  if (config.kind == models::ModalityKind::kLabel)
+    return std::make_shared<LabelDecoderImpl>(config, latent_dim);
   return std::make_shared<AttributeDecoderImpl>(config, latent_dim);
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -27,10 +28,18 @@ struct ModalityInput {
 };
 using Inputs = std::map<std::string, ModalityInput>;
 
+// What a modality's data are; parsed once from the configuration's names.
+enum class ModalityKind { kImage, kText, kLabel, kAttributes };
+// "image" | "text" | "label" | "attributes".
+const char* to_string(ModalityKind kind);
+std::ostream& operator<<(std::ostream& out, ModalityKind kind);
+// InputError naming `where` for any other name.
+ModalityKind parse_modality_kind(const std::string& name, const std::string& where);
+
 // Configuration of one modality (JSON keys in brackets; defaults documented in config.h).
 struct ModalityConfig {
-  std::string name;        // [name] unique: "image", "text", "label", "attributes"
-  std::string kind;        // [kind] image | text | label | attributes
+  std::string name;                          // [name] unique: "image", "text", "label", ...
+  ModalityKind kind = ModalityKind::kImage;  // [kind] image | text | label | attributes
   std::string encoder;     // [encoder] mlp | conv (image); gru (text); mlp (label, attributes)
   std::string decoder;     // [decoder] mlp | conv (image); gru (text); mlp (label, attributes)
   std::string likelihood;  // [likelihood] bernoulli | gaussian | laplace (image);

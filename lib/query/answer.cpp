@@ -24,7 +24,8 @@ Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question
                    "the query is empty: give a caption or an image file");
   const auto start = Clock::now();
   Answer a;
-  a.query_modality = modality_of_kind(run, by_text ? "text" : "image");
+  a.query_modality =
+      modality_of_kind(run, by_text ? models::ModalityKind::kText : models::ModalityKind::kImage);
   a.input = by_text ? text_input(run, question.text, device)
                     : image_file_input(run, question.image_path, device);
   torch::Tensor mean;

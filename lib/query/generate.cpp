@@ -24,9 +24,9 @@ torch::Tensor images_from_text(LoadedRun& run, const models::ModalityInput& text
                                std::uint64_t seed) {
   torch::NoGradGuard no_grad;
   run.model->eval();
-  const auto q = run.model->encode(modality_of_kind(run, "text"), text);
+  const auto q = run.model->encode(modality_of_kind(run, models::ModalityKind::kText), text);
   const auto z = latent_draws(q, n, seed);
-  return run.model->decoder(modality_of_kind(run, "image")).mean(z).cpu();
+  return run.model->decoder(modality_of_kind(run, models::ModalityKind::kImage)).mean(z).cpu();
 }
 
 std::vector<std::string> captions_from_image(LoadedRun& run, const models::ModalityInput& image,
@@ -35,10 +35,10 @@ std::vector<std::string> captions_from_image(LoadedRun& run, const models::Modal
   torch::NoGradGuard no_grad;
   run.model->eval();
   MMKT_CHECK_INPUT(beam > 0, "--beam must be positive");
-  const auto text = modality_of_kind(run, "text");
+  const auto text = modality_of_kind(run, models::ModalityKind::kText);
   auto* decoder = dynamic_cast<models::TextGruDecoderImpl*>(&run.model->decoder(text));
   MMKT_CHECK_INPUT(decoder != nullptr, "the run's text decoder cannot generate captions");
-  const auto q = run.model->encode(modality_of_kind(run, "image"), image);
+  const auto q = run.model->encode(modality_of_kind(run, models::ModalityKind::kImage), image);
   const auto z = latent_draws(q, n, seed);
   const auto ids = (beam == 1 ? decoder->greedy(z) : decoder->beam_search(z, beam)).cpu();
   std::vector<std::string> out;

@@ -52,7 +52,7 @@ SearchIndex build_index(LoadedRun& run, const std::string& run_dir, const std::s
   if (!run_dir.empty()) index.checkpoint = checkpoint_fingerprint(run_dir);
   std::vector<torch::Tensor> mu, labels;
   const bool text = std::any_of(run.modalities.begin(), run.modalities.end(), [&](const auto& m) {
-    return m.name == modality && m.kind == "text";
+    return m.name == modality && m.kind == models::ModalityKind::kText;
   });
   for (const auto& ds : collection_datasets(run, collection)) {
     eval::EmbedOptions o;

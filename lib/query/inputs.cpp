@@ -10,7 +10,7 @@
 
 namespace mmkt::query {
 
-std::string modality_of_kind(const LoadedRun& run, const std::string& kind) {
+std::string modality_of_kind(const LoadedRun& run, models::ModalityKind kind) {
   for (const auto& m : run.modalities) {
     if (m.kind == kind) return m.name;
   }
@@ -31,7 +31,7 @@ models::ModalityInput text_input(const LoadedRun& run, const std::string& text,
 
 models::ModalityInput image_file_input(const LoadedRun& run, const std::string& path,
                                        const torch::Device& device) {
-  modality_of_kind(run, "image");  // InputError when the run has none
+  modality_of_kind(run, models::ModalityKind::kImage);  // InputError when the run has none
   return models::ModalityInput{image_file_item(run, path).unsqueeze(0).to(device), {}};
 }
 

@@ -11,7 +11,7 @@
 namespace mmkt::query {
 
 // The name of the run's modality of `kind` ("image", "text"); InputError when it has none.
-std::string modality_of_kind(const LoadedRun& run, const std::string& kind);
+std::string modality_of_kind(const LoadedRun& run, models::ModalityKind kind);
 
 // One caption as a batch of one [1,L]; InputError on empty (or all-space) or non-UTF-8 text.
 models::ModalityInput text_input(const LoadedRun& run, const std::string& text,

@@ -102,7 +102,7 @@ const std::vector<std::string>& config_open_paths() { return kOpenPaths; }
 
 json modality_to_json(const models::ModalityConfig& m) {
   return json{{"name", m.name},
-              {"kind", m.kind},
+              {"kind", models::to_string(m.kind)},
               {"encoder", m.encoder},
               {"decoder", m.decoder},
               {"likelihood", m.likelihood},
@@ -125,7 +125,7 @@ models::ModalityConfig modality_from_json(const json& j, const std::string& wher
                    ": a modality needs at least \"name\" and \"kind\"");
   models::ModalityConfig m;
   m.name = merged["name"];
-  m.kind = merged["kind"];
+  m.kind = models::parse_modality_kind(merged["kind"].get<std::string>(), where + ".kind");
   m.encoder = merged["encoder"];
   m.decoder = merged["decoder"];
   m.likelihood = merged["likelihood"];
@@ -141,7 +141,6 @@ models::ModalityConfig modality_from_json(const json& j, const std::string& wher
   m.channels = merged["channels"];
   m.likelihood_scale = merged["likelihood_scale"];
   m.weight = merged["weight"];
-  check_one_of(m.kind, {"image", "text", "label", "attributes"}, where + ".kind");
   MMKT_CHECK_INPUT(m.likelihood_scale >= 0, where, ".likelihood_scale must be > 0 (or 0: learned)");
   MMKT_CHECK_INPUT(m.weight > 0, where, ".weight must be > 0");
   return m;

@@ -59,7 +59,7 @@ LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
 torch::Tensor image_file_item(const LoadedRun& run, const std::string& path) {
   const models::ModalityConfig* image = nullptr;
   for (const auto& m : run.modalities) {
-    if (m.kind == "image") image = &m;
+    if (m.kind == models::ModalityKind::kImage) image = &m;
   }
   MMKT_CHECK_INPUT(image != nullptr, run.config.data.dataset, " run has no image modality");
   MMKT_CHECK(image->shape.size() == 3, "image modality without a [C,H,W] shape");

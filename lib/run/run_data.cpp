@@ -19,8 +19,9 @@ namespace {
 
 bool needs_text(const RunConfig& config) {
   if (config.model.modalities.empty()) return config.data.dataset != "mnist";
-  return std::any_of(config.model.modalities.begin(), config.model.modalities.end(),
-                     [](const models::ModalityConfig& m) { return m.kind == "text"; });
+  return std::any_of(
+      config.model.modalities.begin(), config.model.modalities.end(),
+      [](const models::ModalityConfig& m) { return m.kind == models::ModalityKind::kText; });
 }
 
 data::LabelledImagesOptions labelled_options(const RunConfig& config, const std::string& split) {
@@ -236,7 +237,7 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
   if (mods.empty()) {
     models::ModalityConfig image;
     image.name = "image";
-    image.kind = "image";
+    image.kind = models::ModalityKind::kImage;
     const bool small = info.image_shape.size() == 3 && info.image_shape[1] % 16 != 0;
     image.encoder = image.decoder = small ? "mlp" : "conv";
     image.likelihood = "bernoulli";
@@ -259,11 +260,13 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
     mods.push_back(image);
     models::ModalityConfig second;
     if (config.data.dataset == "mnist") {
-      second.name = second.kind = "label";
+      second.name = "label";
+      second.kind = models::ModalityKind::kLabel;
       second.encoder = second.decoder = "mlp";
       second.likelihood = "categorical";
     } else {
-      second.name = second.kind = "text";
+      second.name = "text";
+      second.kind = models::ModalityKind::kText;
       second.encoder = second.decoder = "gru";
       second.likelihood = "categorical";
       // GRU width 128: the text networks dominate the step time (three GRU passes per
@@ -275,18 +278,18 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
     mods.push_back(second);
   }
   for (auto& m : mods) {
-    if (m.kind == "image") {
+    if (m.kind == models::ModalityKind::kImage) {
       if (m.shape.empty()) m.shape = info.image_shape;
       MMKT_CHECK_INPUT(m.shape == info.image_shape, "modality '", m.name, "': shape ",
                        c10::IntArrayRef(m.shape), " but the data are ",
                        c10::IntArrayRef(info.image_shape));
-    } else if (m.kind == "label") {
+    } else if (m.kind == models::ModalityKind::kLabel) {
       if (m.classes == 0) m.classes = static_cast<std::int64_t>(info.class_names.size());
       MMKT_CHECK_INPUT(m.classes > 0, "modality '", m.name, "': the dataset has no labels");
-    } else if (m.kind == "attributes") {
+    } else if (m.kind == models::ModalityKind::kAttributes) {
       if (m.classes == 0) m.classes = static_cast<std::int64_t>(info.attribute_names.size());
       MMKT_CHECK_INPUT(m.classes > 0, "modality '", m.name, "': the dataset has no attributes");
-    } else if (m.kind == "text") {
+    } else if (m.kind == models::ModalityKind::kText) {
       MMKT_CHECK_INPUT(data.tokenizer != nullptr, "modality '", m.name, "': no tokenizer");
       m.vocab_size = data.tokenizer->vocab_size();
       m.max_length = std::min<std::int64_t>(m.max_length, config.data.max_tokens);
@@ -301,13 +304,13 @@ models::Inputs inputs_from_batch(const data::Batch& batch,
   models::Inputs inputs;
   for (const auto& m : modalities) {
     models::ModalityInput in;
-    if (m.kind == "image") {
+    if (m.kind == models::ModalityKind::kImage) {
       in.data = batch.images;
-    } else if (m.kind == "text") {
+    } else if (m.kind == models::ModalityKind::kText) {
       MMKT_CHECK(batch.tokens.defined(), "batch has no tokens for modality '", m.name, "'");
       in.data = batch.tokens;
       in.lengths = batch.lengths;
-    } else if (m.kind == "label") {
+    } else if (m.kind == models::ModalityKind::kLabel) {
       in.data = batch.labels;
     } else {
       MMKT_CHECK(batch.attributes.defined(), "batch has no attributes for modality '", m.name, "'");

@@ -12,13 +12,15 @@ int main() {
   config.latent_dim = 4;
   config.joint_hidden = {16};
   models::ModalityConfig image;
-  image.name = image.kind = "image";
+  image.name = "image";
+  image.kind = models::ModalityKind::kImage;
   image.encoder = image.decoder = "mlp";
   image.likelihood = "bernoulli";
   image.hidden = {16};
   image.shape = {1, 4, 4};
   models::ModalityConfig label;
-  label.name = label.kind = "label";
+  label.name = "label";
+  label.kind = models::ModalityKind::kLabel;
   label.encoder = label.decoder = "mlp";
   label.likelihood = "categorical";
   label.hidden = {8};
