@@ -1,20 +1,17 @@
 // `mmkt data shapes`: write a procedural shapes dataset (PNG + JSONL manifest).
 // `mmkt data photos`: write a folder of user-style photos with captions (own-data experiments).
 // `mmkt data bench`: measure the data pipeline's batches/s.
-#include <chrono>
 #include <iostream>
-#include <numeric>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "mmkt/bench/bench.h"
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
-#include "mmkt/data/batcher.h"
 #include "mmkt/data/labelled_images.h"
 #include "mmkt/data/photo_folder.h"
 #include "mmkt/data/shapes.h"
-#include "mmkt/text/tokenizer.h"
 
 namespace mmkt::app {
 
@@ -82,68 +79,16 @@ void register_data(CLI::App& root, CommonOptions& common) {
               << std::endl;
   });
 
-  struct BenchArgs {
-    std::string dataset = "fashion-mnist";
-    std::int64_t batch_size = 100, batches = 300;
-    int workers = 1;
-  };
-  auto b = std::make_shared<BenchArgs>();
-  auto* bench = group->add_subcommand("bench", "measure the data pipeline (batches/s)");
-  bench->add_option("--dataset", b->dataset, "fashion-mnist | mnist | shapes")
+  auto b = std::make_shared<bench::PipelineOptions>();
+  auto* pipeline = group->add_subcommand("bench", "measure the data pipeline (batches/s)");
+  pipeline->add_option("--dataset", b->dataset, "fashion-mnist | mnist | shapes")
       ->capture_default_str();
-  bench->add_option("--batch-size", b->batch_size)->capture_default_str();
-  bench->add_option("--batches", b->batches, "batches to time after warm-up")
+  pipeline->add_option("--batch-size", b->batch_size)->capture_default_str();
+  pipeline->add_option("--batches", b->batches, "batches to time after warm-up")
       ->capture_default_str();
-  bench->add_option("--workers", b->workers, "batcher threads")->capture_default_str();
-  bench->callback([&common, b] {
-    const Runtime rt = init_runtime(common.runtime);
-    data::DatasetPtr ds;
-    if (b->dataset == "shapes") {
-      data::ShapesOptions o;
-      o.size = 60000;
-      o.seed = rt.seed;
-      ds = std::make_shared<data::ShapesDataset>(o);
-    } else {
-      data::LabelledImagesOptions o;
-      o.dataset = b->dataset;
-      o.seed = rt.seed;
-      ds = std::make_shared<data::LabelledImageDataset>(o);
-    }
-    std::vector<std::int64_t> idx(5000);
-    std::iota(idx.begin(), idx.end(), 0);
-    text::TokenizerTrainOptions t;
-    t.vocab_size = 256;
-    t.extra["hard_vocab_limit"] = "false";
-    auto tok = std::make_shared<text::Tokenizer>(text::Tokenizer::train(ds->captions(idx), t));
-    data::BatcherOptions o;
-    o.batch_size = b->batch_size;
-    o.seed = rt.seed;
-    o.tokenizer = tok;
-    o.workers = b->workers;
-    o.binarize = b->dataset == "shapes" ? data::Binarize::kNone : data::Binarize::kDynamic;
-    data::Batcher batcher(ds, o);
-    batcher.start_epoch(0);
-    for (int i = 0; i < 5; ++i) batcher.next();  // warm-up
-    const auto t0 = std::chrono::steady_clock::now();
-    std::int64_t done = 0;
-    std::int64_t epoch = 0;
-    while (done < b->batches) {
-      auto batch = batcher.next();
-      if (!batch) {
-        batcher.start_epoch(++epoch);
-        continue;
-      }
-      ++done;
-    }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json j{{"dataset", ds->info().name},
-                     {"batch_size", b->batch_size},
-                     {"workers", b->workers},
-                     {"batches", done},
-                     {"seconds", s},
-                     {"batches_per_second", done / s},
-                     {"samples_per_second", done * b->batch_size / s}};
-    std::cout << j.dump(2) << std::endl;
+  pipeline->add_option("--workers", b->workers, "batcher threads")->capture_default_str();
+  pipeline->callback([&common, b] {
+    std::cout << bench::time_data_pipeline(*b, init_runtime(common.runtime)).dump(2) << std::endl;
   });
 }
 

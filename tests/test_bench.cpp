@@ -7,6 +7,7 @@
 
 #include "mmkt/bench/bench.h"
 #include "mmkt/core/error.h"
+#include "mmkt/core/runtime.h"
 #include "mmkt/models/multimodal_vae.h"
 #include "mmkt/optim/fused_adam.h"
 #include "mmkt/run/config.h"
@@ -114,6 +115,26 @@ TEST(Bench, UnknownPartIsAnInputError) {
   bench::BenchOptions o;
   o.parts = {"train", "warp-drive"};
   EXPECT_THROW(bench::run_benchmarks(o, Runtime{}), InputError);
+}
+
+TEST(Bench, DataPipelineMakesTrainingBatchesOfABuiltInDataset) {
+  // `mmkt data bench`: the batches training would make (MNIST: the seen classes, binarized).
+  RuntimeOptions ro;
+  ro.threads = 1;
+  bench::PipelineOptions o;
+  o.dataset = "mnist";
+  o.batch_size = 50;
+  o.batches = 7;
+  o.workers = 0;
+  const auto report = bench::time_data_pipeline(o, init_runtime(ro));
+  EXPECT_EQ(report["dataset"], "mnist-seen");
+  EXPECT_EQ(report["batches"], 7);
+  EXPECT_GT(report["samples_per_second"].get<double>(), 0.0);
+  EXPECT_NEAR(
+      report["samples_per_second"].get<double>() / report["batches_per_second"].get<double>(), 50.0,
+      1e-6);
+  o.dataset = "cifar";
+  EXPECT_THROW(bench::time_data_pipeline(o, init_runtime(ro)), InputError);
 }
 
 TEST(FusedAdam, MatchesTorchAdamStepByStepAndThroughACheckpoint) {

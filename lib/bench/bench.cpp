@@ -267,6 +267,42 @@ std::set<std::int64_t> data_widths(const std::vector<models::ModalityConfig>& mo
 
 // Samples/s of the batcher (one background worker) feeding a consumer that takes each batch
 // at once: `batches` batches per timing after 5 warm-up batches.
+}  // namespace
+
+nlohmann::json time_data_pipeline(const PipelineOptions& o, const Runtime& runtime) {
+  MMKT_CHECK_INPUT(o.batch_size > 0 && o.batches > 0 && o.workers >= 0,
+                   "data bench: --batch-size and --batches must be positive, --workers >= 0");
+  const auto run = in_memory_run(
+      "",
+      {"data.dataset=" + o.dataset, "data.validation=0",
+       "train.batch_size=" + std::to_string(o.batch_size), "seed=" + std::to_string(runtime.seed)},
+      torch::kCPU);
+  data::Batcher batcher(run.data.train, training_batches(run, o.workers));
+  batcher.start_epoch(0);
+  for (int i = 0; i < 5; ++i) batcher.next();  // warm-up
+  const auto start = Clock::now();
+  std::int64_t done = 0, samples = 0, epoch = 0;
+  while (done < o.batches) {
+    auto batch = batcher.next();
+    if (!batch) {
+      batcher.start_epoch(++epoch);
+      continue;
+    }
+    samples += batch->size();
+    ++done;
+  }
+  const double seconds = seconds_since(start);
+  return {{"dataset", run.data.train->info().name},
+          {"batch_size", o.batch_size},
+          {"workers", o.workers},
+          {"batches", done},
+          {"seconds", seconds},
+          {"batches_per_second", static_cast<double>(done) / seconds},
+          {"samples_per_second", static_cast<double>(samples) / seconds}};
+}
+
+namespace {
+
 std::vector<double> time_pipeline(const LoadedRun& run, int batches, int repeats) {
   data::Batcher batcher(run.data.train, training_batches(run, 1));
   const int total =

@@ -50,6 +50,18 @@ struct BenchOptions {
 nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtime);
 std::string bench_markdown(const nlohmann::json& report);
 
+// `mmkt data bench`: the batcher alone on a built-in dataset's training split, making batches as
+// training does (batcher_options(run, BatchPurpose::kTraining): shuffled, binarized where the
+// dataset is, captions tokenized by a tokenizer trained on its captions) with `workers` threads;
+// batches/s and samples/s over `batches` batches after 5 warm-up ones.
+struct PipelineOptions {
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | shapes
+  std::int64_t batch_size = 100;
+  std::int64_t batches = 300;
+  int workers = 1;
+};
+nlohmann::json time_data_pipeline(const PipelineOptions& options, const Runtime& runtime);
+
 // Median of `values` (mean of the middle two for an even count); throws on an empty list.
 double median(std::vector<double> values);
 // sum(in_features x out_features) over every torch::nn::Linear in `module`: a training step
