@@ -72,12 +72,13 @@ void register_query(CLI::App& root, CommonOptions& common) {
     MMKT_CHECK_INPUT(args->repeat > 0, "--repeat must be positive");
     auto run = load_run(args->run, rt.device);
     const bool by_text = text_opt->count() > 0;
-    const std::string target_kind =
-        args->target.empty() ? (by_text ? "image" : "text") : args->target;
-    MMKT_CHECK_INPUT(target_kind == "image" || target_kind == "text", "--target '", target_kind,
-                     "' (expected image or text)");
-    const auto target_modality = query::modality_of_kind(
-        run, target_kind == "image" ? models::ModalityKind::kImage : models::ModalityKind::kText);
+    using models::ModalityKind;
+    const auto target = args->target.empty()
+                            ? (by_text ? ModalityKind::kImage : ModalityKind::kText)
+                            : models::parse_modality_kind(args->target, "--target");
+    MMKT_CHECK_INPUT(target == ModalityKind::kImage || target == ModalityKind::kText, "--target '",
+                     args->target, "' (expected image or text)");
+    const auto target_modality = query::modality_of_kind(run, target);
     bool built = false;
     auto index =
         query::open_index(run, args->run, target_modality, args->collection, rt.device, &built);
@@ -133,7 +134,7 @@ void register_query(CLI::App& root, CommonOptions& common) {
       if (item.contains("caption")) std::cout << "  " << item["caption"].get<std::string>();
       std::cout << "\n";
     }
-    if (target_kind == "image") {
+    if (target == ModalityKind::kImage) {
       auto images = query::index_images(run, index, rows);
       if (!by_text) images = torch::cat({input.data.cpu().to(torch::kFloat32), images});
       eval::write_image_rows_png(
@@ -144,7 +145,8 @@ void register_query(CLI::App& root, CommonOptions& common) {
     }
     log::info("latency ", median_ms, " ms per query (median of ", args->repeat,
               ", encoder + search over ", index.size(), " items), cold start ", cold_ms,
-              " ms; wrote ", dir, "/query.json", target_kind == "image" ? " and query.png" : "");
+              " ms; wrote ", dir, "/query.json",
+              target == ModalityKind::kImage ? " and query.png" : "");
   });
 }
 
