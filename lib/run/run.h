@@ -1,6 +1,6 @@
 // A run: a directory on disk (its configuration, tokenizer, checkpoints, log and summary) and,
 // loaded, the model with its data in memory. Everything after training (eval, query, distill,
-// bench, demo, serve) starts from a LoadedRun, and every batch of a run's items is made with
+// bench, demo) starts from a LoadedRun, and every batch of a run's items is made with
 // the options batcher_options decides here. Training itself is train/trainer.h.
 //
 // Run directory:
