@@ -91,42 +91,23 @@ void register_query(CLI::App& root, CommonOptions& common) {
       answer = query::answer(run, index, question, {args->top, args->score}, rt.device);
       latencies.push_back(answer.encode_ms + answer.search_ms);
     }
-    const auto& hits = answer.hits;
-    const auto& query_modality = answer.query_modality;
-    const auto& input = answer.input;
     std::sort(latencies.begin(), latencies.end());
     const double median_ms = latencies[latencies.size() / 2];
 
     const std::string dir = args->out.empty() ? args->run + "/query" : args->out;
     std::filesystem::create_directories(dir);
-    nlohmann::json out{
-        {"query", by_text ? args->text : args->image},
-        {"query_modality", query_modality},
-        {"target_modality", target_modality},
-        {"index",
-         {{"collection", index.collection}, {"items", index.size()}, {"built_now", built}}},
-        {"score", args->score},
-        {"latency_ms",
-         {{"median", median_ms},
-          {"repeats", args->repeat},
-          {"min", latencies.front()},
-          {"max", latencies.back()}}},
-        {"cold_start_ms", cold_ms}};
-    std::vector<std::int64_t> rows;
-    for (std::size_t i = 0; i < hits.size(); ++i) {
-      const auto& h = hits[i];
-      nlohmann::json item{{"rank", i + 1},
-                          {"item", h.item},
-                          {"score", h.score},
-                          {"class", query::class_name(run, h.label)}};
-      if (!index.captions.empty())
-        item["caption"] = index.captions[static_cast<std::size_t>(h.item)];
-      out["results"].push_back(item);
-      rows.push_back(h.item);
-    }
+    const query::AnswerOptions options{args->top, args->score};
+    auto out = query::answer_json(run, index, question, options, answer);
+    out["index"] = {
+        {"collection", index.collection}, {"items", index.size()}, {"built_now", built}};
+    out["latency_ms"] = {{"median", median_ms},
+                         {"repeats", args->repeat},
+                         {"min", latencies.front()},
+                         {"max", latencies.back()}};
+    out["cold_start_ms"] = cold_ms;
     io::write_file_atomic(dir + "/query.json", out.dump(2) + "\n");
-    std::cout << "query: " << out["query"].get<std::string>() << " (" << query_modality << " -> "
-              << target_modality << ", " << index.size() << " items)\n";
+    std::cout << "query: " << out["query"].get<std::string>() << " (" << answer.query_modality
+              << " -> " << target_modality << ", " << index.size() << " items)\n";
     for (const auto& item : out["results"]) {
       std::cout << std::setw(3) << item["rank"].get<int>() << "  " << std::fixed
                 << std::setprecision(3) << item["score"].get<double>() << "  "
@@ -135,13 +116,7 @@ void register_query(CLI::App& root, CommonOptions& common) {
       std::cout << "\n";
     }
     if (target == ModalityKind::kImage) {
-      auto images = query::index_images(run, index, rows);
-      if (!by_text) images = torch::cat({input.data.cpu().to(torch::kFloat32), images});
-      eval::write_image_rows_png(
-          dir + "/query.png",
-          {by_text ? "\"" + args->text + "\""
-                   : "query image (first), then the top " + std::to_string(rows.size())},
-          images.unsqueeze(0));
+      query::write_answer_png(run, index, question, answer, dir + "/query.png");
     }
     log::info("latency ", median_ms, " ms per query (median of ", args->repeat,
               ", encoder + search over ", index.size(), " items), cold start ", cold_ms,

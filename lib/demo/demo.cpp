@@ -131,22 +131,14 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   fs::create_directories(demo_dir);
   auto index = query::open_index(
       run, dir, query::modality_of_kind(run, models::ModalityKind::kImage), "test", rt.device);
-  const auto answer = query::answer(run, index, {o.query, ""}, {12, "cosine"}, rt.device);
-  const auto& hits = answer.hits;
+  const query::Question question{o.query, ""};
+  const query::AnswerOptions options{12, "cosine"};
+  const auto answer = query::answer(run, index, question, options, rt.device);
   const double query_ms = answer.encode_ms + answer.search_ms;
-  std::vector<std::int64_t> rows;
-  nlohmann::json hit_json;
-  for (const auto& h : hits) {
-    rows.push_back(h.item);
-    hit_json.push_back(
-        {{"item", h.item}, {"score", h.score}, {"class", query::class_name(run, h.label)}});
-  }
-  eval::write_image_rows_png(demo_dir + "/query.png", {"\"" + o.query + "\""},
-                             query::index_images(run, index, rows).unsqueeze(0));
-  io::write_file_atomic(
-      demo_dir + "/query.json",
-      nlohmann::json{{"query", o.query}, {"latency_ms", query_ms}, {"results", hit_json}}.dump(2) +
-          "\n");
+  query::write_answer_png(run, index, question, answer, demo_dir + "/query.png");
+  auto query_json = query::answer_json(run, index, question, options, answer);
+  query_json["latency_ms"] = query_ms;
+  io::write_file_atomic(demo_dir + "/query.json", query_json.dump(2) + "\n");
   const auto drawn =
       query::images_from_text(run, query::text_input(run, o.draw, rt.device), 16, rt.seed);
   image::write_png(
@@ -160,7 +152,7 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   const auto& z = report["zeroshot"];
   const auto& s = distilled["student"];
   std::map<std::string, int> top_classes;  // class -> count among the top 12
-  for (const auto& h : hit_json) ++top_classes[h["class"].get<std::string>()];
+  for (const auto& h : query_json["results"]) ++top_classes[h["class"].get<std::string>()];
   std::ostringstream histogram;
   for (const auto& [name, count] : top_classes)
     histogram << (histogram.tellp() > 0 ? ", " : "") << count << " " << name;

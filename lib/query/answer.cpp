@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "mmkt/core/error.h"
+#include "mmkt/eval/pictures.h"
 #include "mmkt/query/inputs.h"
 
 namespace mmkt::query {
@@ -38,6 +39,38 @@ Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question
   a.encode_ms = ms_between(start, encoded);
   a.search_ms = ms_between(encoded, Clock::now());
   return a;
+}
+
+nlohmann::json answer_json(const LoadedRun& run, const SearchIndex& index, const Question& question,
+                           const AnswerOptions& options, const Answer& answer) {
+  nlohmann::json out{{"query", question.text.empty() ? question.image_path : question.text},
+                     {"query_modality", answer.query_modality},
+                     {"target_modality", index.modality},
+                     {"score", options.score},
+                     {"results", nlohmann::json::array()}};
+  for (std::size_t i = 0; i < answer.hits.size(); ++i) {
+    const auto& h = answer.hits[i];
+    nlohmann::json item{
+        {"rank", i + 1}, {"item", h.item}, {"score", h.score}, {"class", class_name(run, h.label)}};
+    if (!index.captions.empty()) item["caption"] = index.captions[static_cast<std::size_t>(h.item)];
+    out["results"].push_back(item);
+  }
+  return out;
+}
+
+void write_answer_png(const LoadedRun& run, const SearchIndex& index, const Question& question,
+                      const Answer& answer, const std::string& path) {
+  MMKT_CHECK(index.captions.empty(), "write_answer_png: the index holds captions, not images");
+  std::vector<std::int64_t> rows;
+  for (const auto& h : answer.hits) rows.push_back(h.item);
+  auto images = index_images(run, index, rows);
+  const bool by_text = !question.text.empty();
+  if (!by_text) images = torch::cat({answer.input.data.cpu().to(torch::kFloat32), images});
+  eval::write_image_rows_png(
+      path,
+      {by_text ? "\"" + question.text + "\""
+               : "query image (first), then the top " + std::to_string(rows.size())},
+      images.unsqueeze(0));
 }
 
 std::string class_name(const LoadedRun& run, std::int64_t label) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "mmkt/models/modality.h"
 #include "mmkt/query/index.h"
 #include "mmkt/run/run.h"
@@ -37,6 +39,15 @@ struct Answer {
 // or a run without the question's modality.
 Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question,
               const AnswerOptions& options, const torch::Device& device);
+
+// The answer for machines: {"query", "query_modality", "target_modality", "score", "results":
+// [{"rank", "item", "score", "class"[, "caption" for a text index]}]}.
+nlohmann::json answer_json(const LoadedRun& run, const SearchIndex& index, const Question& question,
+                           const AnswerOptions& options, const Answer& answer);
+// The answer for people, when the index holds images: one row of the top images (after the query
+// image when the question is one), upscaled to a visible size, titled with the question.
+void write_answer_png(const LoadedRun& run, const SearchIndex& index, const Question& question,
+                      const Answer& answer, const std::string& path);
 
 // The class name of a label for people (the class-attribute file's), else the number.
 std::string class_name(const LoadedRun& run, std::int64_t label);
