@@ -3,11 +3,8 @@
 //                                                with the run), contact sheet PNG + JSON
 //   mmkt zeroshot RUN --image FILE | --split test   unseen-class prediction with its evidence
 //   mmkt generate RUN --text "..." | --image FILE   an image grid, or captions
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <iomanip>
 #include <iostream>
 
 #include "commands.h"
@@ -18,7 +15,7 @@
 #include "mmkt/eval/zero_shot.h"
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
-#include "mmkt/query/answer.h"
+#include "mmkt/query/command.h"
 #include "mmkt/query/generate.h"
 #include "mmkt/query/index.h"
 #include "mmkt/query/inputs.h"
@@ -29,11 +26,6 @@ namespace mmkt::app {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
 // Exactly one of --text / --image.
 void check_one_query(bool text_given, const std::string& image) {
   MMKT_CHECK_INPUT(text_given != !image.empty(), "give exactly one of --text or --image");
@@ -42,12 +34,7 @@ void check_one_query(bool text_given, const std::string& image) {
 }  // namespace
 
 void register_query(CLI::App& root, CommonOptions& common) {
-  struct Args {
-    std::string run, text, image, target, collection = "test", score = "cosine", out;
-    std::int64_t top = 12;
-    int repeat = 1;
-  };
-  auto args = std::make_shared<Args>();
+  auto args = std::make_shared<query::QueryRequest>();
   auto* cmd = root.add_subcommand(
       "query", "rank indexed test images or captions for a caption or an image file");
   cmd->add_option("run", args->run, "run directory written by mmkt train")->required();
@@ -64,64 +51,9 @@ void register_query(CLI::App& root, CommonOptions& common) {
   cmd->add_option("--repeat", args->repeat, "run the query N times and report the median latency")
       ->capture_default_str();
   cmd->callback([&common, args, text_opt] {
-    const auto start = Clock::now();
     const Runtime rt = init_runtime(common.runtime);
-    check_one_query(text_opt->count() > 0, args->image);
-    MMKT_CHECK_INPUT(std::filesystem::is_directory(args->run), args->run,
-                     ": no such run directory");
-    MMKT_CHECK_INPUT(args->repeat > 0, "--repeat must be positive");
-    auto run = load_run(args->run, rt.device);
-    const bool by_text = text_opt->count() > 0;
-    using models::ModalityKind;
-    const auto target = args->target.empty()
-                            ? (by_text ? ModalityKind::kImage : ModalityKind::kText)
-                            : models::parse_modality_kind(args->target, "--target");
-    MMKT_CHECK_INPUT(target == ModalityKind::kImage || target == ModalityKind::kText, "--target '",
-                     args->target, "' (expected image or text)");
-    const auto target_modality = query::modality_of_kind(run, target);
-    bool built = false;
-    auto index =
-        query::open_index(run, args->run, target_modality, args->collection, rt.device, &built);
-    const double cold_ms = ms_since(start);
-
-    const query::Question question{by_text ? args->text : "", by_text ? "" : args->image};
-    query::Answer answer;
-    std::vector<double> latencies;
-    for (int r = 0; r < args->repeat; ++r) {
-      answer = query::answer(run, index, question, {args->top, args->score}, rt.device);
-      latencies.push_back(answer.encode_ms + answer.search_ms);
-    }
-    std::sort(latencies.begin(), latencies.end());
-    const double median_ms = latencies[latencies.size() / 2];
-
-    const std::string dir = args->out.empty() ? args->run + "/query" : args->out;
-    std::filesystem::create_directories(dir);
-    const query::AnswerOptions options{args->top, args->score};
-    auto out = query::answer_json(run, index, question, options, answer);
-    out["index"] = {
-        {"collection", index.collection}, {"items", index.size()}, {"built_now", built}};
-    out["latency_ms"] = {{"median", median_ms},
-                         {"repeats", args->repeat},
-                         {"min", latencies.front()},
-                         {"max", latencies.back()}};
-    out["cold_start_ms"] = cold_ms;
-    io::write_file_atomic(dir + "/query.json", out.dump(2) + "\n");
-    std::cout << "query: " << out["query"].get<std::string>() << " (" << answer.query_modality
-              << " -> " << target_modality << ", " << index.size() << " items)\n";
-    for (const auto& item : out["results"]) {
-      std::cout << std::setw(3) << item["rank"].get<int>() << "  " << std::fixed
-                << std::setprecision(3) << item["score"].get<double>() << "  "
-                << item["class"].get<std::string>();
-      if (item.contains("caption")) std::cout << "  " << item["caption"].get<std::string>();
-      std::cout << "\n";
-    }
-    if (target == ModalityKind::kImage) {
-      query::write_answer_png(run, index, question, answer, dir + "/query.png");
-    }
-    log::info("latency ", median_ms, " ms per query (median of ", args->repeat,
-              ", encoder + search over ", index.size(), " items), cold start ", cold_ms,
-              " ms; wrote ", dir, "/query.json",
-              target == ModalityKind::kImage ? " and query.png" : "");
+    args->has_text = text_opt->count() > 0;
+    std::cout << query::answer_lines(query::run_query_request(*args, rt));
   });
 }
 

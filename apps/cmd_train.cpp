@@ -19,7 +19,8 @@ void register_train(CLI::App& root, CommonOptions& common) {
   cmd->add_option("--run", args->run, "run directory to write")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "continue the run in --run from its last checkpoint");
   cmd->add_flag("--overwrite", args->overwrite,
-                "replace the run files (config, checkpoints, log, tokenizer) already in --run");
+                "replace the run already in --run: its checkpoints, log, summary, tokenizer and "
+                "eval/ reports are deleted once this process holds the run's lock");
   cmd->add_option("--nproc", args->nproc,
                   "start N local data-parallel workers (c10d/Gloo); multi-machine runs instead "
                   "set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT for each worker");

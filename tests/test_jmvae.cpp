@@ -15,6 +15,8 @@
 #include "mmkt/models/gaussian.h"
 #include "mmkt/models/multimodal_vae.h"
 #include "mmkt/run/config.h"
+#include "mmkt/run/datasets.h"
+#include "mmkt/run/run_data.h"
 #include "mmkt/train/trainer.h"
 #include "tiny_runs.h"
 
@@ -354,6 +356,50 @@ TEST(Config, CosineLearningRateScheduleAndKeptCheckpoints) {
   EXPECT_THROW(config_from_json(j, "test"), InputError);
 }
 
+TEST(Config, DatasetsAreOneRegistry) {
+  EXPECT_EQ(dataset_names(),
+            (std::vector<std::string>{"mnist", "fashion-mnist", "shapes", "manifest"}));
+  // The traits the run's decisions are made from.
+  EXPECT_TRUE(dataset_entry("mnist").label_modality);
+  EXPECT_FALSE(dataset_entry("fashion-mnist").label_modality);
+  EXPECT_EQ(dataset_entry("fashion-mnist").auto_binarize, "dynamic");
+  EXPECT_EQ(dataset_entry("shapes").auto_binarize, "none");
+  EXPECT_TRUE(dataset_entry("shapes").factor_labels);
+  EXPECT_TRUE(dataset_entry("manifest").user_data);
+  EXPECT_EQ(dataset_entry("manifest").auto_binarize, "");  // surveyed from the images
+  for (const auto& name : dataset_names()) {
+    EXPECT_TRUE(dataset_entry(name).load) << name;
+    EXPECT_TRUE(dataset_entry(name).evaluator_images) << name;
+  }
+  try {
+    dataset_entry("cifar");
+    ADD_FAILURE() << "an unknown dataset was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("known: mnist, fashion-mnist, shapes, manifest"),
+              std::string::npos)
+        << e.what();
+  }
+  // The configuration accepts the registry's names and runs each entry's own checks.
+  auto j = default_config_json();
+  j["data"]["dataset"] = "cifar";
+  EXPECT_THROW(config_from_json(j, "test"), InputError);
+  j["data"]["dataset"] = "manifest";  // without data.manifest
+  try {
+    config_from_json(j, "test");
+    ADD_FAILURE() << "a manifest run without data.manifest was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.manifest: required"), std::string::npos) << e.what();
+  }
+  j["data"]["manifest"] = "items.jsonl";
+  EXPECT_EQ(config_from_json(j, "test").data.manifest, "items.jsonl");
+  // Automatic choices of the built-in datasets come from their entries.
+  j = default_config_json();
+  j["data"]["dataset"] = "shapes";
+  EXPECT_EQ(resolve_data_choices(config_from_json(j, "test")).data.binarize, "none");
+  j["data"]["dataset"] = "mnist";
+  EXPECT_EQ(resolve_data_choices(config_from_json(j, "test")).data.binarize, "dynamic");
+}
+
 namespace {
 
 // A complete tiny run on generated shapes (level 1, 16x16 images so the MLP image path is used).
@@ -412,14 +458,14 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
   full_json["train"]["keep_checkpoints"] = {1, 2};
   const auto full = config_from_json(full_json, "test");
   seed_everything(full.seed);
-  train::train_run(full, full_json, (base / "full").string(), false, rt);
+  train::train_run(full, full_json, (base / "full").string(), train::RunStart::kFresh, rt);
 
   const auto part_json = tiny_run_config(2);
   seed_everything(full.seed);
-  train::train_run(config_from_json(part_json, "test"), part_json, (base / "part").string(), false,
-                   rt);
+  train::train_run(config_from_json(part_json, "test"), part_json, (base / "part").string(),
+                   train::RunStart::kFresh, rt);
   // resume with more epochs, as `mmkt train --resume --set train.epochs=3` does
-  train::train_run(full, full_json, (base / "part").string(), true, rt);
+  train::train_run(full, full_json, (base / "part").string(), train::RunStart::kResume, rt);
 
   const auto a = logged_losses((base / "full").string());
   const auto b = logged_losses((base / "part").string());
@@ -447,5 +493,31 @@ TEST(Trainer, ResumeMatchesAnUninterruptedRun) {
         << e.what();
   }
   // A second fresh run into an existing run directory is refused.
-  EXPECT_THROW(train::train_run(full, full_json, (base / "full").string(), false, rt), InputError);
+  EXPECT_THROW(
+      train::train_run(full, full_json, (base / "full").string(), train::RunStart::kFresh, rt),
+      InputError);
+
+  // --overwrite while another process holds the run's lock: refused, and nothing deleted.
+  const auto full_dir = (base / "full").string();
+  fs::create_directories(base / "full" / "eval");
+  const auto short_json = tiny_run_config(1);
+  const auto short_config = config_from_json(short_json, "test");
+  {
+    auto held = io::FileLock::try_acquire(full_dir + "/train.lock");
+    ASSERT_TRUE(held.has_value());
+    EXPECT_THROW(
+        train::train_run(short_config, short_json, full_dir, train::RunStart::kOverwrite, rt),
+        InputError);
+    EXPECT_TRUE(fs::exists(base / "full" / "checkpoint.pt"));
+    EXPECT_TRUE(fs::exists(base / "full" / "checkpoint_epoch1.pt"));
+  }
+  // --overwrite: every file of the old run goes (kept epoch checkpoints and eval/ included)
+  // and the new run's log starts empty.
+  seed_everything(short_config.seed);
+  train::train_run(short_config, short_json, full_dir, train::RunStart::kOverwrite, rt);
+  EXPECT_FALSE(fs::exists(base / "full" / "checkpoint_epoch1.pt"));
+  EXPECT_FALSE(fs::exists(base / "full" / "checkpoint_epoch2.pt"));
+  EXPECT_FALSE(fs::exists(base / "full" / "eval"));
+  EXPECT_EQ(logged_losses(full_dir).size(), 1u);
+  EXPECT_EQ(io::load_json_file(full_dir + "/config.json")["train"]["epochs"].get<int>(), 1);
 }

@@ -138,7 +138,7 @@ TEST(OwnData, TinyRunOnAMixedFolderKeepsItsChoicesAndLearnsTheScale) {
   ro.threads = 2;
   const auto rt = init_runtime(ro);
   const auto run_dir = (dir / "run").string();
-  train::train_run(config_from_json(j, "test"), j, run_dir, false, rt);
+  train::train_run(config_from_json(j, "test"), j, run_dir, train::RunStart::kFresh, rt);
   // config.json keeps the concrete choices, so eval and query rebuild the same model.
   const auto saved = io::load_json_file(run_dir + "/config.json");
   EXPECT_EQ(saved["data"]["channels"], 3);

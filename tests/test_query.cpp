@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
 #include "mmkt/query/answer.h"
+#include "mmkt/query/command.h"
 #include "mmkt/query/generate.h"
 #include "mmkt/query/index.h"
 #include "mmkt/query/inputs.h"
@@ -221,6 +223,25 @@ TEST(Query, CommandsOnATinyShapesRun) {
   EXPECT_FALSE(q["index"]["built_now"].get<bool>());
   EXPECT_GE(q["results"][0]["score"].get<double>(), q["results"][4]["score"].get<double>());
   EXPECT_TRUE(fs::exists(base + "/query/query.png"));
+  // The command as a library call: the same ranking and files, and its lines for a terminal.
+  query::QueryRequest request;
+  request.run = base;
+  request.text = "a small blue star";
+  request.has_text = true;
+  request.top = 5;
+  request.repeat = 2;
+  request.out = base + "/q3";
+  const auto direct_answer = query::run_query_request(request, rt);
+  ASSERT_EQ(direct_answer["results"].size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(direct_answer["results"][i]["item"], q["results"][i]["item"]);
+  EXPECT_EQ(direct_answer["latency_ms"]["repeats"].get<int>(), 2);
+  EXPECT_TRUE(fs::exists(base + "/q3/query.png"));
+  const auto lines = query::answer_lines(direct_answer);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 6) << lines;
+  EXPECT_EQ(lines.rfind("query: a small blue star (text -> image, 120 items)\n", 0), 0u) << lines;
+  request.image = png;  // a caption and an image at once
+  EXPECT_THROW(query::run_query_request(request, rt), InputError);
   out = run_capture(bin + "query " + base + " --image " + png + " --top 3 --out " + base + "/q2",
                     &rc);
   EXPECT_EQ(rc, 0) << out;

@@ -106,6 +106,17 @@ TEST(RunDir, SecondTrainerOfOneRunIsRefused) {
   // Released (as at the first trainer's exit, even a crash): training goes ahead.
   const auto after = run_mmkt(train_args(tiny_config(dir), run));
   EXPECT_EQ(after.code, 0) << after.output;
+  {
+    // --overwrite waits for the lock too: refused while it is held, and nothing is deleted.
+    auto held = mmkt::io::FileLock::try_acquire((run / "train.lock").string());
+    ASSERT_TRUE(held.has_value());
+    const auto overwrite = run_mmkt(train_args(tiny_config(dir), run) + " --overwrite");
+    EXPECT_EQ(overwrite.code, 2) << overwrite.output;
+    for (const auto* f : {"config.json", "checkpoint.pt", "log.jsonl", "summary.json"})
+      EXPECT_TRUE(fs::exists(run / f)) << f << " deleted by a refused --overwrite";
+  }
+  EXPECT_EQ(run_mmkt(train_args(tiny_config(dir), run) + " --overwrite").code, 0);
+  EXPECT_EQ(run_mmkt(train_args(tiny_config(dir), run) + " --overwrite --resume").code, 2);
 }
 
 TEST(RunDir, DemoRefusesToDeleteATrainedRun) {

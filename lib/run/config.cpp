@@ -6,6 +6,7 @@
 
 #include "mmkt/core/error.h"
 #include "mmkt/io/json_config.h"
+#include "mmkt/run/datasets.h"
 
 namespace mmkt {
 using nlohmann::json;
@@ -159,7 +160,8 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.seed = j["seed"].get<std::uint64_t>();
     const auto& d = j["data"];
     c.data.dataset = d["dataset"];
-    check_one_of(c.data.dataset, {"mnist", "fashion-mnist", "shapes", "manifest"}, "data.dataset");
+    const auto datasets = dataset_names();
+    check_one_of(c.data.dataset, {datasets.begin(), datasets.end()}, "data.dataset");
     c.data.root = d["root"];
     c.data.manifest = d["manifest"];
     c.data.test_manifest = d["test_manifest"];
@@ -184,8 +186,7 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.data.workers = d["workers"];
     c.data.max_tokens = d["max_tokens"];
     MMKT_CHECK_INPUT(c.data.max_tokens >= 4, "data.max_tokens must be >= 4");
-    MMKT_CHECK_INPUT(c.data.dataset != "manifest" || !c.data.manifest.empty(),
-                     "data.manifest: required when data.dataset is manifest");
+    if (const auto& check = dataset_entry(c.data.dataset).check) check(c);
 
     c.tokenizer.type = j["tokenizer"]["type"];
     check_one_of(c.tokenizer.type, {"unigram", "bpe", "char", "word"}, "tokenizer.type");

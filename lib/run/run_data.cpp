@@ -11,47 +11,17 @@
 #include "mmkt/core/runtime.h"
 #include "mmkt/data/labelled_images.h"
 #include "mmkt/data/manifest.h"
-#include "mmkt/data/shapes.h"
 #include "mmkt/io/files.h"
+#include "mmkt/run/datasets.h"
 
 namespace mmkt {
 namespace {
 
 bool needs_text(const RunConfig& config) {
-  if (config.model.modalities.empty()) return config.data.dataset != "mnist";
+  if (config.model.modalities.empty()) return !dataset_entry(config.data.dataset).label_modality;
   return std::any_of(
       config.model.modalities.begin(), config.model.modalities.end(),
       [](const models::ModalityConfig& m) { return m.kind == models::ModalityKind::kText; });
-}
-
-data::LabelledImagesOptions labelled_options(const RunConfig& config, const std::string& split) {
-  data::LabelledImagesOptions o;
-  o.dataset = config.data.dataset;
-  o.root = config.data.root;
-  o.attributes_file = config.data.attributes_file;
-  o.seed = config.seed;
-  o.split = split;
-  return o;
-}
-
-data::ManifestOptions manifest_options(const RunConfig& config, const std::string& path) {
-  data::ManifestOptions o;
-  o.path = path;
-  o.channels = config.data.channels;
-  o.image_size = config.data.image_size;
-  o.attributes_file = config.data.attributes_file;
-  return o;
-}
-
-data::ShapesOptions shapes_options(const RunConfig& config, std::uint64_t seed, std::int64_t size,
-                                   data::ShapesSplit split) {
-  data::ShapesOptions o;
-  o.level = config.data.shapes_level;
-  o.seed = seed;
-  o.holdout = data::default_shapes_holdout(config.data.shapes_level);
-  o.size = size;
-  o.split = split;
-  return o;
 }
 
 }  // namespace
@@ -61,8 +31,9 @@ RunConfig resolve_data_choices(RunConfig config) {
   const auto choose = [](const std::string& key, const auto& value, const std::string& reason) {
     log::info("auto: ", key, " = ", value, " (", reason, "; set ", key, " to choose)");
   };
-  if (d.dataset != "manifest") {
-    if (d.binarize == "auto") d.binarize = d.dataset == "shapes" ? "none" : "dynamic";
+  const auto& entry = dataset_entry(d.dataset);
+  if (!entry.user_data) {
+    if (d.binarize == "auto") d.binarize = entry.auto_binarize;
     if (config.train.free_bits < 0) config.train.free_bits = 0.0;
     return config;
   }
@@ -113,40 +84,14 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
   const auto& d = config.data;
   MMKT_CHECK(
       d.binarize != "auto" && config.train.free_bits >= 0 &&
-          (d.dataset != "manifest" || (d.channels > 0 && d.image_size > 0)),
+          (!dataset_entry(d.dataset).user_data || (d.channels > 0 && d.image_size > 0)),
       "load_run_data: the configuration holds automatic values; call resolve_data_choices first");
   RunData out;
-  data::DatasetPtr train_full;
-  if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
-    auto train = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "train"));
-    out.class_attributes = train->class_attributes();
-    train_full = train;
-    out.test = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "test"));
-  } else if (d.dataset == "shapes") {
-    const bool holdout = d.zero_shot_split && !data::default_shapes_holdout(d.shapes_level).empty();
-    train_full = std::make_shared<data::ShapesDataset>(
-        shapes_options(config, config.seed, d.shapes_train,
-                       holdout ? data::ShapesSplit::kTrain : data::ShapesSplit::kAll));
-    out.test = std::make_shared<data::ShapesDataset>(shapes_options(
-        config, derive_seed(config.seed, "shapes-test"), d.shapes_test, data::ShapesSplit::kAll));
-    if (holdout) {  // the held-out combinations' class indices (the training split lacks them)
-      const auto combinations = data::default_shapes_holdout(d.shapes_level);
-      for (std::int64_t c = 0; c < data::shapes_num_classes(d.shapes_level); ++c) {
-        if (data::shapes_matches_holdout(data::shapes_factors_from_label(c, d.shapes_level),
-                                         combinations)) {
-          out.unseen_classes.push_back(c);
-        }
-      }
-    }
-  } else {
-    auto train = std::make_shared<data::ManifestDataset>(manifest_options(config, d.manifest));
-    out.class_attributes = train->class_attributes();
-    train_full = train;
-    if (!d.test_manifest.empty()) {
-      out.test = std::make_shared<data::ManifestDataset>(manifest_options(config, d.test_manifest));
-    }
-  }
-
+  auto source = dataset_entry(d.dataset).load(config);
+  data::DatasetPtr train_full = std::move(source.train);
+  out.test = std::move(source.test);
+  out.class_attributes = std::move(source.class_attributes);
+  out.unseen_classes = std::move(source.unseen_classes);
   if (!out.test) {
     // A manifest without a test file: carve 10% of all its items for testing, before the unseen
     // classes leave training, so that the test set holds them (zero-shot is judged on them).
@@ -212,16 +157,7 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
 
 data::DatasetPtr evaluator_training_set(const RunConfig& config, std::int64_t max_items) {
   const auto& d = config.data;
-  data::DatasetPtr out;
-  if (d.dataset == "mnist" || d.dataset == "fashion-mnist") {
-    out = std::make_shared<data::LabelledImageDataset>(labelled_options(config, "train"));
-  } else if (d.dataset == "shapes") {
-    out = std::make_shared<data::ShapesDataset>(
-        shapes_options(config, derive_seed(config.seed, "shapes-evaluator"),
-                       max_items > 0 ? max_items : d.shapes_train, data::ShapesSplit::kAll));
-  } else {
-    out = std::make_shared<data::ManifestDataset>(manifest_options(config, d.manifest));
-  }
+  auto out = dataset_entry(d.dataset).evaluator_images(config, max_items);
   if (max_items > 0 && out->size() > max_items) {
     auto [rest, keep] = data::split_train_validation(out->size(), max_items,
                                                      derive_seed(config.seed, "evaluator-subset"));
@@ -241,7 +177,7 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
     const bool small = info.image_shape.size() == 3 && info.image_shape[1] % 16 != 0;
     image.encoder = image.decoder = small ? "mlp" : "conv";
     image.likelihood = "bernoulli";
-    if (config.data.dataset == "manifest") {
+    if (dataset_entry(config.data.dataset).user_data) {
       const auto items = data.train->size();
       const bool few = items < 10000;
       image.channels = few ? 16 : 32;
@@ -259,7 +195,7 @@ std::vector<models::ModalityConfig> resolve_modalities(const RunConfig& config,
     }
     mods.push_back(image);
     models::ModalityConfig second;
-    if (config.data.dataset == "mnist") {
+    if (dataset_entry(config.data.dataset).label_modality) {
       second.name = "label";
       second.kind = models::ModalityKind::kLabel;
       second.encoder = second.decoder = "mlp";

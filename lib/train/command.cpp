@@ -34,13 +34,6 @@ nlohmann::json resolve_for_process(const TrainRequest& r, dist::Communicator* co
     resolved = resolve_config_json(paths.config(), r.set);
   } else {
     resolved = resolve_config_json(r.config, r.set);
-    if (r.overwrite) {
-      const RunPaths paths{r.run};
-      for (const auto& f : {paths.config(), paths.checkpoint(), paths.best(), paths.log(),
-                            paths.summary(), paths.tokenizer()}) {
-        std::filesystem::remove(f);
-      }
-    }
   }
   if (comm && comm->rank() == 0) comm->publish("config", resolved.dump());
   return resolved;
@@ -87,7 +80,10 @@ nlohmann::json run_train_request(const TrainRequest& r, RuntimeOptions runtime,
   Parallel parallel;
   parallel.comm = comm.get();
   parallel.bucket_bytes = static_cast<std::int64_t>(r.bucket_mb * (1 << 20));
-  auto summary = train_run(config, resolved, r.run, r.resume, rt, parallel);
+  MMKT_CHECK_INPUT(!(r.resume && r.overwrite), "--resume and --overwrite exclude each other");
+  const auto start =
+      r.resume ? RunStart::kResume : (r.overwrite ? RunStart::kOverwrite : RunStart::kFresh);
+  auto summary = train_run(config, resolved, r.run, start, rt, parallel);
   if (comm && comm->rank() != 0) return nullptr;
   return summary;
 }

@@ -20,6 +20,7 @@
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
 #include "mmkt/optim/fused_adam.h"
+#include "mmkt/run/datasets.h"
 
 namespace mmkt::train {
 namespace {
@@ -148,27 +149,43 @@ struct EpochResult {
   double seconds = 0, comm_seconds = 0;
 };
 
-// Takes the run's lock and, for a fresh run, refuses an old run's files and writes config.json.
-// Returns the lock (held until training ends); a leader's job.
-io::FileLock claim_run_dir(const RunPaths& paths, const nlohmann::json& resolved, bool resume) {
+// The files training writes into a run directory, config.json and the lock aside: the named
+// ones and every checkpoint_epochN.pt.
+std::vector<std::filesystem::path> run_files(const RunPaths& paths) {
+  std::vector<std::filesystem::path> out = {paths.checkpoint(), paths.best(), paths.log(),
+                                            paths.summary(), paths.tokenizer()};
+  for (const auto& entry : std::filesystem::directory_iterator(paths.dir)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("checkpoint_epoch", 0) == 0 && entry.path().extension() == ".pt") {
+      out.push_back(entry.path());
+    }
+  }
+  return out;
+}
+
+// Takes the run's lock; then, for a fresh run, refuses an old run's files (overwriting: deletes
+// them, and eval/ with its reports on the old model) and writes config.json. Returns the lock
+// (held until training ends); a leader's job.
+io::FileLock claim_run_dir(const RunPaths& paths, const nlohmann::json& resolved, RunStart start) {
   std::filesystem::create_directories(paths.dir);
   std::string holder;
   auto lock = io::FileLock::try_acquire(paths.lock(), &holder);
   MMKT_CHECK_INPUT(lock.has_value(), paths.dir, ": another mmkt train (pid ", holder,
                    ") is writing this run; wait for it or choose another --run directory");
-  if (!resume) {
-    // A fresh run must not pick up an old run's tokenizer or append to its log.
-    std::string stale;
-    for (const auto& f :
-         {paths.checkpoint(), paths.best(), paths.log(), paths.summary(), paths.tokenizer()}) {
-      if (io::file_exists(f))
-        stale += (stale.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
-    }
-    MMKT_CHECK_INPUT(stale.empty(), paths.dir, ": already holds run files (", stale,
-                     "); use --resume to continue that run, --overwrite to replace it, or "
-                     "choose another --run directory");
-    io::write_json_file(paths.config(), resolved);
+  if (start == RunStart::kResume) return std::move(*lock);
+  if (start == RunStart::kOverwrite) {
+    for (const auto& f : run_files(paths)) std::filesystem::remove(f);
+    std::filesystem::remove_all(paths.dir + "/eval");
   }
+  // A fresh run must not pick up an old run's tokenizer or append to its log.
+  std::string stale;
+  for (const auto& f : run_files(paths)) {
+    if (std::filesystem::exists(f)) stale += (stale.empty() ? "" : ", ") + f.filename().string();
+  }
+  MMKT_CHECK_INPUT(stale.empty(), paths.dir, ": already holds run files (", stale,
+                   "); use --resume to continue that run, --overwrite to replace it, or "
+                   "choose another --run directory");
+  io::write_json_file(paths.config(), resolved);
   return std::move(*lock);
 }
 
@@ -396,8 +413,9 @@ bool finish_epoch(Session& s, std::int64_t epoch, const EpochResult& r) {
 }  // namespace
 
 nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resolved_in,
-                         const std::string& run_dir, bool resume, const Runtime& runtime,
+                         const std::string& run_dir, RunStart start, const Runtime& runtime,
                          const Parallel& parallel) {
+  const bool resume = start == RunStart::kResume;
   // Automatic choices are made once and kept in config.json (eval, query and distill read them).
   const RunConfig config = resolve_data_choices(config_in);
   nlohmann::json resolved = resolved_in;
@@ -407,7 +425,7 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
                    config.train.batch_size, ") must be at least the number of workers (", s.world,
                    "): it is the global batch, split between them");
   std::optional<io::FileLock> lock;  // held by the leader until train_run returns
-  if (s.leader) lock.emplace(claim_run_dir(s.paths, resolved, resume));
+  if (s.leader) lock.emplace(claim_run_dir(s.paths, resolved, start));
   s.data = load_data(s);
   build_model(s);
   restore(s, resume, resolved);
@@ -429,7 +447,7 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
         " items, fewer than the ", s.world, " workers: with triplets on, every ",
         "worker needs a row of every batch; change train.batch_size or the worker count");
   }
-  if (s.leader && !resume && config.data.dataset == "manifest" &&
+  if (s.leader && !resume && dataset_entry(config.data.dataset).user_data &&
       steps_per_epoch * epochs < kFewManifestSteps) {
     log::warn("this run trains ", steps_per_epoch * epochs, " steps (", epochs, " epochs of ",
               steps_per_epoch, ") on ", s.data.train->size(),

@@ -58,11 +58,20 @@ constexpr double kCollapseKlNats = 1.0;
 std::optional<std::string> collapse_warning(const std::map<std::string, double>& train_terms,
                                             std::int64_t epoch);
 
-// Trains (or, with resume, continues) the run in `run_dir` with `config` (`resolved` is its
-// JSON, written to config.json with the automatic choices of resolve_data_choices filled in).
-// Returns the summary written to summary.json.
+// How train_run treats what `run_dir` already holds. Every mode first takes the run's lock, so
+// a second process touches nothing.
+enum class RunStart {
+  kFresh,      // refuse a directory that holds another run's files
+  kResume,     // continue from checkpoint.pt under the run's own config.json
+  kOverwrite,  // delete the old run's files (checkpoints, log, summary, tokenizer, eval/), then
+               // start fresh
+};
+
+// Trains (or continues) the run in `run_dir` with `config` (`resolved` is its JSON, written to
+// config.json with the automatic choices of resolve_data_choices filled in). Returns the
+// summary written to summary.json.
 nlohmann::json train_run(const RunConfig& config, const nlohmann::json& resolved,
-                         const std::string& run_dir, bool resume, const Runtime& runtime,
+                         const std::string& run_dir, RunStart start, const Runtime& runtime,
                          const Parallel& parallel = {});
 
 }  // namespace mmkt::train
