@@ -6,20 +6,25 @@
 #      text, generated and their calibrated-stacking rows);
 #   3. copies the evidence to experiments/results/fashion_strong/seed<SEED>/ and writes
 #      summary.{json,md}: mean +- std over the seeds of the headline figures and the test ELBO.
-# Usage: [SEEDS="0 1 2"] [THREADS=2] bash experiments/fashion_strong.sh
+# Usage: [SEEDS="0 1 2"] [THREADS=2] [CONFIG=experiments/fashion_strong.json] [NAME=fashion_strong]
+#        bash experiments/fashion_strong.sh
+# NAME names the runs (runs/<NAME>_s<SEED>) and the results folder (experiments/results/<NAME>/),
+# so that a variant of the recipe (CONFIG) keeps its own evidence.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mmkt=${MMKT:-build/release/bin/mmkt}
 threads=${THREADS:-2}
 seeds=${SEEDS:-0 1 2}
-out=experiments/results/fashion_strong
+config=${CONFIG:-experiments/fashion_strong.json}
+name=${NAME:-fashion_strong}
+out=experiments/results/$name
 mkdir -p "$out"
 "$mmkt" --threads "$threads" info > "$out/machine.json"
 for seed in $seeds; do
-  run=runs/fashion_strong_s$seed
+  run=runs/${name}_s$seed
   dest=$out/seed$seed
   mkdir -p "$dest"
-  train_cmd=("$mmkt" --threads "$threads" train --config experiments/fashion_strong.json --run "$run" --set "seed=$seed")
+  train_cmd=("$mmkt" --threads "$threads" train --config "$config" --run "$run" --set "seed=$seed")
   if [ ! -f "$run/summary.json" ]; then
     echo "${train_cmd[*]}" > "$dest/command.txt"
     start=$(date +%s)
@@ -37,9 +42,9 @@ for seed in $seeds; do
   cp "$run/eval_validation/report."{json,md} "$dest/eval_validation/"
   cp "$run/eval/report."{json,md} "$dest/eval/"
 done
-python3 - "$out" $seeds <<'PY'
+python3 - "$out" "$config" $seeds <<'PY'
 import json, statistics, sys
-out, seeds = sys.argv[1], sys.argv[2:]
+out, config, seeds = sys.argv[1], sys.argv[2], sys.argv[3:]
 def figures(seed):
     d = f"{out}/seed{seed}"
     test = json.load(open(f"{d}/eval/report.json"))
@@ -70,7 +75,7 @@ for k in rows[0]:
               "values": vals}
 json.dump({"seeds": seeds, "figures": agg}, open(f"{out}/summary.json", "w"), indent=2)
 with open(f"{out}/summary.md", "w") as md:
-    md.write(f"Fashion-MNIST, experiments/fashion_strong.json, seeds {', '.join(seeds)}: mean +- std\n\n")
+    md.write(f"Fashion-MNIST, {config}, seeds {', '.join(seeds)}: mean +- std\n\n")
     md.write("| figure | mean | std | per seed |\n| --- | ---: | ---: | --- |\n")
     for k, v in agg.items():
         md.write(f"| {k} | {v['mean']:.3f} | {v['std']:.3f} | {', '.join(f'{x:.3f}' for x in v['values'])} |\n")

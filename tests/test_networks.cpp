@@ -49,6 +49,12 @@ ModalityConfig text_config() {
   return c;
 }
 
+ModalityConfig conv_text_config() {
+  auto c = text_config();
+  c.encoder = c.decoder = "conv";
+  return c;
+}
+
 ModalityConfig label_config() {
   ModalityConfig c;
   c.name = "label";
@@ -505,6 +511,105 @@ TEST(NetworksText, BeamSearchScoresAtLeastGreedy) {
   expect_well_formed(text->beam_search(z, 12), cfg.max_length);
 }
 
+// ---- Convolutions over tokens -----------------------------------------------------------
+
+TEST(NetworksTextConv, TapsByHand) {
+  const auto x = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({1, 4, 1});
+  const auto rows = [](const torch::Tensor& t) { return t.squeeze(0); };
+  // Centred, dilation 1: [x_{t-1}, x_t, x_{t+1}], zeros beyond the ends.
+  EXPECT_TRUE(torch::equal(
+      rows(text_conv_taps(x, 1, false)),
+      torch::tensor({0.f, 1.f, 2.f, 1.f, 2.f, 3.f, 2.f, 3.f, 4.f, 3.f, 4.f, 0.f}).view({4, 3})));
+  // Causal, dilation 1: [x_{t-2}, x_{t-1}, x_t].
+  EXPECT_TRUE(torch::equal(
+      rows(text_conv_taps(x, 1, true)),
+      torch::tensor({0.f, 0.f, 1.f, 0.f, 1.f, 2.f, 1.f, 2.f, 3.f, 2.f, 3.f, 4.f}).view({4, 3})));
+  // Causal, dilation 2: [x_{t-4}, x_{t-2}, x_t].
+  EXPECT_TRUE(torch::equal(
+      rows(text_conv_taps(x, 2, true)),
+      torch::tensor({0.f, 0.f, 1.f, 0.f, 0.f, 2.f, 0.f, 1.f, 3.f, 0.f, 2.f, 4.f}).view({4, 3})));
+  // Centred, dilation 2, two channels: channel blocks stay together.
+  const auto two = torch::stack({x.squeeze(2), 10 * x.squeeze(2)}, 2);  // [1,4,2]
+  EXPECT_TRUE(torch::equal(text_conv_taps(two, 2, false)[0][1],
+                           torch::tensor({0.f, 0.f, 2.f, 20.f, 4.f, 40.f})));
+}
+
+TEST(NetworksTextConv, EncoderIgnoresPaddingAndOtherRows) {
+  torch::manual_seed(14);
+  auto enc = make_feature_encoder(conv_text_config());
+  ASSERT_NE(dynamic_cast<TextConvEncoderImpl*>(enc.get()), nullptr);
+  const std::vector<std::vector<std::int64_t>> rows = {
+      {2, 4, 5, 6, 3}, {2, 6, 3}, {2, 5, 4, 4, 6, 1, 3, 4, 5, 6, 6, 1, 3}};
+  const auto short_pad = enc->forward(text_batch(rows, 14));
+  EXPECT_TRUE(torch::allclose(enc->forward(text_batch(rows, 30)), short_pad, 1e-5, 1e-6));
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto alone =
+        enc->forward(text_batch({rows[i]}, static_cast<std::int64_t>(rows[i].size())));
+    EXPECT_TRUE(torch::allclose(alone[0], short_pad[static_cast<std::int64_t>(i)], 1e-5, 1e-6))
+        << i;
+  }
+  // Ids after a row's length are ignored.
+  auto garbage = text_batch(rows, 14);
+  garbage.data.slice(1, 7, 14).slice(0, 0, 2).fill_(5);
+  EXPECT_TRUE(torch::allclose(enc->forward(garbage), short_pad, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(short_pad[0], short_pad[1]));
+}
+
+TEST(NetworksTextConv, TeacherForcingEqualsStepByStepDecoding) {
+  // The teacher-forced pass (all positions at once) and decoding (one step per token, the conv
+  // decoder reading only its last 15 ids) must give the same log-likelihood: the causal
+  // convolutions see no future id, and the decoding window loses nothing. Rows longer than the
+  // window test the latter; the GRU decoder is held to the same identity.
+  torch::manual_seed(15);
+  for (const auto* kind : {"conv", "gru"}) {
+    auto cfg = text_config();
+    cfg.encoder = cfg.decoder = kind;
+    cfg.max_length = 40;
+    auto dec = make_decoder(cfg, 3);
+    auto* text = dynamic_cast<TextDecoderImpl*>(dec.get());
+    ASSERT_NE(text, nullptr) << kind;
+    std::vector<std::vector<std::int64_t>> rows = {{2, 4, 3}, {2}, {2}};
+    for (int t = 0; t < 30; ++t) rows[1].push_back(4 + t % 3);
+    for (int t = 0; t < 21; ++t) rows[2].push_back(std::vector<std::int64_t>{1, 4, 5, 6}[t % 4]);
+    rows[1].push_back(3);
+    rows[2].push_back(3);
+    const auto batch = text_batch(rows, 36);
+    const auto z = torch::randn({3, 3});
+    torch::Tensor teacher;
+    {
+      torch::NoGradGuard no_grad;
+      teacher = dec->log_likelihood(z, batch);
+    }
+    const auto stepwise = text->log_likelihood_stepwise(z, batch);
+    EXPECT_TRUE(torch::allclose(teacher, stepwise, 1e-4, 1e-4)) << kind << teacher << stepwise;
+    // Changing the last id of a row changes only its own last term.
+    auto changed = text_batch(rows, 36);
+    changed.data[1][30] = 1;
+    const auto diff = text->log_likelihood_stepwise(z, changed) - stepwise;
+    EXPECT_NE(diff[1].item<double>(), 0.0) << kind;
+    EXPECT_EQ(diff[0].item<double>(), 0.0) << kind;
+  }
+}
+
+TEST(NetworksTextConv, GreedyAndBeamSearch) {
+  torch::manual_seed(16);
+  auto cfg = conv_text_config();
+  auto dec = make_decoder(cfg, 3);
+  auto* text = dynamic_cast<TextConvDecoderImpl*>(dec.get());
+  ASSERT_NE(text, nullptr);
+  const auto z = torch::randn({8, 3}) * 2;
+  const auto greedy = text->greedy(z);
+  expect_well_formed(greedy, cfg.max_length);
+  EXPECT_GT(greedy.size(1), 3);
+  EXPECT_TRUE(torch::equal(greedy, text->beam_search(z, 1)));
+  const auto beam = text->beam_search(z, 4);
+  expect_well_formed(beam, cfg.max_length);
+  torch::NoGradGuard guard;
+  const auto ll_greedy = dec->log_likelihood(z, {greedy, {}});
+  const auto ll_beam = dec->log_likelihood(z, {beam, {}});
+  EXPECT_TRUE((ll_beam >= ll_greedy - 1e-5).all().item<bool>()) << ll_beam << ll_greedy;
+}
+
 // ---- Batched likelihoods and inputs ----------------------------------------------------
 
 TEST(NetworksBatch, RepeatIsKMajor) {
@@ -563,6 +668,8 @@ TEST(NetworksGradients, ReachEveryParameter) {
       {image_config({1, 2, 2}, "mlp", "mlp", "laplace"), {torch::rand({b, 1, 2, 2}), {}}},
       {conv, {torch::rand({b, 3, 16, 16}), {}}},
       {text_config(),
+       text_batch({{2, 4, 3}, {2, 5, 6, 4, 3}, {2, 1, 3}, {2, 6, 6, 3}, {2, 3}, {2, 4, 5, 3}}, 7)},
+      {conv_text_config(),
        text_batch({{2, 4, 3}, {2, 5, 6, 4, 3}, {2, 1, 3}, {2, 6, 6, 3}, {2, 3}, {2, 4, 5, 3}}, 7)},
       {label_config(), {torch::tensor({0, 1, 2, 3, 1, 2}, torch::kLong), {}}},
       {attributes_config(), {torch::rand({b, 3}).round(), {}}},
@@ -629,7 +736,11 @@ TEST(NetworksFactory, ErrorsNameTheModality) {
   text = text_config();
   text.encoder = "lstm";
   EXPECT_EQ(input_error_message([&] { make_feature_encoder(text); }),
-            "modality 'text': unknown encoder 'lstm' (expected gru)");
+            "modality 'text': unknown encoder 'lstm' (expected gru or conv)");
+  text = text_config();
+  text.decoder = "lstm";
+  EXPECT_EQ(input_error_message([&] { make_decoder(text, 4); }),
+            "modality 'text': unknown decoder 'lstm' (expected gru or conv)");
 
   auto label = label_config();
   label.classes = 0;

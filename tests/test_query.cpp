@@ -14,6 +14,7 @@
 #include "mmkt/eval/zero_shot.h"
 #include "mmkt/image/convert.h"
 #include "mmkt/io/files.h"
+#include "mmkt/models/networks.h"
 #include "mmkt/query/answer.h"
 #include "mmkt/query/command.h"
 #include "mmkt/query/generate.h"
@@ -285,6 +286,37 @@ TEST(Query, CommandsOnATinyShapesRun) {
   out = run_capture(bin + "query " + old + " --text 'a heart'", &rc);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("version"), std::string::npos) << out;
+}
+
+// A run whose text networks are the convolutional ones, with a word tokenizer: trained,
+// reloaded from its checkpoint, asked and made to describe an image.
+TEST(Query, ConvTextRunAnswersAndDescribes) {
+  const auto base = (fs::path(::testing::TempDir()) / "mmkt_query_conv_text").string();
+  fs::remove_all(base);
+  testing_support::train_tiny_shapes_run(base, 12, "conv", "word");
+  RuntimeOptions ro;
+  ro.threads = 2;
+  const auto rt = init_runtime(ro);
+  auto run = load_run(base, rt.device);
+  ASSERT_NE(dynamic_cast<models::TextConvDecoderImpl*>(&run.model->decoder("text")), nullptr);
+  EXPECT_EQ(run.config.tokenizer.type, "word");
+  // The checkpoint holds the conv text networks: a second load computes the same features.
+  auto again = load_run(base, rt.device);
+  const auto ids = query::text_input(run, "a small blue star", rt.device);
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(
+        torch::equal(run.model->encode("text", ids).mu, again.model->encode("text", ids).mu));
+  }
+  const auto index = query::open_index(run, base, "image", "test", rt.device);
+  const auto a = query::answer(run, index, {"a small blue star", ""}, {5, "cosine"}, rt.device);
+  EXPECT_EQ(a.hits.size(), 5u);
+  const auto png = base + "/item.png";
+  image::write_png(png, run.data.test->images({0})[0]);
+  const auto captions =
+      query::captions_from_image(run, query::image_file_input(run, png, rt.device), 2, 3, 1);
+  ASSERT_EQ(captions.size(), 2u);
+  for (const auto& c : captions) EXPECT_FALSE(c.empty());
 }
 
 // The main job, shortened (3 training steps, a 1000-item transfer set): every file and table.

@@ -38,8 +38,11 @@ inline models::ModelConfig tiny_image_label_model(const std::string& type) {
 }
 
 // Trains a tiny shapes level-3 run (red hearts and blue stars held out; 64x64 conv image and
-// GRU text, latent 6) for one epoch of 200 items into `dir`.
-inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
+// GRU text, latent 6) for one epoch of 200 items into `dir`. `text_network` "conv" takes the
+// conv text encoder and decoder instead; `tokenizer` is the tokenizer type.
+inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed,
+                                  const std::string& text_network = "gru",
+                                  const std::string& tokenizer = "unigram") {
   auto j = default_config_json();
   j["seed"] = seed;
   j["data"]["dataset"] = "shapes";
@@ -49,6 +52,7 @@ inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
   j["data"]["validation"] = 40;
   j["data"]["workers"] = 1;
   j["tokenizer"]["vocab_size"] = 60;
+  j["tokenizer"]["type"] = tokenizer;
   j["model"]["latent_dim"] = 6;
   j["model"]["joint_hidden"] = {16};
   j["model"]["modalities"] = nlohmann::json::array({{{"name", "image"},
@@ -60,8 +64,8 @@ inline void train_tiny_shapes_run(const std::string& dir, std::uint64_t seed) {
                                                      {"channels", 4}},
                                                     {{"name", "text"},
                                                      {"kind", "text"},
-                                                     {"encoder", "gru"},
-                                                     {"decoder", "gru"},
+                                                     {"encoder", text_network},
+                                                     {"decoder", text_network},
                                                      {"likelihood", "categorical"},
                                                      {"hidden", {16}},
                                                      {"embedding_dim", 8},

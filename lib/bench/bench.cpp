@@ -70,6 +70,28 @@ LoadedRun in_memory_run(const std::string& config_path, const std::vector<std::s
   return run;
 }
 
+// The bench's conv-text variant of a caption run: a word tokenizer (overrides to pass to
+// in_memory_run) and convolutional text networks of width 64 with 64-dimensional embeddings in
+// place of the GRUs (experiments/fashion_strong_conv.json's text side); the rest unchanged.
+const std::vector<std::string> kWordTokenizer = {"tokenizer.type=word", "tokenizer.vocab_size=512"};
+void use_conv_text(LoadedRun& run, const torch::Device& device) {
+  for (auto& m : run.modalities) {
+    if (m.kind != models::ModalityKind::kText) continue;
+    m.encoder = m.decoder = "conv";
+    m.rnn_hidden = 64;
+    m.embedding_dim = 64;
+  }
+  auto model_config = run.config.model;
+  model_config.modalities = run.modalities;
+  run.model = models::MultimodalVae(model_config);
+  run.model->to(device);
+}
+
+std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 data::BatcherOptions training_batches(const LoadedRun& run, int workers) {
   auto o = batcher_options(run, BatchPurpose::kTraining);
   o.workers = workers;
@@ -571,6 +593,18 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
                  return time_training(shapes, 8, 1, steps, options.repeats, device).mmkt;
                }),
                "samples/s");
+    log::info("bench: shapes 64x64 conv + conv text training step");
+    auto shapes_conv_text =
+        in_memory_run(shapes_config,
+                      plus({"data.validation=0", "data.shapes_train=2000", "data.shapes_test=100"},
+                           kWordTokenizer),
+                      device);
+    use_conv_text(shapes_conv_text, device);
+    report["train_shapes_conv_text"] =
+        figure(time_training(shapes_conv_text, 8, std::min(options.warmup_steps, 2), steps,
+                             options.repeats, device)
+                   .mmkt,
+               "samples/s");
   }
 
   if (wants(options, "train") || wants(options, "pipeline") || wants(options, "query")) {
@@ -588,6 +622,22 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
                    return time_training(fashion, 10, 1, steps, options.repeats, device).mmkt;
                  }),
                  "samples/s");
+      if (wants(options, "train")) {
+        log::info("bench: Fashion-MNIST + captions, word tokenizer: GRU and conv text");
+        auto words =
+            in_memory_run(fashion_config, plus({"data.validation=0"}, kWordTokenizer), device);
+        report["train_fashion_gru_word"] =
+            figure(time_training(words, 10, std::min(options.warmup_steps, 3), steps,
+                                 options.repeats, device)
+                       .mmkt,
+                   "samples/s");
+        use_conv_text(words, device);
+        report["train_fashion_conv_text"] =
+            figure(time_training(words, 10, std::min(options.warmup_steps, 3), steps,
+                                 options.repeats, device)
+                       .mmkt,
+                   "samples/s");
+      }
     }
     if (wants(options, "pipeline")) {
       log::info("bench: Fashion-MNIST + captions data pipeline");
@@ -683,9 +733,14 @@ std::string bench_markdown(const nlohmann::json& r) {
   row("train_shapes", "JMVAE-kl + triplet training, 64x64 conv + GRU text (shapes), batch 100", 0);
   row("train_shapes_libtorch_gru",
       "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
+  row("train_shapes_conv_text",
+      "the same step with a word tokenizer and conv text networks (width 64)", 0);
   row("train_fashion", "JMVAE-kl + triplet training, Fashion-MNIST MLP + GRU text, batch 100", 0);
   row("train_fashion_libtorch_gru",
       "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
+  row("train_fashion_gru_word", "the same step with a word tokenizer (fused GRU text)", 0);
+  row("train_fashion_conv_text",
+      "the same step with a word tokenizer and conv text networks (width 64)", 0);
   row("eval_embed_mnist", "evaluation: posterior means of both modalities (MNIST test set)", 0);
   row("likelihood_k1000_per_100_items", "K = 1000 log p(image,label), 100 items", 2);
   if (r.contains("query_text_to_image")) {

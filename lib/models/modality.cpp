@@ -81,9 +81,9 @@ std::shared_ptr<FeatureEncoderImpl> make_feature_encoder(const ModalityConfig& c
   }
   if (config.kind == models::ModalityKind::kText) {
     const auto encoder = or_default(config.encoder, "gru");
-    MMKT_CHECK_INPUT(encoder == "gru", where(config), ": unknown encoder '", encoder,
-                     "' (expected gru)");
-    return std::make_shared<TextGruEncoderImpl>(config);
+    if (encoder == "gru") return std::make_shared<TextGruEncoderImpl>(config);
+    if (encoder == "conv") return std::make_shared<TextConvEncoderImpl>(config);
+    fail_input(where(config), ": unknown encoder '", encoder, "' (expected gru or conv)");
   }
   const auto encoder = or_default(config.encoder, "mlp");
   MMKT_CHECK_INPUT(encoder == "mlp", where(config), ": unknown encoder '", encoder,
@@ -111,13 +111,19 @@ std::shared_ptr<DecoderImpl> make_decoder(const ModalityConfig& config, std::int
   }
   const bool text = config.kind == models::ModalityKind::kText;
   const auto decoder = or_default(config.decoder, text ? "gru" : "mlp");
-  MMKT_CHECK_INPUT(decoder == (text ? "gru" : "mlp"), where(config), ": unknown decoder '", decoder,
-                   "' (expected ", text ? "gru" : "mlp", ")");
+  if (text) {
+    MMKT_CHECK_INPUT(decoder == "gru" || decoder == "conv", where(config), ": unknown decoder '",
+                     decoder, "' (expected gru or conv)");
+  } else {
+    MMKT_CHECK_INPUT(decoder == "mlp", where(config), ": unknown decoder '", decoder,
+                     "' (expected mlp)");
+  }
   const char* expected =
       config.kind == models::ModalityKind::kAttributes ? "bernoulli" : "categorical";
   const auto likelihood = or_default(config.likelihood, expected);
   MMKT_CHECK_INPUT(likelihood == expected, where(config), ": unknown likelihood '", likelihood,
                    "' for kind ", config.kind, " (expected ", expected, ")");
+  if (text && decoder == "conv") return std::make_shared<TextConvDecoderImpl>(config, latent_dim);
   if (text) return std::make_shared<TextGruDecoderImpl>(config, latent_dim);
   if (config.kind == models::ModalityKind::kLabel)
     return std::make_shared<LabelDecoderImpl>(config, latent_dim);

@@ -40,8 +40,8 @@ ModalityKind parse_modality_kind(const std::string& name, const std::string& whe
 struct ModalityConfig {
   std::string name;                          // [name] unique: "image", "text", "label", ...
   ModalityKind kind = ModalityKind::kImage;  // [kind] image | text | label | attributes
-  std::string encoder;     // [encoder] mlp | conv (image); gru (text); mlp (label, attributes)
-  std::string decoder;     // [decoder] mlp | conv (image); gru (text); mlp (label, attributes)
+  std::string encoder;  // [encoder] mlp | conv (image); gru | conv (text); mlp (label, attributes)
+  std::string decoder;  // [decoder] mlp | conv (image); gru | conv (text); mlp (label, attributes)
   std::string likelihood;  // [likelihood] bernoulli | gaussian | laplace (image);
                            // categorical (text, label); bernoulli (attributes)
   std::vector<std::int64_t> hidden = {512, 512};  // [hidden] MLP widths (paper: 512-512)
@@ -49,7 +49,7 @@ struct ModalityConfig {
   std::int64_t classes = 0;          // [classes] label: number of classes; attributes: count
   std::int64_t vocab_size = 0;       // [vocab_size] text: filled from the tokenizer
   std::int64_t embedding_dim = 128;  // [embedding_dim] text
-  std::int64_t rnn_hidden = 256;     // [rnn_hidden] text GRU width
+  std::int64_t rnn_hidden = 256;     // [rnn_hidden] text network width (GRU state or conv channels)
   std::int64_t max_length = 48;      // [max_length] text: longest generated caption
   std::int64_t channels = 32;        // [channels] conv: width of the first conv layer
   double likelihood_scale = 0.1;  // [likelihood_scale] sigma (gaussian) or b (laplace); 0 = learned

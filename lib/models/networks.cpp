@@ -337,67 +337,17 @@ torch::Tensor TextGruEncoderImpl::forward(const ModalityInput& input) {
   return torch::relu(fc_->forward(torch::cat({h_f, h_b}, 1)));
 }
 
-TextGruDecoderImpl::TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)
+TextDecoderImpl::TextDecoderImpl(const ModalityConfig& config)
     : name_(config.name), vocab_size_(config.vocab_size), max_length_(config.max_length) {
-  check_latent(config, latent_dim);
   MMKT_CHECK_INPUT(vocab_size_ >= 5, where(name_), ": 'vocab_size' must be at least 5, got ",
                    vocab_size_);
   MMKT_CHECK_INPUT(config.embedding_dim > 0 && config.rnn_hidden > 0, where(name_),
                    ": 'embedding_dim' and 'rnn_hidden' must be positive");
   MMKT_CHECK_INPUT(max_length_ >= 2, where(name_), ": 'max_length' must be at least 2, got ",
                    max_length_);
-  embedding_ = register_module(
-      "embedding",
-      torch::nn::Embedding(
-          torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
-  init_ = register_module("init", torch::nn::Linear(latent_dim, config.rnn_hidden));
-  gru_ = register_module(
-      "gru",
-      torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim + latent_dim, config.rnn_hidden)
-                         .batch_first(true)));
-  out_ = register_module("out", torch::nn::Linear(config.rnn_hidden, vocab_size_));
 }
 
-torch::Tensor TextGruDecoderImpl::initial_state(const torch::Tensor& z) {
-  return torch::tanh(init_->forward(z)).unsqueeze(0);
-}
-
-std::tuple<torch::Tensor, torch::Tensor> TextGruDecoderImpl::step(const torch::Tensor& prev,
-                                                                  const torch::Tensor& z,
-                                                                  const torch::Tensor& h) {
-  const auto x = torch::cat({embedding_->forward(prev), z}, 1).unsqueeze(1);
-  auto [out, h_next] = gru_->forward(x, h);
-  return {torch::log_softmax(out_->forward(out.squeeze(1)), -1), h_next};
-}
-
-torch::Tensor TextGruDecoderImpl::log_likelihood(const torch::Tensor& z,
-                                                 const ModalityInput& target) {
-  const auto lengths = checked_text(name_, target, vocab_size_, 1);
-  const auto ids = target.data.to(torch::kLong);
-  check_batch(name_, z, ids);
-  const auto batch = ids.size(0);
-  const auto longest = batch == 0 ? 0 : lengths.max().item<std::int64_t>();
-  const auto steps = longest - 1;  // predictions of ids 1..longest-1
-  if (steps <= 0) return torch::zeros({batch}, z.options());
-  const auto inputs = ids.slice(1, 0, steps);
-  const auto targets = ids.slice(1, 1, steps + 1);
-  const auto x = torch::cat(
-      {embedding_->forward(inputs), z.unsqueeze(1).expand({batch, steps, z.size(1)})}, 2);
-  // Position t predicts id t+1, which is real when t + 1 < length: row b runs length-1 steps.
-  const auto out = gru_sequence(gru_, x, lengths - 1, initial_state(z).squeeze(0)).output;
-  const auto mask =
-      torch::arange(steps, lengths.options()).unsqueeze(0) < (lengths - 1).unsqueeze(1);
-  // The vocabulary layer and softmax only at real positions (padding would be masked anyway).
-  const auto real = mask.flatten().nonzero().squeeze(1);  // positions b*T+t, row-major
-  const auto hidden = out.reshape({batch * steps, out.size(2)}).index_select(0, real);
-  const auto logp = torch::log_softmax(out_->forward(hidden), -1);  // [N,V]
-  const auto picked =
-      logp.gather(1, targets.reshape({batch * steps}).index_select(0, real).unsqueeze(1));
-  return torch::zeros({batch}, logp.options())
-      .index_add(0, torch::div(real, steps, "floor"), picked.squeeze(1));
-}
-
-torch::Tensor TextGruDecoderImpl::mean(const torch::Tensor& z) {
+torch::Tensor TextDecoderImpl::mean(const torch::Tensor& z) {
   MMKT_CHECK_INPUT(z.dim() == 2, where(name_), ": z must be [B,D], got ", z.sizes());
   torch::NoGradGuard no_grad;
   const auto n = z.size(0);
@@ -406,10 +356,10 @@ torch::Tensor TextGruDecoderImpl::mean(const torch::Tensor& z) {
   std::vector<torch::Tensor> tokens = {prev};
   if (n == 0) return torch::stack(tokens, 1);
   auto finished = torch::zeros({n}, id_options.dtype(torch::kBool));
-  auto h = initial_state(z);
+  auto state = start_state(z);
   for (std::int64_t t = 1; t < max_length_; ++t) {
-    auto [logp, h_next] = step(prev, z, h);
-    h = h_next;
+    auto [logp, next_state] = step(prev, z, state);
+    state = next_state;
     auto next = mask_unreachable(logp).argmax(1);
     next = next.masked_fill(finished, kPad);
     tokens.push_back(next);
@@ -420,8 +370,27 @@ torch::Tensor TextGruDecoderImpl::mean(const torch::Tensor& z) {
   return trim_padding(torch::stack(tokens, 1));
 }
 
-torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64_t beam_width,
-                                              double length_penalty) {
+torch::Tensor TextDecoderImpl::log_likelihood_stepwise(const torch::Tensor& z,
+                                                       const ModalityInput& target) {
+  torch::NoGradGuard no_grad;
+  const auto lengths = checked_text(name_, target, vocab_size_, 1);
+  const auto ids = target.data.to(torch::kLong);
+  check_batch(name_, z, ids);
+  auto total = torch::zeros({ids.size(0)}, z.options());
+  if (ids.size(0) == 0) return total;
+  auto state = start_state(z);
+  const auto longest = lengths.max().item<std::int64_t>();
+  for (std::int64_t t = 1; t < longest; ++t) {
+    auto [logp, next_state] = step(ids.select(1, t - 1), z, state);
+    state = next_state;
+    const auto picked = logp.gather(1, ids.select(1, t).unsqueeze(1)).squeeze(1);
+    total += picked * (lengths > t).to(picked.scalar_type());
+  }
+  return total;
+}
+
+torch::Tensor TextDecoderImpl::beam_search(const torch::Tensor& z, std::int64_t beam_width,
+                                           double length_penalty) {
   MMKT_CHECK_INPUT(z.dim() == 2, where(name_), ": z must be [B,D], got ", z.sizes());
   MMKT_CHECK_INPUT(beam_width >= 1, where(name_), ": beam width must be at least 1, got ",
                    beam_width);
@@ -434,7 +403,7 @@ torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64
   if (batch == 0) return torch::zeros({0, 1}, id_options);
 
   const auto zr = z.repeat_interleave(width, 0);  // row b*W + w
-  auto h = initial_state(zr);
+  auto state = start_state(zr);
   // Only beam 0 is alive at the start, so the first expansion does not repeat hypotheses.
   auto scores = torch::full({batch, width}, -inf, z.options());
   scores.select(1, 0).fill_(0.0);
@@ -448,7 +417,7 @@ torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64
   const auto row_offset = (torch::arange(batch, id_options) * width).unsqueeze(1);
 
   for (std::int64_t t = 1; t < max_length_; ++t) {
-    auto [logp, h_next] = step(prev, zr, h);
+    auto [logp, next_state] = step(prev, zr, state);
     auto candidates = mask_unreachable(logp).view({batch, width, vocab});
     candidates = torch::where(finished.unsqueeze(2), finished_row.view({1, 1, vocab}), candidates);
     const auto total = (scores.unsqueeze(2) + candidates).view({batch, width * vocab});
@@ -463,7 +432,7 @@ torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64
                     token.unsqueeze(2)},
                    2);
     finished = was_finished | (token == kEos);
-    h = h_next.index_select(1, (row_offset + beam).view(-1));
+    state = select_rows(next_state, (row_offset + beam).view(-1));
     prev = token.view(-1);
     // Dead hypotheses (score -inf, when fewer than W continuations exist) count as done.
     if ((finished | torch::isinf(scores)).all().item<bool>()) break;
@@ -478,6 +447,167 @@ torch::Tensor TextGruDecoderImpl::beam_search(const torch::Tensor& z, std::int64
   const auto chosen =
       history.gather(1, best.view({batch, 1, 1}).expand({batch, 1, history.size(2)})).squeeze(1);
   return trim_padding(chosen);
+}
+
+torch::Tensor TextDecoderImpl::log_likelihood(const torch::Tensor& z, const ModalityInput& target) {
+  const auto lengths = checked_text(name_, target, vocab_size_, 1);
+  const auto ids = target.data.to(torch::kLong);
+  check_batch(name_, z, ids);
+  const auto batch = ids.size(0);
+  const auto longest = batch == 0 ? 0 : lengths.max().item<std::int64_t>();
+  const auto steps = longest - 1;  // predictions of ids 1..longest-1
+  if (steps <= 0) return torch::zeros({batch}, z.options());
+  const auto out = position_features(ids.slice(1, 0, steps), lengths, z);  // [B,T,H]
+  const auto targets = ids.slice(1, 1, steps + 1);
+  // Position t predicts id t+1, which is real when t + 1 < length: row b has length-1 of them.
+  const auto mask =
+      torch::arange(steps, lengths.options()).unsqueeze(0) < (lengths - 1).unsqueeze(1);
+  // The vocabulary layer and softmax only at real positions (padding would be masked anyway).
+  const auto real = mask.flatten().nonzero().squeeze(1);  // positions b*T+t, row-major
+  const auto hidden = out.reshape({batch * steps, out.size(2)}).index_select(0, real);
+  const auto logp = torch::log_softmax(vocabulary(hidden), -1);  // [N,V]
+  const auto picked =
+      logp.gather(1, targets.reshape({batch * steps}).index_select(0, real).unsqueeze(1));
+  return torch::zeros({batch}, logp.options())
+      .index_add(0, torch::div(real, steps, "floor"), picked.squeeze(1));
+}
+
+TextGruDecoderImpl::TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)
+    : TextDecoderImpl(config) {
+  check_latent(config, latent_dim);
+  embedding_ = register_module(
+      "embedding",
+      torch::nn::Embedding(
+          torch::nn::EmbeddingOptions(vocab_size_, config.embedding_dim).padding_idx(kPad)));
+  init_ = register_module("init", torch::nn::Linear(latent_dim, config.rnn_hidden));
+  gru_ = register_module(
+      "gru",
+      torch::nn::GRU(torch::nn::GRUOptions(config.embedding_dim + latent_dim, config.rnn_hidden)
+                         .batch_first(true)));
+  out_ = register_module("out", torch::nn::Linear(config.rnn_hidden, vocab_size_));
+}
+
+torch::Tensor TextGruDecoderImpl::start_state(const torch::Tensor& z) {
+  return torch::tanh(init_->forward(z)).unsqueeze(0);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> TextGruDecoderImpl::step(const torch::Tensor& prev,
+                                                                  const torch::Tensor& z,
+                                                                  const torch::Tensor& h) {
+  const auto x = torch::cat({embedding_->forward(prev), z}, 1).unsqueeze(1);
+  auto [out, h_next] = gru_->forward(x, h);
+  return {torch::log_softmax(out_->forward(out.squeeze(1)), -1), h_next};
+}
+
+torch::Tensor TextGruDecoderImpl::select_rows(const torch::Tensor& h, const torch::Tensor& rows) {
+  return h.index_select(1, rows);
+}
+
+torch::Tensor TextGruDecoderImpl::position_features(const torch::Tensor& inputs,
+                                                    const torch::Tensor& lengths,
+                                                    const torch::Tensor& z) {
+  const auto batch = inputs.size(0), steps = inputs.size(1);
+  const auto x = torch::cat(
+      {embedding_->forward(inputs), z.unsqueeze(1).expand({batch, steps, z.size(1)})}, 2);
+  // Row b runs length-1 steps.
+  return gru_sequence(gru_, x, lengths - 1, start_state(z).squeeze(0)).output;
+}
+
+// ---- Convolutions over tokens -----------------------------------------------------------
+
+torch::Tensor text_conv_taps(const torch::Tensor& x, std::int64_t dilation, bool causal) {
+  const auto steps = x.size(1);
+  // x shifted right by s positions (position t reads t - s; zeros where t - s < 0), s >= 0.
+  const auto before = [&](std::int64_t s) {
+    return torch::constant_pad_nd(x, {0, 0, s, 0}).slice(1, 0, steps);
+  };
+  if (causal) return torch::cat({before(2 * dilation), before(dilation), x}, 2);
+  const auto after = torch::constant_pad_nd(x, {0, 0, 0, dilation}).slice(1, dilation);
+  return torch::cat({before(dilation), x, after}, 2);
+}
+
+TextConvEncoderImpl::TextConvEncoderImpl(const ModalityConfig& config)
+    : name_(config.name), vocab_size_(config.vocab_size) {
+  check_hidden(config);
+  MMKT_CHECK_INPUT(vocab_size_ >= 5, where(name_), ": 'vocab_size' must be at least 5, got ",
+                   vocab_size_);
+  MMKT_CHECK_INPUT(config.embedding_dim > 0 && config.rnn_hidden > 0, where(name_),
+                   ": 'embedding_dim' and 'rnn_hidden' must be positive");
+  out_features_ = config.hidden.back();
+  const auto e = config.embedding_dim, c = config.rnn_hidden;
+  embedding_ = register_module(
+      "embedding",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(vocab_size_, e).padding_idx(kPad)));
+  conv0_ = register_module("conv0", torch::nn::Linear(3 * e, c));
+  conv1_ = register_module("conv1", torch::nn::Linear(3 * c, c));
+  fc_ = register_module("fc", torch::nn::Linear(2 * c, out_features_));
+}
+
+torch::Tensor TextConvEncoderImpl::forward(const ModalityInput& input) {
+  const auto lengths = checked_text(name_, input, vocab_size_, 1);
+  const auto ids = input.data.to(torch::kLong);
+  // Only the real positions [0, longest) are computed; later padding columns change nothing.
+  const auto longest = ids.size(0) == 0 ? 1 : lengths.max().item<std::int64_t>();
+  const auto x = embedding_->forward(ids.slice(1, 0, longest));  // [B,T,E], pads are zero
+  const auto real = (torch::arange(longest, lengths.options()).unsqueeze(0) < lengths.unsqueeze(1))
+                        .unsqueeze(2)
+                        .to(x.scalar_type());  // [B,T,1]
+  // Padded positions are zeroed after each layer, so a real position near the end reads zeros
+  // past it, as if the row had no padding.
+  auto h = torch::relu(conv0_->forward(text_conv_taps(x, 1, false))) * real;
+  h = (h + torch::relu(conv1_->forward(text_conv_taps(h, 2, false)))) * real;
+  const auto mean = h.sum(1) / lengths.unsqueeze(1).to(h.scalar_type());
+  const auto max = std::get<0>(h.max(1));  // ReLU features: the zeroed pads never win
+  return torch::relu(fc_->forward(torch::cat({mean, max}, 1)));
+}
+
+TextConvDecoderImpl::TextConvDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim)
+    : TextDecoderImpl(config) {
+  check_latent(config, latent_dim);
+  const auto e = config.embedding_dim, c = config.rnn_hidden;
+  embedding_ = register_module(
+      "embedding",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(vocab_size_, e).padding_idx(kPad)));
+  latent_ = register_module("latent", torch::nn::Linear(latent_dim, c));
+  conv0_ = register_module("conv0", torch::nn::Linear(3 * e, c));
+  conv1_ = register_module("conv1", torch::nn::Linear(3 * c, c));
+  conv2_ = register_module("conv2", torch::nn::Linear(3 * c, c));
+  out_ = register_module("out", torch::nn::Linear(c, vocab_size_));
+}
+
+torch::Tensor TextConvDecoderImpl::features(const torch::Tensor& ids, const torch::Tensor& z) {
+  const auto x = embedding_->forward(ids);
+  auto h =
+      torch::relu(conv0_->forward(text_conv_taps(x, 1, true)) + latent_->forward(z).unsqueeze(1));
+  h = h + torch::relu(conv1_->forward(text_conv_taps(h, 2, true)));
+  return h + torch::relu(conv2_->forward(text_conv_taps(h, 4, true)));
+}
+
+torch::Tensor TextConvDecoderImpl::position_features(const torch::Tensor& inputs,
+                                                     const torch::Tensor&, const torch::Tensor& z) {
+  // Causal: position t reads ids <= t only, so what follows a row's end never reaches it.
+  return features(inputs, z);
+}
+
+torch::Tensor TextConvDecoderImpl::start_state(const torch::Tensor& z) {
+  return torch::zeros({z.size(0), 0}, z.options().dtype(torch::kLong));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> TextConvDecoderImpl::step(const torch::Tensor& prev,
+                                                                   const torch::Tensor& z,
+                                                                   const torch::Tensor& ids) {
+  const auto read = torch::cat({ids, prev.unsqueeze(1)}, 1);  // [N,t+1]
+  // The last position depends on the last kReceptiveField ids only: every value it reads lies
+  // in that window, so the window's own zero padding never reaches it.
+  const auto t = read.size(1);
+  const auto window = read.slice(1, std::max<std::int64_t>(0, t - kReceptiveField), t);
+  const auto h = features(window, z).select(1, window.size(1) - 1);
+  return {torch::log_softmax(out_->forward(h), -1), read};
+}
+
+torch::Tensor TextConvDecoderImpl::select_rows(const torch::Tensor& ids,
+                                               const torch::Tensor& rows) {
+  return ids.index_select(0, rows);
 }
 
 // ---- Labels and attributes ------------------------------------------------------------

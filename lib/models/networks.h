@@ -1,11 +1,12 @@
 // The concrete encoders and decoders behind make_feature_encoder / make_decoder (modality.h):
-// image MLP and conv networks with Bernoulli, Gaussian or Laplace pixel likelihoods, a masked
-// bidirectional GRU text encoder, an autoregressive GRU text decoder with greedy and beam
+// image MLP and conv networks with Bernoulli, Gaussian or Laplace pixel likelihoods, text
+// encoders (a masked bidirectional GRU, or a dilated convolution over tokens) and
+// autoregressive text decoders (a GRU, or a causal dilated convolution) with greedy and beam
 // decoding, and MLPs for labels and attribute vectors.
 //
 // Every network is device-agnostic: new tensors take their options from inputs or parameters.
-// Submodule names ("layers", "conv", "fc", "embedding", "gru", "init", "out") are checkpoint
-// keys; renaming one breaks old checkpoints.
+// Submodule names ("layers", "conv", "fc", "embedding", "gru", "init", "out", "conv0"...) are
+// checkpoint keys; renaming one breaks old checkpoints.
 #pragma once
 
 #include <cstdint>
@@ -153,16 +154,42 @@ class TextGruEncoderImpl : public FeatureEncoderImpl {
   torch::nn::Linear fc_{nullptr};
 };
 
-// Autoregressive categorical decoder p(w|z) = prod_t p(w_t | w_<t, z).
-// h_0 = tanh(Linear(z)); input at step t = [embedding(w_{t-1}), z]; logits = Linear(h_t).
-// Sequences are BOS ... EOS right-padded with 0; generated sequences have the same format,
-// are at most max_length ids long (BOS and EOS included), and never contain pad or BOS after
-// position 0.
-class TextGruDecoderImpl : public DecoderImpl {
- public:
-  TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim);
+// Text convolution taps: each position's features next to those `dilation` positions before
+// and after it (zeros beyond the row's ends), [B,T,C] -> [B,T,3C]; causal: the two before it
+// instead. A Linear over the taps is a width-3 Conv1d computed as one GEMM over all B*T
+// positions (forward and backward), which is what makes the conv text networks fast on CPU.
+torch::Tensor text_conv_taps(const torch::Tensor& x, std::int64_t dilation, bool causal);
 
-  // Teacher forcing: sum over t in [1, length) of log p(w_t | w_<t, z); [B].
+// ids [B,L] -> Embedding(V,E,padding_idx 0) -> a width-3 convolution (E -> C, C = rnn_hidden)
+// + ReLU -> a residual width-3 convolution of dilation 2 (C -> C) + ReLU, padded positions
+// zeroed after each layer -> mean and max over the real positions [2C] -> Linear+ReLU to
+// hidden.back(). Each layer is a Linear over text_conv_taps. Every position sees 7 tokens
+// around it; no recurrence, so a batch is a few large GEMMs. Padding never changes the output.
+class TextConvEncoderImpl : public FeatureEncoderImpl {
+ public:
+  explicit TextConvEncoderImpl(const ModalityConfig& config);
+  torch::Tensor forward(const ModalityInput& input) override;
+  std::int64_t out_features() const override { return out_features_; }
+
+ private:
+  std::string name_;
+  std::int64_t vocab_size_ = 0;
+  std::int64_t out_features_ = 0;
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::Linear conv0_{nullptr}, conv1_{nullptr};
+  torch::nn::Linear fc_{nullptr};
+};
+
+// An autoregressive categorical decoder p(w|z) = prod_t p(w_t | w_<t, z). Sequences are
+// BOS ... EOS right-padded with 0; generated sequences have the same format, are at most
+// max_length ids long (BOS and EOS included), and never contain pad or BOS after position 0.
+// Greedy decoding and beam search are shared; a concrete decoder defines one step over its
+// own per-row state.
+class TextDecoderImpl : public DecoderImpl {
+ public:
+  explicit TextDecoderImpl(const ModalityConfig& config);
+  // Teacher forcing: sum over t in [1, length) of log p(w_t | w_<t, z), every position at once;
+  // [B].
   torch::Tensor log_likelihood(const torch::Tensor& z, const ModalityInput& target) override;
   // Greedy decoding, [B,L'] int64.
   torch::Tensor mean(const torch::Tensor& z) override;
@@ -174,21 +201,84 @@ class TextGruDecoderImpl : public DecoderImpl {
   torch::Tensor beam_search(const torch::Tensor& z, std::int64_t beam_width,
                             double length_penalty = 0.0);
 
+  // log p(target | z) as decoding computes it, one step() per token (no gradient): equals
+  // log_likelihood, which runs teacher forcing over all positions at once. [B].
+  torch::Tensor log_likelihood_stepwise(const torch::Tensor& z, const ModalityInput& target);
+
   std::int64_t vocab_size() const { return vocab_size_; }
   std::int64_t max_length() const { return max_length_; }
 
- private:
-  // One GRU step: prev ids [N], z [N,D], h [1,N,H] -> (log-probs [N,V], new h).
-  std::tuple<torch::Tensor, torch::Tensor> step(const torch::Tensor& prev, const torch::Tensor& z,
-                                                const torch::Tensor& h);
-  torch::Tensor initial_state(const torch::Tensor& z);  // [1,N,H]
+ protected:
+  // The decoding state of rows z [N,D] before BOS is read.
+  virtual torch::Tensor start_state(const torch::Tensor& z) = 0;
+  // One token: the previous ids [N], z [N,D] and the state -> (log-probs [N,V], next state).
+  virtual std::tuple<torch::Tensor, torch::Tensor> step(const torch::Tensor& prev,
+                                                        const torch::Tensor& z,
+                                                        const torch::Tensor& state) = 0;
+  // The state of the rows `rows` [N'] (beam search reorders its hypotheses).
+  virtual torch::Tensor select_rows(const torch::Tensor& state, const torch::Tensor& rows) = 0;
+  // Teacher forcing's hidden features [B,T,H]: position t has read inputs[:, :t+1] (ids, BOS
+  // first) and predicts id t+1; row b's positions from lengths[b] - 1 on are never read.
+  virtual torch::Tensor position_features(const torch::Tensor& inputs, const torch::Tensor& lengths,
+                                          const torch::Tensor& z) = 0;
+  // The vocabulary layer: hidden features [N,H] -> logits [N,V].
+  virtual torch::Tensor vocabulary(const torch::Tensor& hidden) = 0;
 
   std::string name_;
   std::int64_t vocab_size_ = 0;
   std::int64_t max_length_ = 0;
+};
+
+// h_0 = tanh(Linear(z)); input at step t = [embedding(w_{t-1}), z]; a GRU; logits = Linear(h_t).
+// State: the GRU's hidden state [1,N,H].
+class TextGruDecoderImpl : public TextDecoderImpl {
+ public:
+  TextGruDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim);
+
+ protected:
+  torch::Tensor start_state(const torch::Tensor& z) override;
+  std::tuple<torch::Tensor, torch::Tensor> step(const torch::Tensor& prev, const torch::Tensor& z,
+                                                const torch::Tensor& h) override;
+  torch::Tensor select_rows(const torch::Tensor& h, const torch::Tensor& rows) override;
+  torch::Tensor position_features(const torch::Tensor& inputs, const torch::Tensor& lengths,
+                                  const torch::Tensor& z) override;
+  torch::Tensor vocabulary(const torch::Tensor& hidden) override { return out_->forward(hidden); }
+
+ private:
   torch::nn::Embedding embedding_{nullptr};
   torch::nn::Linear init_{nullptr};
   torch::nn::GRU gru_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+
+// A causal convolution decoder (the teacher-forced pass runs over all positions at once):
+// position t reads embedding(w_t) (w_0 = BOS) -> causal width-3 convolution (E -> C,
+// C = rnn_hidden) + Linear(z) + ReLU -> two residual causal width-3 convolutions of dilation 2
+// and 4 (C -> C) + ReLU -> logits of w_{t+1} = Linear(C -> V). Each position sees the 15 ids up
+// to it (Oord et al. 2016's dilated causal convolutions, WaveNet) and z. State while decoding:
+// the ids read so far [N,t]; each step recomputes the last 15 positions.
+class TextConvDecoderImpl : public TextDecoderImpl {
+ public:
+  TextConvDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim);
+
+  static constexpr std::int64_t kReceptiveField = 15;  // 1 + 2 * (1 + 2 + 4)
+
+ protected:
+  torch::Tensor start_state(const torch::Tensor& z) override;
+  std::tuple<torch::Tensor, torch::Tensor> step(const torch::Tensor& prev, const torch::Tensor& z,
+                                                const torch::Tensor& ids) override;
+  torch::Tensor select_rows(const torch::Tensor& ids, const torch::Tensor& rows) override;
+  torch::Tensor position_features(const torch::Tensor& inputs, const torch::Tensor& lengths,
+                                  const torch::Tensor& z) override;
+  torch::Tensor vocabulary(const torch::Tensor& hidden) override { return out_->forward(hidden); }
+
+ private:
+  // Hidden features of every position of ids [N,T] under z [N,D]: [N,T,C].
+  torch::Tensor features(const torch::Tensor& ids, const torch::Tensor& z);
+
+  torch::nn::Embedding embedding_{nullptr};
+  torch::nn::Linear latent_{nullptr};
+  torch::nn::Linear conv0_{nullptr}, conv1_{nullptr}, conv2_{nullptr};
   torch::nn::Linear out_{nullptr};
 };
 

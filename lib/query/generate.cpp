@@ -36,7 +36,7 @@ std::vector<std::string> captions_from_image(LoadedRun& run, const models::Modal
   run.model->eval();
   MMKT_CHECK_INPUT(beam > 0, "--beam must be positive");
   const auto text = modality_of_kind(run, models::ModalityKind::kText);
-  auto* decoder = dynamic_cast<models::TextGruDecoderImpl*>(&run.model->decoder(text));
+  auto* decoder = dynamic_cast<models::TextDecoderImpl*>(&run.model->decoder(text));
   MMKT_CHECK_INPUT(decoder != nullptr, "the run's text decoder cannot generate captions");
   const auto q = run.model->encode(modality_of_kind(run, models::ModalityKind::kImage), image);
   const auto z = latent_draws(q, n, seed);

@@ -3,7 +3,7 @@
 //   text -> images: z_i ~ q(z | text), i = 1..n (z_1 = the posterior mean), images = the image
 //   decoder's pixel means.
 //   image -> captions: z_1 = the mean of q(z | image), z_2.. samples; each decoded greedily or
-//   by beam search (networks.h TextGruDecoder).
+//   by beam search (networks.h TextDecoder).
 #pragma once
 
 #include <cstdint>
