@@ -32,5 +32,6 @@ void register_zeroshot(CLI::App& root, CommonOptions& common);
 void register_generate(CLI::App& root, CommonOptions& common);
 void register_demo(CLI::App& root, CommonOptions& common);
 void register_bench(CLI::App& root, CommonOptions& common);
+void register_serve(CLI::App& root, CommonOptions& common);
 
 }  // namespace mmkt::app

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   app::register_generate(root, common);
   app::register_demo(root, common);
   app::register_bench(root, common);
+  app::register_serve(root, common);
 
   try {
     root.parse(argc, argv);

@@ -11,28 +11,40 @@
 
 namespace mmkt::image {
 
-cv::Mat load_image(const std::string& path, int channels) {
-  MMKT_CHECK_INPUT(channels == 1 || channels == 3, "channels must be 1 or 3, got ", channels);
+std::string read_image_file(const std::string& path) {
   if (!io::file_exists(path)) fail_input(path, ": image file does not exist");
-  // imdecode on bytes we read ourselves: a clear error for unreadable files, and no OpenCV
-  // warnings printed for undecodable ones.
   const auto file_bytes = io::file_size(path);
   MMKT_CHECK_INPUT(file_bytes <= static_cast<std::uint64_t>(kMaxImageFileBytes), path,
                    ": image file of ", file_bytes, " bytes is over the limit of ",
                    kMaxImageFileBytes);
-  const std::string bytes = io::read_file(path);
+  std::string bytes = io::read_file(path);
   MMKT_CHECK_INPUT(!bytes.empty(), path, ": image file is empty");
+  return bytes;
+}
+
+cv::Mat decode_image(const std::string& bytes, int channels, const std::string& name) {
+  MMKT_CHECK_INPUT(channels == 1 || channels == 3, "channels must be 1 or 3, got ", channels);
+  MMKT_CHECK_INPUT(!bytes.empty(), name, ": the image is empty");
+  MMKT_CHECK_INPUT(bytes.size() <= static_cast<std::uint64_t>(kMaxImageFileBytes), name,
+                   ": image of ", bytes.size(), " bytes is over the limit of ", kMaxImageFileBytes);
+  // imdecode on bytes we hold ourselves: a clear error for unreadable files, and no OpenCV
+  // warnings printed for undecodable ones.
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
   cv::Mat decoded;
   try {
     decoded = cv::imdecode(buffer, channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_GRAYSCALE);
   } catch (const cv::Exception& e) {
-    fail_input(path, ": OpenCV cannot decode this image: ", e.what());
+    fail_input(name, ": OpenCV cannot decode this image: ", e.what());
   }
-  MMKT_CHECK_INPUT(!decoded.empty(), path,
+  MMKT_CHECK_INPUT(!decoded.empty(), name,
                    ": OpenCV cannot decode this image (corrupt or unsupported format)");
   if (decoded.depth() != CV_8U) decoded.convertTo(decoded, CV_8U);
   return decoded;
+}
+
+cv::Mat load_image(const std::string& path, int channels) {
+  MMKT_CHECK_INPUT(channels == 1 || channels == 3, "channels must be 1 or 3, got ", channels);
+  return decode_image(read_image_file(path), channels, path);
 }
 
 cv::Mat resize_center_crop(const cv::Mat& image, int size) {
@@ -57,13 +69,19 @@ cv::Mat resize_center_crop(const cv::Mat& image, int size) {
   return resized(cv::Rect(x, y, size, size)).clone();
 }
 
-cv::Mat load_square_image(const std::string& path, int channels, int size) {
-  const cv::Mat decoded = load_image(path, channels);  // its errors name the file
+cv::Mat decode_square_image(const std::string& bytes, int channels, int size,
+                            const std::string& name) {
+  const cv::Mat decoded = decode_image(bytes, channels, name);  // its errors name the image
   try {
     return resize_center_crop(decoded, size);
   } catch (const std::exception& e) {  // OpenCV's allocation errors included
-    fail_input(path, ": ", e.what());
+    fail_input(name, ": ", e.what());
   }
+}
+
+cv::Mat load_square_image(const std::string& path, int channels, int size) {
+  MMKT_CHECK_INPUT(channels == 1 || channels == 3, "channels must be 1 or 3, got ", channels);
+  return decode_square_image(read_image_file(path), channels, size, path);
 }
 
 torch::Tensor mat_to_tensor(const cv::Mat& image) {
@@ -131,10 +149,14 @@ int viewing_scale(std::int64_t height) {
       std::clamp<std::int64_t>((112 + height - 1) / std::max<std::int64_t>(height, 1), 1, 8));
 }
 
-void write_png(const std::string& path, const torch::Tensor& image) {
+std::string encode_png(const torch::Tensor& image) {
   std::vector<unsigned char> bytes;
-  MMKT_CHECK(cv::imencode(".png", tensor_to_mat(image), bytes), path, ": PNG encoding failed");
-  io::write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  MMKT_CHECK(cv::imencode(".png", tensor_to_mat(image), bytes), "PNG encoding failed");
+  return std::string(bytes.begin(), bytes.end());
+}
+
+void write_png(const std::string& path, const torch::Tensor& image) {
+  io::write_file_atomic(path, encode_png(image));
 }
 
 }  // namespace mmkt::image

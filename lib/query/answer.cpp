@@ -19,16 +19,22 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question,
               const AnswerOptions& options, const torch::Device& device) {
   const bool by_text = !question.text.empty();
-  MMKT_CHECK_INPUT(!by_text || question.image_path.empty(),
-                   "a query is a caption or an image file, not both");
-  MMKT_CHECK_INPUT(by_text || !question.image_path.empty(),
-                   "the query is empty: give a caption or an image file");
+  MMKT_CHECK_INPUT(!by_text || !question.has_image(), "a query is a caption or an image, not both");
+  MMKT_CHECK_INPUT(by_text || question.has_image(),
+                   "the query is empty: give a caption or an image");
+  MMKT_CHECK_INPUT(question.image_path.empty() || question.image_bytes.empty(),
+                   "a query image is a file or bytes, not both");
   const auto start = Clock::now();
   Answer a;
   a.query_modality =
       modality_of_kind(run, by_text ? models::ModalityKind::kText : models::ModalityKind::kImage);
-  a.input = by_text ? text_input(run, question.text, device)
-                    : image_file_input(run, question.image_path, device);
+  if (by_text) {
+    a.input = text_input(run, question.text, device);
+  } else if (!question.image_path.empty()) {
+    a.input = image_file_input(run, question.image_path, device);
+  } else {
+    a.input = image_bytes_input(run, question.image_bytes, "the uploaded image", device);
+  }
   torch::Tensor mean;
   {
     torch::NoGradGuard no_grad;
@@ -43,7 +49,10 @@ Answer answer(LoadedRun& run, const SearchIndex& index, const Question& question
 
 nlohmann::json answer_json(const LoadedRun& run, const SearchIndex& index, const Question& question,
                            const AnswerOptions& options, const Answer& answer) {
-  nlohmann::json out{{"query", question.text.empty() ? question.image_path : question.text},
+  const std::string asked = !question.text.empty()         ? question.text
+                            : !question.image_path.empty() ? question.image_path
+                                                           : "(uploaded image)";
+  nlohmann::json out{{"query", asked},
                      {"query_modality", answer.query_modality},
                      {"target_modality", index.modality},
                      {"score", options.score},
@@ -77,6 +86,11 @@ std::string class_name(const LoadedRun& run, std::int64_t label) {
   const auto& attributes = run.data.class_attributes;
   if (attributes && label >= 0 && label < attributes->num_classes()) {
     return attributes->class_names[static_cast<std::size_t>(label)];
+  }
+  // Datasets without an attribute file may still name their classes (the shapes do).
+  const auto& names = run.data.test->info().class_names;
+  if (label >= 0 && label < static_cast<std::int64_t>(names.size())) {
+    return names[static_cast<std::size_t>(label)];
   }
   return std::to_string(label);
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,10 +16,17 @@
 
 namespace mmkt::query {
 
-// Exactly one of the two.
+// Exactly one of a caption and an image (a file, or its bytes).
 struct Question {
-  std::string text;        // a caption
-  std::string image_path;  // an image file (any format OpenCV decodes)
+  Question() = default;
+  Question(std::string text_, std::string image_path_ = "", std::string image_bytes_ = "")
+      : text(std::move(text_)),
+        image_path(std::move(image_path_)),
+        image_bytes(std::move(image_bytes_)) {}
+  std::string text;         // a caption
+  std::string image_path;   // an image file (any format OpenCV decodes)
+  std::string image_bytes;  // an image's encoded bytes (an upload)
+  bool has_image() const { return !image_path.empty() || !image_bytes.empty(); }
 };
 
 struct AnswerOptions {
@@ -49,7 +57,8 @@ nlohmann::json answer_json(const LoadedRun& run, const SearchIndex& index, const
 void write_answer_png(const LoadedRun& run, const SearchIndex& index, const Question& question,
                       const Answer& answer, const std::string& path);
 
-// The class name of a label for people (the class-attribute file's), else the number.
+// The class name of a label for people (the class-attribute file's, else the dataset's), else
+// the number.
 std::string class_name(const LoadedRun& run, std::int64_t label);
 
 }  // namespace mmkt::query

@@ -23,7 +23,9 @@ torch::Tensor latent_draws(const models::Gaussian& q, std::int64_t n, std::uint6
 torch::Tensor images_from_text(LoadedRun& run, const models::ModalityInput& text, std::int64_t n,
                                std::uint64_t seed) {
   torch::NoGradGuard no_grad;
-  run.model->eval();
+  if (run.model->is_training())
+    run.model
+        ->eval();  // no write when already evaluating (mmkt serve shares the model between threads)
   const auto q = run.model->encode(modality_of_kind(run, models::ModalityKind::kText), text);
   const auto z = latent_draws(q, n, seed);
   return run.model->decoder(modality_of_kind(run, models::ModalityKind::kImage)).mean(z).cpu();
@@ -33,7 +35,9 @@ std::vector<std::string> captions_from_image(LoadedRun& run, const models::Modal
                                              std::int64_t n, std::int64_t beam,
                                              std::uint64_t seed) {
   torch::NoGradGuard no_grad;
-  run.model->eval();
+  if (run.model->is_training())
+    run.model
+        ->eval();  // no write when already evaluating (mmkt serve shares the model between threads)
   MMKT_CHECK_INPUT(beam > 0, "--beam must be positive");
   const auto text = modality_of_kind(run, models::ModalityKind::kText);
   auto* decoder = dynamic_cast<models::TextDecoderImpl*>(&run.model->decoder(text));

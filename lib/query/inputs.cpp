@@ -35,4 +35,10 @@ models::ModalityInput image_file_input(const LoadedRun& run, const std::string& 
   return models::ModalityInput{image_file_item(run, path).unsqueeze(0).to(device), {}};
 }
 
+models::ModalityInput image_bytes_input(const LoadedRun& run, const std::string& bytes,
+                                        const std::string& name, const torch::Device& device) {
+  modality_of_kind(run, models::ModalityKind::kImage);  // InputError when the run has none
+  return models::ModalityInput{image_bytes_item(run, bytes, name).unsqueeze(0).to(device), {}};
+}
+
 }  // namespace mmkt::query

@@ -21,5 +21,8 @@ models::ModalityInput text_input(const LoadedRun& run, const std::string& text,
 // when it is missing or cannot be decoded.
 models::ModalityInput image_file_input(const LoadedRun& run, const std::string& path,
                                        const torch::Device& device);
+// The same for an image's bytes (an upload); `name` names it in errors.
+models::ModalityInput image_bytes_input(const LoadedRun& run, const std::string& bytes,
+                                        const std::string& name, const torch::Device& device);
 
 }  // namespace mmkt::query

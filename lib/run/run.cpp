@@ -57,14 +57,19 @@ LoadedRun load_run(const std::string& run_dir, const torch::Device& device,
 }
 
 torch::Tensor image_file_item(const LoadedRun& run, const std::string& path) {
+  return image_bytes_item(run, image::read_image_file(path), path);
+}
+
+torch::Tensor image_bytes_item(const LoadedRun& run, const std::string& bytes,
+                               const std::string& name) {
   const models::ModalityConfig* image = nullptr;
   for (const auto& m : run.modalities) {
     if (m.kind == models::ModalityKind::kImage) image = &m;
   }
   MMKT_CHECK_INPUT(image != nullptr, run.config.data.dataset, " run has no image modality");
   MMKT_CHECK(image->shape.size() == 3, "image modality without a [C,H,W] shape");
-  const auto square = image::load_square_image(path, static_cast<int>(image->shape[0]),
-                                               static_cast<int>(image->shape[1]));
+  const auto square = image::decode_square_image(bytes, static_cast<int>(image->shape[0]),
+                                                 static_cast<int>(image->shape[1]), name);
   auto x = image::mat_to_tensor(square).to(torch::kFloat32).div_(255.0);
   if (run.config.data.binarize == "dynamic") {
     // The same file always gives the same draw (a seed stream of the run's own).

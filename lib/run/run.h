@@ -67,6 +67,9 @@ models::ObjectiveOptions objective_options_at(const RunConfig& config, double ep
 // so its test and index images are one fixed Bernoulli draw), binarized by a fixed draw of its
 // own. Manifests and queries share this path. InputError naming the file on bad input.
 torch::Tensor image_file_item(const LoadedRun& run, const std::string& path);
+// image_file_item on an image's bytes already in memory (an upload); `name` names it in errors.
+torch::Tensor image_bytes_item(const LoadedRun& run, const std::string& bytes,
+                               const std::string& name);
 
 // What a run's batches are for. The purpose decides order, binarization and batch size, so that
 // every consumer of a run's items sees them as training and evaluation define them:
