@@ -39,6 +39,10 @@ HttpServer::HttpServer(Service& service, const HttpOptions& options)
   const int pool = threads_;
   s.new_task_queue = [pool] { return new httplib::ThreadPool(static_cast<std::size_t>(pool)); };
   s.set_payload_max_length(options.max_upload_bytes);
+  // Replies are small and sent in pieces (headers, body): without TCP_NODELAY, Nagle's
+  // algorithm meets the client's delayed ACK and every request waits ~40-80 ms (measured: p50
+  // 85 ms for a 0.5 ms query).
+  s.set_tcp_nodelay(true);
   s.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(page_html(), "text/html; charset=utf-8");
   });

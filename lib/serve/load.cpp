@@ -38,6 +38,8 @@ std::vector<LoadLevel> run_load(const LoadOptions& o) {
   for (const auto& q : o.queries) bodies.push_back(nlohmann::json{{"text", q}, {"top", 12}}.dump());
   {
     httplib::Client warm(o.host, o.port);
+    warm.set_keep_alive(true);
+    warm.set_tcp_nodelay(true);
     for (std::int64_t i = 0; i < o.warmup; ++i) {
       warm.Post("/api/query", bodies[static_cast<std::size_t>(i) % bodies.size()],
                 "application/json");
@@ -59,6 +61,7 @@ std::vector<LoadLevel> run_load(const LoadOptions& o) {
       threads.emplace_back([&] {
         httplib::Client client(o.host, o.port);
         client.set_keep_alive(true);
+        client.set_tcp_nodelay(true);
         std::vector<double> mine;
         for (std::int64_t i = next++; i < o.requests && Clock::now() < deadline; i = next++) {
           const auto t0 = Clock::now();
