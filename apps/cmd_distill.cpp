@@ -28,6 +28,12 @@ void register_distill(CLI::App& root, CommonOptions& common) {
   cmd->add_flag("--heavy", o->heavy, "heavy-auxiliary route: teacher -> --auxiliary -> student");
   cmd->add_option("--auxiliary", o->auxiliary, "the heavy route's auxiliary network")
       ->capture_default_str();
+  cmd->add_option("--grow-from", o->grow_from,
+                  "antidistillation: start the student as the function-preserving (Net2Net) "
+                  "growth of the trained student in this distill output folder");
+  cmd->add_option("--student-teacher", o->student_teacher,
+                  "learn from the trained student in this distill output folder instead of the "
+                  "teacher (a larger student distilled from a small one)");
   cmd->add_flag("--data-free", o->data_free,
                 "distil on images reconstructed from the teacher's activation statistics (Lopes et "
                 "al. 2017)");

@@ -4,20 +4,24 @@
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
+#include "mmkt/distill/net2net.h"
 #include "mmkt/io/files.h"
 #include "mmkt/run/run.h"
 
 namespace mmkt::distill {
 
 std::string distill_label(const DistillOptions& o) {
-  return o.method + (o.heavy ? "-H" : "") + (o.data_free ? " data-free" : "");
+  return o.method + (o.heavy ? "-H" : "") + (o.data_free ? " data-free" : "") +
+         (o.grow_from.empty() ? "" : " grown") +
+         (o.student_teacher.empty() ? "" : " from a student");
 }
 
 namespace {
 
 std::string folder_name(const DistillOptions& o) {
-  std::string s =
-      o.method + (o.heavy ? "-H" : "") + (o.data_free ? "-datafree" : "") + "_" + o.student;
+  std::string s = o.method + (o.heavy ? "-H" : "") + (o.data_free ? "-datafree" : "") +
+                  (o.grow_from.empty() ? "" : "-grown") +
+                  (o.student_teacher.empty() ? "" : "-fromstudent") + "_" + o.student;
   for (auto& c : s) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
   }
@@ -35,6 +39,8 @@ nlohmann::json options_json(const DistillOptions& o) {
           {"modality", o.modality},
           {"heavy", o.heavy},
           {"data_free", o.data_free},
+          {"grow_from", o.grow_from},
+          {"student_teacher", o.student_teacher},
           {"max_items", o.max_items},
           {"epochs", o.train.epochs},
           {"batch_size", o.train.batch_size},
@@ -127,6 +133,13 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
   }
   auto train_options = o.train;
   train_options.seed = rt.seed;
+  if (!o.student_teacher.empty()) {
+    MMKT_CHECK_INPUT(!o.heavy, "--student-teacher and --heavy exclude each other");
+    auto small = load_student(o.student_teacher, rt.device);
+    transfer =
+        transfer_from_student(small, transfer.input, transfer.labels, transfer.classes, rt.device);
+    transfer.source = "student " + small->spec().text + " (" + o.student_teacher + ")";
+  }
 
   // 2. The heavy-auxiliary route.
   std::optional<Student> auxiliary;
@@ -146,6 +159,13 @@ nlohmann::json run_distillation(const DistillOptions& o, const Runtime& rt) {
   // 3. The student.
   torch::manual_seed(derive_seed(rt.seed, "distill-student-init"));
   auto student = new_student(run, o.student, o.modality, transfer.classes);
+  if (!o.grow_from.empty()) {
+    auto small = load_student(o.grow_from, rt.device);
+    student = grow_student(small, student->spec(), derive_seed(rt.seed, "distill-growth"));
+    result["grown_from"] = {{"dir", o.grow_from}, {"student", small->spec().text}};
+    log::info("the student starts as ", small->spec().text, " from ", o.grow_from,
+              ", grown (Net2Net, function-preserving) to ", o.student);
+  }
   train_options.log_path = dir + "/log.jsonl";
   result["training"] = train_student(student, transfer, weights, train_options, rt.device);
   result["training"]["transfer_items"] = transfer.size();

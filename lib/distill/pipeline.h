@@ -32,6 +32,12 @@ struct DistillOptions {
   std::string modality = "image";
   bool heavy = false;
   bool data_free = false;
+  // Antidistillation (net2net.h): the student starts as the function-preserving growth of the
+  // trained student in this distill output folder (a smaller one of the same family).
+  std::string grow_from;
+  // The transfer set's targets come from the trained student in this folder instead of the
+  // teacher: a (larger) student distilled from a small one.
+  std::string student_teacher;
   std::int64_t max_items = 0;   // transfer-set items (0 = the whole training split)
   bool teacher_metrics = true;  // false: the teacher row has parameters and throughput only
   TrainOptions train;
@@ -39,7 +45,7 @@ struct DistillOptions {
   StudentEvalOptions eval;
 };
 
-// The row name of a configuration: "<method>[-H][ data-free]".
+// The row name of a configuration: "<method>[-H][ data-free][ grown][ from a student]".
 std::string distill_label(const DistillOptions& options);
 
 // Runs everything; returns result.json's content.
