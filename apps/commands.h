@@ -33,5 +33,6 @@ void register_generate(CLI::App& root, CommonOptions& common);
 void register_demo(CLI::App& root, CommonOptions& common);
 void register_bench(CLI::App& root, CommonOptions& common);
 void register_serve(CLI::App& root, CommonOptions& common);
+void register_transfer(CLI::App& root, CommonOptions& common);
 
 }  // namespace mmkt::app

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   app::register_demo(root, common);
   app::register_bench(root, common);
   app::register_serve(root, common);
+  app::register_transfer(root, common);
 
   try {
     root.parse(argc, argv);
