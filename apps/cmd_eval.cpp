@@ -86,9 +86,9 @@ void register_eval(CLI::App& root, CommonOptions& common) {
   cmd->add_option("--probe-items", args->options.probe_train_items,
                   "training items of the linear probe")
       ->capture_default_str();
-  cmd->add_option(
-      "--shift", args->shifts,
-      "dataset shift KIND:S1,S2,... (rotation, noise, blur, contrast, prior, concept); repeatable");
+  cmd->add_option("--shift", args->shifts,
+                  "dataset shift KIND:S1,S2,... (rotation, noise, blur, contrast, photo, prior, "
+                  "concept); repeatable");
   cmd->callback([&common, args] {
     const Runtime rt = init_runtime(common.runtime);
     auto& o = args->options;

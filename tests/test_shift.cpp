@@ -105,6 +105,49 @@ TEST(Shift, ContrastKeepsTheMeanAndScalesDeviations) {
   }
 }
 
+TEST(Shift, PhotoRendersUserPhotosAndReadsThemBackLikeAManifest) {
+  // Strength 0: colour white, background black, so pixel = a whatever the style; a constant
+  // grey image comes back the same grey (8-bit files, JPEG q90 on a flat image: within 1%).
+  const auto grey = images_dataset(torch::full({6, 1, 12, 12}, 0.6f));
+  const auto untinted = eval::covariate_shift(grey, "photo", 1e-12, 5);
+  for (std::int64_t k = 0; k < 6; ++k) {
+    const auto y = untinted->get(k).image;
+    EXPECT_EQ(y.sizes(), (std::vector<std::int64_t>{1, 12, 12}));
+    EXPECT_LT((y - 0.6).abs().max().item<double>(), 0.01) << k;
+  }
+  // Strength 1 on black images (no object, a = 0): grey and tinted-on-black styles stay black;
+  // product shots (one in three) show their light background, grey luminance of [0.75, 1]^3.
+  const std::int64_t n = 90;
+  const auto black = images_dataset(torch::zeros({n, 1, 12, 12}));
+  const auto photos = eval::covariate_shift(black, "photo", 1, 5);
+  EXPECT_EQ(photos->info().name, "tensors+photo@1");
+  const auto all = photos->images(range(n));
+  std::int64_t light = 0;
+  for (std::int64_t k = 0; k < n; ++k) {
+    const double lo = all[k].min().item<double>(), hi = all[k].max().item<double>();
+    if (lo > 0.7) {
+      ++light;
+      EXPECT_LE(hi, 1.0);
+    } else {
+      EXPECT_LT(hi, 0.02) << "item " << k << " is neither black nor a light product shot";
+    }
+  }
+  EXPECT_GT(light, n / 3 - 15);
+  EXPECT_LT(light, n / 3 + 15);
+  // Fixed per (seed, index) however fetched; another seed draws other photos.
+  EXPECT_TRUE(torch::equal(photos->get(7).image, all[7]));
+  EXPECT_TRUE(torch::equal(photos->images({7, 3})[1], all[3]));
+  EXPECT_FALSE(torch::equal(eval::covariate_shift(black, "photo", 1, 6)->images(range(n)), all));
+  // Colour or non-square items, and strengths above 1, are refused.
+  EXPECT_THROW(
+      eval::covariate_shift(images_dataset(torch::rand({1, 3, 8, 8})), "photo", 1, 0)->get(0),
+      InputError);
+  EXPECT_THROW(
+      eval::covariate_shift(images_dataset(torch::rand({1, 1, 8, 6})), "photo", 1, 0)->get(0),
+      InputError);
+  EXPECT_THROW(eval::covariate_shift(grey, "photo", 1.5, 0), InputError);
+}
+
 TEST(Shift, PriorShiftHalvesTheRarestClass) {
   // 4 balanced classes of 100; severity 1: keep 100 * 2^(-r/3) = 100, 79.4, 63.0, 50 -> 100, 79,
   // 63, 50 (rounded), whichever classes land at positions 0..3.

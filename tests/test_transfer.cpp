@@ -241,8 +241,8 @@ TEST(Hbda, TinyExperimentEndToEndAndDeterministic) {
   const Runtime rt = init_runtime(ro);
   const auto a = run_hbda(tiny((root / "a").string()), rt);
   const auto b = run_hbda(tiny((root / "b").string()), rt);
-  // 5 methods x 2 targets, every test accuracy a share of 300 items.
-  ASSERT_EQ(a["rows"].size(), 10u);
+  // 6 methods x 2 targets, every test accuracy a share of 300 items.
+  ASSERT_EQ(a["rows"].size(), 12u);
   for (const auto& r : a["rows"]) {
     const double t = r["test"].get<double>();
     EXPECT_GE(t, 0.0);
@@ -274,6 +274,33 @@ TEST(Hbda, TinyExperimentEndToEndAndDeterministic) {
     }
   }
   ASSERT_EQ(pooled_last.size(), 2u);
+  // hbda-domain: each target's lambda_d is the grid's best on that target's validation items
+  // (best over the steps of the shared-lambda run; the grid's first lambda wins ties).
+  std::map<std::string, std::map<double, double>> per_domain;  // domain -> lambda -> best
+  std::istringstream log2(io::read_file((root / "a" / "log.jsonl").string()));
+  for (std::string line; std::getline(log2, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (row["method"] != "hbda") continue;
+    for (const auto& [k, v] : row["validation"].items()) {
+      auto& best = per_domain[k.substr(std::string("hbda / ").size())][row["lambda"].get<double>()];
+      best = std::max(best, v.get<double>());
+    }
+  }
+  int checked = 0;
+  for (const auto& r : a["rows"]) {
+    if (r["method"] != "hbda-domain") continue;
+    const auto& grid = per_domain.at(r["domain"].get<std::string>());
+    double want = 0, best = -1;
+    for (double lambda : {10.0, 1000.0}) {
+      if (grid.at(lambda) > best) {
+        best = grid.at(lambda);
+        want = lambda;
+      }
+    }
+    EXPECT_EQ(r["lambda"].get<double>(), want) << r.dump();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
   for (const auto& r : a["rows"]) {
     if (r["method"] != "finetune") continue;
     const auto key = "pooled / " + r["domain"].get<std::string>();

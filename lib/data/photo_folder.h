@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <string>
+
+#include <torch/types.h>
 
 #include "mmkt/data/class_attributes.h"
 #include "mmkt/data/dataset.h"
@@ -21,6 +24,20 @@ struct PhotoFolderOptions {
   std::uint64_t seed = 0;
   int min_size = 28, max_size = 120;  // square side in pixels, uniform
 };
+
+// One item rendered as a user photo, as the folder stores it: the grey source image a ([H,W] in
+// [0,1], object bright on black) in one of three styles drawn from rng (grey; tinted,
+// pixel = colour a; a product shot, pixel = background (1 - a) + colour a on a light
+// background), resized to a side drawn from [min_size, max_size] and encoded as PNG, JPEG
+// (quality 90) or BMP. strength in [0,1] moves the colour from white and the background from
+// black towards the drawn ones (1: the folder's rendering; 0: grey on black). The same draws of
+// rng in the same order whatever the strength. The photo covariate shift (eval/shift.h) uses it.
+struct RenderedPhoto {
+  std::string bytes;   // the encoded file
+  std::string format;  // ".png", ".jpg" or ".bmp"
+};
+RenderedPhoto render_photo(const torch::Tensor& grey, std::mt19937_64& rng, int min_size,
+                           int max_size, double strength = 1.0);
 
 // Writes the folder from `source` (grey [1,H,W] images in [0,1], labels) with captions from
 // `classes`; returns the manifest's path. Every file is written whole or not at all.

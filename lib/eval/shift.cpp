@@ -6,17 +6,28 @@
 #include <numeric>
 #include <sstream>
 
+#include <random>
+
 #include <torch/torch.h>
 #include <opencv2/imgproc.hpp>
 
 #include "mmkt/core/error.h"
 #include "mmkt/core/random.h"
+#include "mmkt/data/photo_folder.h"
+#include "mmkt/image/convert.h"
 
 namespace mmkt::eval {
 namespace {
 
 // Independent streams for the draws of one seed.
-enum Stream : std::uint64_t { kNoise = 1, kClassOrder, kPriorItems, kDerangement, kConceptItems };
+enum Stream : std::uint64_t {
+  kNoise = 1,
+  kClassOrder,
+  kPriorItems,
+  kDerangement,
+  kConceptItems,
+  kPhoto
+};
 std::uint64_t stream_seed(std::uint64_t seed, Stream s) { return mix64(mix64(seed) ^ s); }
 
 std::string format_number(double v) {
@@ -55,6 +66,13 @@ torch::Tensor per_channel(const torch::Tensor& x, Fn fn) {
   }
   return out;
 }
+
+// The photo shift's file sides: the photo folder's 28-120 pixels for 28-pixel items, scaled
+// with the item's side otherwise.
+struct PhotoSides {
+  int min, max;
+};
+PhotoSides photo_sides(int side) { return {side, std::max(side, side * 120 / 28)}; }
 
 class CovariateShift : public data::Dataset {
  public:
@@ -128,6 +146,21 @@ class CovariateShift : public data::Dataset {
         return out;
       });
     }
+    if (kind_ == "photo") {
+      // The item as a user's photo file (data/photo_folder.h, drawn per (seed, index)), then
+      // read back the way a manifest item is: decoded, brought to the base's side (area
+      // interpolation when shrinking, cubic when growing, centre crop) and channel count.
+      MMKT_CHECK_INPUT(x.size(0) == 1 && h == w, info_.name,
+                       ": the photo shift needs square grey [1,H,W] images, item ", index, " is ",
+                       x.sizes());
+      std::mt19937_64 rng(mix64(stream_seed(seed_, kPhoto) ^ static_cast<std::uint64_t>(index)));
+      const PhotoSides sides = photo_sides(h);
+      const auto photo =
+          data::render_photo(x[0], rng, sides.min, sides.max, std::min(severity_, 1.0));
+      const auto name = info_.name + " item " + std::to_string(index);
+      const auto decoded = image::decode_square_image(photo.bytes, 1, h, name);
+      return image::mat_to_tensor(decoded).to(torch::kFloat32).div(255);
+    }
     // contrast
     const auto mean = x.mean();
     return mean + (x - mean) / (1.0 + severity_);
@@ -179,7 +212,7 @@ class ConceptShift : public data::Dataset {
 }  // namespace
 
 std::vector<std::string> covariate_shift_kinds() {
-  return {"rotation", "noise", "blur", "contrast"};
+  return {"rotation", "noise", "blur", "contrast", "photo"};
 }
 
 data::DatasetPtr covariate_shift(data::DatasetPtr base, const std::string& kind, double severity,
@@ -193,6 +226,9 @@ data::DatasetPtr covariate_shift(data::DatasetPtr base, const std::string& kind,
   }
   MMKT_CHECK_INPUT(std::isfinite(severity) && severity >= 0, "covariate shift '", kind,
                    "': severity must be a number >= 0, got ", severity);
+  MMKT_CHECK_INPUT(kind != "photo" || severity <= 1,
+                   "covariate shift 'photo': severity is a tint strength in [0, 1], got ",
+                   severity);
   return std::make_shared<CovariateShift>(std::move(base), kind, severity, seed);
 }
 

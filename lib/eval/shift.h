@@ -13,7 +13,7 @@
 
 namespace mmkt::eval {
 
-// The kinds covariate_shift accepts: rotation, noise, blur, contrast.
+// The kinds covariate_shift accepts: rotation, noise, blur, contrast, photo.
 std::vector<std::string> covariate_shift_kinds();
 
 // Images transformed per item (float [C,H,W] in [0,1], through OpenCV):
@@ -22,6 +22,11 @@ std::vector<std::string> covariate_shift_kinds();
 //   noise:    + N(0, (0.1 * severity)^2) per pixel, clamped to [0,1], fixed per (seed, index);
 //   blur:     Gaussian, sigma = 0.5 * severity, kernel 2*ceil(3 sigma) + 1, reflected border;
 //   contrast: x' = m + (x - m) / (1 + severity), m the image's mean over all channels.
+//   photo:    the item as a user's photo (data/photo_folder.h: grey, tinted on black or a
+//             tinted product shot on a light background, one in three each; a side of H to
+//             120H/28 pixels; PNG, JPEG q90 or BMP), decoded and resized back like a manifest
+//             item; severity in [0, 1] is the tint strength (1: the own-data folder's
+//             rendering). Square grey items only. Draws fixed per (seed, index).
 // info().name becomes "<base name>+<kind>@<severity>". Unknown kind or severity < 0: InputError.
 data::DatasetPtr covariate_shift(data::DatasetPtr base, const std::string& kind, double severity,
                                  std::uint64_t seed);

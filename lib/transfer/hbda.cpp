@@ -47,8 +47,8 @@ nlohmann::json hbda_options_to_json(const HbdaOptions& o) {
 namespace {
 
 const std::vector<std::string>& all_methods() {
-  static const std::vector<std::string> m = {"source only", "separate", "pooled", "finetune",
-                                             "hbda"};
+  static const std::vector<std::string> m = {"source only", "separate", "pooled",
+                                             "finetune",    "hbda",     "hbda-domain"};
   return m;
 }
 
@@ -105,9 +105,10 @@ HbdaOptions hbda_options_from_json(const nlohmann::json& user, const std::string
   for (const auto& m : o.methods) {
     MMKT_CHECK_INPUT(
         std::find(all_methods().begin(), all_methods().end(), m) != all_methods().end(), source,
-        ": unknown method '", m, "' (expected source only, separate, pooled, finetune or hbda)");
+        ": unknown method '", m,
+        "' (expected source only, separate, pooled, finetune, hbda or hbda-domain)");
   }
-  const bool hbda = std::find(o.methods.begin(), o.methods.end(), "hbda") != o.methods.end();
+  const bool hbda = contains(o.methods, "hbda") || contains(o.methods, "hbda-domain");
   MMKT_CHECK_INPUT(!hbda || !o.domain_precision.empty(), source,
                    ": hbda needs at least one domain_precision");
   return o;
@@ -474,10 +475,10 @@ nlohmann::json run_hbda(const HbdaOptions& o, const Runtime& rt) {
         }
       }
       // hbda over the lambda_d grid, chosen by mean best validation accuracy on the targets
-      if (contains(o.methods, "hbda")) {
-        double best_score = -1, best_lambda = 0;
-        std::vector<Watch> best_watches;
-        for (const double lambda : o.domain_precision) {
+      if (contains(o.methods, "hbda") || contains(o.methods, "hbda-domain")) {
+        // One joint training with lambda_d = lambdas[d]; the targets' watches.
+        auto train_hbda = [&](const std::vector<double>& lambdas, const std::string& method,
+                              const std::string& label, json log_tag) {
           std::vector<Member> members;
           std::vector<std::vector<torch::Tensor>> params;
           std::vector<Watch> watches;
@@ -488,14 +489,29 @@ nlohmann::json run_hbda(const HbdaOptions& o, const Runtime& rt) {
                  {d},
                  domains[d].train.size()});
             params.push_back(members.back().model->parameters());
-            if (d > 0) watches.push_back(watch("hbda", d, d));
+            if (d > 0) watches.push_back(watch(method, d, d));
           }
-          HierarchicalPrior prior(params, std::vector<double>(targets, lambda), o.top_precision);
-          std::ostringstream name;
-          name << at << "hbda lambda " << lambda;
-          train_members(members, &prior, watches, c, name.str(), tag("hbda", lambda));
+          HierarchicalPrior prior(params, lambdas, o.top_precision);
+          train_members(members, &prior, watches, c, at + label, log_tag);
+          return watches;
+        };
+        double best_score = -1, best_lambda = 0;
+        std::vector<Watch> best_watches;
+        // Per target: the grid's lambda with the best validation accuracy on that target.
+        std::vector<double> domain_lambda(targets, 0.0), domain_best(targets, -1.0);
+        for (const double lambda : o.domain_precision) {
+          std::ostringstream label;
+          label << "hbda lambda " << lambda;
+          const auto watches = train_hbda(std::vector<double>(targets, lambda), "hbda", label.str(),
+                                          tag("hbda", lambda));
           double score = 0;
-          for (const auto& w : watches) score += w.best_validation;
+          for (const auto& w : watches) {
+            score += w.best_validation;
+            if (w.best_validation > domain_best[w.domain]) {
+              domain_best[w.domain] = w.best_validation;
+              domain_lambda[w.domain] = lambda;
+            }
+          }
           score /= static_cast<double>(watches.size());
           grid.push_back({{"seed", seed},
                           {"per_class", per_class},
@@ -505,14 +521,30 @@ nlohmann::json run_hbda(const HbdaOptions& o, const Runtime& rt) {
             best_score = score;
             best_lambda = lambda;
             best_watches = watches;
-            for (auto& w : best_watches) w.method = "hbda";
           }
-          log::info(name.str(), ": mean validation accuracy on the targets ", score);
+          log::info(at, label.str(), ": mean validation accuracy on the targets ", score);
         }
-        for (const auto& w : best_watches) {
-          auto row = watch_row(w, domains, seed, per_class);
-          row["lambda"] = best_lambda;
-          rows.push_back(row);
+        if (contains(o.methods, "hbda")) {
+          for (const auto& w : best_watches) {
+            auto row = watch_row(w, domains, seed, per_class);
+            row["lambda"] = best_lambda;
+            rows.push_back(row);
+          }
+        }
+        if (contains(o.methods, "hbda-domain")) {
+          // Finkel and Manning's sigma_d per domain: each target's lambda_d chosen above, the
+          // source's the shared grid's choice, then one joint training with them.
+          domain_lambda[0] = best_lambda;
+          json log_tag = tag("hbda-domain", 0);
+          log_tag["lambdas"] = domain_lambda;
+          const auto watches =
+              train_hbda(domain_lambda, "hbda-domain", "hbda lambda per domain", log_tag);
+          for (const auto& w : watches) {
+            auto row = watch_row(w, domains, seed, per_class);
+            row["lambda"] = domain_lambda[w.domain];
+            row["lambdas"] = domain_lambda;
+            rows.push_back(row);
+          }
         }
       }
     }

@@ -9,7 +9,11 @@
 //   pooled       one model on the union of all domains' items;
 //   finetune     the pooled model, trained further on one target domain's items;
 //   hbda         one model per domain tied by the shared prior of hierarchical_prior.h
-//                (Finkel and Manning 2009), all trained jointly.
+//                (Finkel and Manning 2009), all trained jointly, one lambda_d for all domains
+//                chosen from a grid;
+//   hbda-domain  the same with a lambda_d per domain (Finkel and Manning's sigma_d): each
+//                target's from the grid runs by its own validation accuracy, the source's the
+//                shared choice; then one more joint training with them.
 //
 // Every model is MAP under the same top-level prior N(0, 1/top_precision): a model fitted to
 // N items minimises mean CE + top_precision / (2N) ||theta||^2 (hbda: mean CE_d +
@@ -51,7 +55,8 @@ struct HbdaOptions {
   double lr = 1e-3;
   double top_precision = 1.0;                              // lambda_top
   std::vector<double> domain_precision = {10, 100, 1000};  // lambda_d grid (chosen on validation)
-  std::vector<std::string> methods = {"source only", "separate", "pooled", "finetune", "hbda"};
+  std::vector<std::string> methods = {"source only", "separate", "pooled",
+                                      "finetune",    "hbda",     "hbda-domain"};
   std::string out_dir;
   double progress_seconds = 10;
 };
