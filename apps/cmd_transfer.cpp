@@ -1,6 +1,6 @@
-// `mmkt transfer --method hbda|dwp --config FILE --out DIR`: the lecture's transfer schemes
-// beyond distillation, each an experiment that trains and judges its own models (lib/transfer/).
-// Antidistillation (a small student grown into a large one) is `mmkt distill --grow-from`.
+// `mmkt transfer --method antidistill|hbda|dwp --config FILE --out DIR`: the lecture's transfer
+// schemes beyond distillation, each an experiment that trains and judges its own models
+// (lib/transfer/). A single grown student is also `mmkt distill --grow-from`.
 #include <iostream>
 
 #include "commands.h"
@@ -8,6 +8,7 @@
 #include "mmkt/core/log.h"
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
+#include "mmkt/transfer/antidistill.h"
 #include "mmkt/transfer/dwp.h"
 #include "mmkt/transfer/hbda.h"
 
@@ -23,10 +24,11 @@ void register_transfer(CLI::App& root, CommonOptions& common) {
   auto args = std::make_shared<Args>();
   auto* cmd = root.add_subcommand(
       "transfer",
-      "knowledge transfer: hierarchical prior across domains (hbda), deep weight prior (dwp)");
+      "knowledge transfer: antidistillation (small -> large), hierarchical prior across domains "
+      "(hbda), deep weight prior (dwp)");
   cmd->add_option("--method", args->method,
-                  "hbda (shared hierarchical prior across domains) | dwp (deep weight prior); "
-                  "antidistillation is mmkt distill --grow-from")
+                  "antidistill (a small student grows into a large one) | hbda (shared "
+                  "hierarchical prior across domains) | dwp (deep weight prior)")
       ->capture_default_str();
   cmd->add_option("--config", args->config, "experiment JSON (keys: see --print-config)");
   cmd->add_option("--set", args->set, "override a config key: key=value (repeatable)");
@@ -34,11 +36,12 @@ void register_transfer(CLI::App& root, CommonOptions& common) {
   auto* print = cmd->add_flag("--print-config", "print the method's default config and exit");
   cmd->callback([&common, args, print] {
     const Runtime rt = init_runtime(common.runtime);
-    const bool hbda = args->method == "hbda";
-    MMKT_CHECK_INPUT(hbda || args->method == "dwp", "transfer --method '", args->method,
-                     "' (expected hbda or dwp; antidistillation is `mmkt distill --grow-from`)");
-    const nlohmann::json defaults =
-        hbda ? transfer::hbda_options_to_json({}) : transfer::dwp_options_to_json({});
+    const std::string& method = args->method;
+    MMKT_CHECK_INPUT(method == "antidistill" || method == "hbda" || method == "dwp",
+                     "transfer --method '", method, "' (expected antidistill, hbda or dwp)");
+    const nlohmann::json defaults = method == "hbda"  ? transfer::hbda_options_to_json({})
+                                    : method == "dwp" ? transfer::dwp_options_to_json({})
+                                                      : transfer::antidistill_options_to_json({});
     if (print->count() > 0) {
       std::cout << defaults.dump(2) << "\n";
       return;
@@ -52,14 +55,18 @@ void register_transfer(CLI::App& root, CommonOptions& common) {
     }
     nlohmann::json config = io::merge_strict(defaults, user, source);
     for (const auto& s : args->set) io::apply_override(config, s);
-    if (hbda) {
+    if (method == "hbda") {
       auto options = transfer::hbda_options_from_json(config, source);
       options.out_dir = args->out;
       transfer::run_hbda(options, rt);
-    } else {
+    } else if (method == "dwp") {
       auto options = transfer::dwp_options_from_json(config, source);
       options.out_dir = args->out;
       transfer::run_dwp(options, rt);
+    } else {
+      auto options = transfer::antidistill_options_from_json(config, source);
+      options.out_dir = args->out;
+      transfer::run_antidistill(options, rt);
     }
     std::cout << io::read_file(args->out + "/result.md");
     log::info("results and log written to ", args->out);

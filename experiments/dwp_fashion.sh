@@ -8,19 +8,25 @@
 #   random init, DWP init, DWP prior (VI, beta chosen on validation), KD from the teacher,
 #   DWP (teacher prior) + KD. 3 seeds. Test accuracy at the best validation step, and the
 #   learning curves (accuracy on 2000 test items every 50 steps, mean over seeds) as a PNG.
-# Usage: [THREADS=2] [EXTRA="--set seeds=[0]"] bash experiments/dwp_fashion.sh  (~25 min alone)
+# The VI baseline under a standard-normal prior (the same q(w) and beta grid, KL to N(0, I)),
+# beside random init on the same splits (~13 min alone):
+#   CONFIG=experiments/dwp_fashion_vi_normal.json NAME=dwp_fashion_vi_normal bash experiments/dwp_fashion.sh
+# Usage: [THREADS=2] [CONFIG=...] [NAME=...] [EXTRA="--set seeds=[0]"] bash experiments/dwp_fashion.sh
+#        (~25 min alone)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mmkt=${MMKT:-build/release/bin/mmkt}
 threads=${THREADS:-2}
 extra=${EXTRA:-}
-out=experiments/results/dwp_fashion
-work=${WORK:-runs/dwp_fashion}
+config=${CONFIG:-experiments/dwp_fashion.json}
+name=${NAME:-dwp_fashion}
+out=experiments/results/$name
+work=${WORK:-runs/$name}
 mkdir -p "$out" "$work"
 if [ -z "${PLOT_ONLY:-}" ]; then
   "$mmkt" --threads "$threads" info > "$out/machine.json"
   # shellcheck disable=SC2206
-  cmd=("$mmkt" --threads "$threads" transfer --method dwp --config experiments/dwp_fashion.json
+  cmd=("$mmkt" --threads "$threads" transfer --method dwp --config "$config"
        --out "$work" $extra)
   echo "${cmd[*]}" > "$out/command.txt"
   start=$(date +%s)

@@ -144,6 +144,24 @@ TEST(ConvNet, ShapesAndWeightOverride) {
   EXPECT_THROW(ConvNet{spec}, InputError);
 }
 
+TEST(Dwp, NormalKlMatchesItsClosedForm) {
+  // KL(N(m, s^2) || N(0, 1)) = (s^2 + m^2 - 1) / 2 - log s per element:
+  // m = 1, s = 1: 0.5; m = 0, s = e: (e^2 - 1) / 2 - 1; m = -2, s = e^-1: (e^-2 + 3) / 2 + 1.
+  const auto mean = torch::tensor({1.0, 0.0, -2.0}, torch::kFloat64);
+  const auto log_sigma = torch::tensor({0.0, 1.0, -1.0}, torch::kFloat64);
+  const double e = std::exp(1.0);
+  const double expected = 0.5 + ((e * e - 1) / 2 - 1) + ((1 / (e * e) + 3) / 2 + 1);
+  EXPECT_NEAR(normal_kl(mean, log_sigma).item<double>(), expected, 1e-12);
+  // Zero, with zero gradient, at the prior itself.
+  const auto m = torch::zeros({4, 5}, torch::kFloat64).requires_grad_(true);
+  const auto ls = torch::zeros({4, 5}, torch::kFloat64).requires_grad_(true);
+  const auto kl = normal_kl(m, ls);
+  kl.backward();
+  EXPECT_NEAR(kl.item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(m.grad().abs().max().item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(ls.grad().abs().max().item<double>(), 0.0, 1e-12);
+}
+
 TEST(Dwp, ConfigErrors) {
   EXPECT_NO_THROW(dwp_options_from_json(dwp_options_to_json({}), "x.json"));
   EXPECT_THROW(dwp_options_from_json({{"kernal", 5}}, "x.json"), InputError);
@@ -183,10 +201,10 @@ TEST(Dwp, TinyExperimentEndToEnd) {
   ro.threads = 1;
   ro.log_level = "warn";
   const auto result = run_dwp(o, init_runtime(ro));
-  ASSERT_EQ(result["rows"].size(), 5u);
-  EXPECT_EQ(result["curves"].size(), 15u);  // steps 0, 5, 10 for each method
+  ASSERT_EQ(result["rows"].size(), 6u);
+  EXPECT_EQ(result["curves"].size(), 18u);  // steps 0, 5, 10 for each method
   EXPECT_EQ(result["priors"].size(), 4u);   // two layers x (source, teacher)
-  ASSERT_EQ(result["kl_grid"].size(), 6u);  // (dwp-prior, dwp-distill) x 3 betas
+  ASSERT_EQ(result["kl_grid"].size(), 9u);  // (dwp-prior, dwp-distill, vi-normal) x 3 betas
   for (const auto& r : result["rows"]) {
     if (!r.contains("kl_weight")) continue;
     double best = -1, beta = 0;  // the first beta of the grid wins ties, as in run_dwp

@@ -65,6 +65,11 @@ torch::Tensor dwp_kl_bound(KernelVaeImpl& vae, const torch::Tensor& sampled_weig
   return -entropy - elbo;
 }
 
+torch::Tensor normal_kl(const torch::Tensor& mean, const torch::Tensor& log_sigma) {
+  // KL(N(m, s^2) || N(0, 1)) = sum (s^2 + m^2 - 1) / 2 - log s.
+  return (0.5 * ((2 * log_sigma).exp() + mean.square() - 1) - log_sigma).sum();
+}
+
 json dwp_options_to_json(const DwpOptions& o) {
   return {{"source_dataset", o.source_dataset},
           {"dataset", o.dataset},
@@ -95,8 +100,8 @@ json dwp_options_to_json(const DwpOptions& o) {
 namespace {
 
 const std::vector<std::string>& all_methods() {
-  static const std::vector<std::string> m = {"random", "dwp-init", "dwp-prior", "distill",
-                                             "dwp-distill"};
+  static const std::vector<std::string> m = {"random",  "dwp-init",    "dwp-prior",
+                                             "distill", "dwp-distill", "vi-normal"};
   return m;
 }
 
@@ -155,7 +160,7 @@ DwpOptions dwp_options_from_json(const json& user, const std::string& source) {
     MMKT_CHECK_INPUT(
         std::find(all_methods().begin(), all_methods().end(), m) != all_methods().end(), source,
         ": unknown method '", m,
-        "' (expected random, dwp-init, dwp-prior, distill or dwp-distill)");
+        "' (expected random, dwp-init, dwp-prior, distill, dwp-distill or vi-normal)");
   }
   return o;
 }
@@ -259,7 +264,8 @@ std::vector<KernelVae> fit_priors(const std::vector<ConvNet>& nets, const DwpOpt
 
 struct StudentPlan {
   std::string method;
-  std::vector<KernelVae>* prior = nullptr;  // init from it (and VI with it when vi)
+  std::vector<KernelVae>* prior = nullptr;  // init from it (and VI with it when vi; VI under
+                                            // N(0, I) when vi without a prior)
   bool vi = false;
   bool kd = false;
   double kl_weight = 1.0;
@@ -333,7 +339,9 @@ Outcome train_student(const StudentPlan& plan, const Images& train, const Images
       const auto means = net->conv_weights();
       for (std::size_t l = 0; l < means.size(); ++l) {
         sampled.push_back(means[l] + log_sigma[l].exp() * torch::randn_like(means[l]));
-        kl = kl + dwp_kl_bound(*(*plan.prior)[l], sampled.back(), log_sigma[l]);
+        kl = kl + (plan.prior != nullptr
+                       ? dwp_kl_bound(*(*plan.prior)[l], sampled.back(), log_sigma[l])
+                       : normal_kl(means[l], log_sigma[l]));
       }
       logits = net->forward(x, sampled);
     } else {
@@ -459,7 +467,8 @@ json run_dwp(const DwpOptions& o, const Runtime& rt) {
                                               {"dwp-init", &source_prior, false, false, 1.0},
                                               {"dwp-prior", &source_prior, true, false, 1.0},
                                               {"distill", nullptr, false, true, 1.0},
-                                              {"dwp-distill", &teacher_prior, true, true, 1.0}};
+                                              {"dwp-distill", &teacher_prior, true, true, 1.0},
+                                              {"vi-normal", nullptr, true, false, 1.0}};
       for (const auto& base : plans) {
         if (!contains(o.methods, base.method)) continue;
         // Variational methods: one training per beta, the best by validation accuracy kept.
@@ -568,8 +577,9 @@ std::string dwp_markdown(const json& result) {
     md << "\n";
   }
   if (!result.at("kl_grid").empty()) {
-    md << "\nThe DWP-prior methods' beta (weight of the KL bound), chosen per seed and size by "
-          "validation accuracy; the table gives each beta's mean best validation accuracy:\n\n"
+    md << "\nThe variational methods' beta (weight of the KL term: the DWP bound, or the "
+          "closed-form KL to N(0, I) for vi-normal), chosen per seed and size by validation "
+          "accuracy; the table gives each beta's mean best validation accuracy:\n\n"
           "| method | items per class |";
     const auto betas = c.at("kl_weights").get<std::vector<double>>();
     for (double b : betas) md << " beta = " << b << " |";

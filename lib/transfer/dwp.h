@@ -15,16 +15,19 @@
 //               one sample of w and of z per step; per item: CE + beta * KL bound / N, beta
 //               from kl_weights chosen by validation accuracy (beta = 1 is the bound itself;
 //               beta < 1 the tempered posterior most VI practice needs on small data).
+//   VI normal   the baseline for the DWP prior (the paper's standard-normal prior): the same
+//               q(w), means from the random init, the same beta grid, with the closed-form
+//               KL(q || N(0, I)) on the conv kernels instead of the DWP bound.
 // Predictions of a DWP-prior network use the posterior means m.
 // DWP + distillation adds Hinton's KD (distill/losses.h) from a teacher, a wider ConvNet
 // trained on the whole training split, whose kernels are also where its prior is learned.
 //
 // The experiment: prior networks trained on the source dataset (MNIST digits for a
-// Fashion-MNIST target); target students trained on per_class items per class, five ways
+// Fashion-MNIST target); target students trained on per_class items per class, six ways
 // (random, dwp-init, dwp-prior, distill = KD from random init, dwp-distill = teacher prior +
-// KD), each for `steps` steps; the reported test accuracy is at the step of best validation
-// accuracy (validation_per_class held-out items per class), the learning curves are accuracy
-// on curve_items test items every eval_every steps.
+// KD, vi-normal), each for `steps` steps; the reported test accuracy is at the step of best
+// validation accuracy (validation_per_class held-out items per class), the learning curves are
+// accuracy on curve_items test items every eval_every steps.
 #pragma once
 
 #include <cstdint>
@@ -87,7 +90,8 @@ struct DwpOptions {
   double kd_temperature = 4.0;
   double kd_weight = 1.0;
   std::vector<double> kl_weights = {1.0, 0.1, 0.01};  // beta grid of the DWP-prior methods
-  std::vector<std::string> methods = {"random", "dwp-init", "dwp-prior", "distill", "dwp-distill"};
+  std::vector<std::string> methods = {"random",  "dwp-init",    "dwp-prior",
+                                      "distill", "dwp-distill", "vi-normal"};
   std::string out_dir;
   double progress_seconds = 10;
 };
@@ -100,6 +104,10 @@ DwpOptions dwp_options_from_json(const nlohmann::json& user, const std::string& 
 // `vae` is not trained here (its parameters get no gradient from the caller's optimiser).
 torch::Tensor dwp_kl_bound(KernelVaeImpl& vae, const torch::Tensor& sampled_weight,
                            const torch::Tensor& log_sigma);
+
+// KL(N(mean, exp(log_sigma)^2) || N(0, 1)), summed over the elements: the VI-normal baseline's
+// KL term.
+torch::Tensor normal_kl(const torch::Tensor& mean, const torch::Tensor& log_sigma);
 
 // Trains the prior networks, the teacher and the kernel VAEs, then every method for every
 // seed and size; writes out_dir/{config.json, result.json, result.md, curves.tsv, log.jsonl}.
