@@ -35,6 +35,7 @@ TEST(Antidistill, ConfigErrorsNameTheKey) {
   expect_error({{"teacher", "r"}, {"small", "mlp:8"}, {"large", "mlp:8"}}, "same network");
   expect_error({{"teacher", "r"}, {"lr", -1}}, "lr");
   expect_error({{"teacher", "r"}, {"smal", "mlp:8"}}, "smal");
+  expect_error({{"teacher", "r"}, {"grown_lr", -1e-4}}, "grown_lr");
 }
 
 TEST(Antidistill, TinyExperimentEndToEndAndResumes) {
@@ -123,5 +124,19 @@ TEST(Antidistill, TinyExperimentEndToEndAndResumes) {
   const auto again = run_antidistill(o, rt);
   EXPECT_EQ(again["rows"], result["rows"]);
   EXPECT_EQ(again["loss_curves"], result["loss_curves"]);
+
+  // grown_lr adds the grown start at its own rate; seed 0, one epoch: only that student is new.
+  o.seeds = {0};
+  o.epochs = {1};
+  o.grown_lr = 1e-4;
+  const auto with_lr = run_antidistill(o, rt);
+  ASSERT_EQ(with_lr["rows"].size(), 5u);
+  EXPECT_EQ(with_lr["rows"][3]["key"], "grownlr_e1");
+  const auto grown_lr = io::load_json_file(o.out_dir + "/s0/grownlr_e1/result.json");
+  EXPECT_EQ(grown_lr["options"]["lr"].get<double>(), 1e-4);
+  EXPECT_EQ(grown_lr["grown_from"]["student"], "mlp:4");
+  EXPECT_EQ(with_lr["rows"][1]["probe"]["values"][0], rows["random_e1"]["probe"]["values"][0]);
+  EXPECT_NE(io::read_file(o.out_dir + "/result.md").find("grown from the small, lr 0.0001"),
+            std::string::npos);
   fs::remove_all(base);
 }

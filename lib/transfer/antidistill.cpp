@@ -30,7 +30,8 @@ json antidistill_options_to_json(const AntidistillOptions& o) {
           {"seeds", o.seeds},
           {"max_items", o.max_items},
           {"batch_size", o.batch_size},
-          {"lr", o.lr}};
+          {"lr", o.lr},
+          {"grown_lr", o.grown_lr}};
 }
 
 AntidistillOptions antidistill_options_from_json(const json& user, const std::string& source) {
@@ -46,11 +47,14 @@ AntidistillOptions antidistill_options_from_json(const json& user, const std::st
   o.max_items = read_option<std::int64_t>(j, "max_items", source);
   o.batch_size = read_option<std::int64_t>(j, "batch_size", source);
   o.lr = read_option<double>(j, "lr", source);
+  o.grown_lr = read_option<double>(j, "grown_lr", source);
   MMKT_CHECK_INPUT(!o.teacher.empty(), source,
                    ": teacher: the trained run the students learn from (--set teacher=RUN)");
   MMKT_CHECK_INPUT(o.small_epochs > 0 && o.batch_size > 0 && o.max_items >= 0, source,
                    ": small_epochs and batch_size must be positive, max_items >= 0");
   MMKT_CHECK_INPUT(std::isfinite(o.lr) && o.lr > 0, source, ": lr must be positive");
+  MMKT_CHECK_INPUT(std::isfinite(o.grown_lr) && o.grown_lr >= 0, source,
+                   ": grown_lr must be >= 0 (0: no extra start)");
   MMKT_CHECK_INPUT(!o.epochs.empty() && !o.seeds.empty(), source,
                    ": epochs and seeds must not be empty");
   for (std::size_t i = 0; i < o.epochs.size(); ++i) {
@@ -64,10 +68,10 @@ AntidistillOptions antidistill_options_from_json(const json& user, const std::st
 
 namespace {
 
-// The three starts of the large student, in table order.
-const std::vector<std::string>& starts() {
-  static const std::vector<std::string> s = {"random", "grown", "fromsmall"};
-  return s;
+// The starts of the large student, in table order.
+std::vector<std::string> starts(bool grown_lr) {
+  if (grown_lr) return {"random", "grown", "grownlr", "fromsmall"};
+  return {"random", "grown", "fromsmall"};
 }
 
 // The figures the experiment compares, from one student's result.json.
@@ -130,7 +134,8 @@ json run_antidistill(const AntidistillOptions& o, const Runtime& rt) {
   for (const auto seed : o.seeds) {
     const std::string seed_dir = o.out_dir + "/s" + std::to_string(seed);
     auto student = [&](const std::string& key, const std::string& spec, std::int64_t epochs,
-                       const std::string& grow_from, const std::string& student_teacher) {
+                       const std::string& grow_from, const std::string& student_teacher,
+                       double lr) {
       const std::string dir = seed_dir + "/" + key;
       json r;
       if (io::file_exists(dir + "/result.json")) {
@@ -148,7 +153,7 @@ json run_antidistill(const AntidistillOptions& o, const Runtime& rt) {
         d.teacher_metrics = first;
         d.train.epochs = epochs;
         d.train.batch_size = o.batch_size;
-        d.train.lr = o.lr;
+        d.train.lr = lr;
         Runtime seeded = rt;
         seeded.seed = seed;
         torch::manual_seed(seed);  // as `mmkt --seed` does before a distillation
@@ -166,12 +171,13 @@ json run_antidistill(const AntidistillOptions& o, const Runtime& rt) {
       }
       return dir;
     };
-    const auto small_dir = student("small", o.small, o.small_epochs, "", "");
+    const auto small_dir = student("small", o.small, o.small_epochs, "", "", o.lr);
     for (const auto e : o.epochs) {
       const auto suffix = "_e" + std::to_string(e);
-      student("random" + suffix, o.large, e, "", "");
-      student("grown" + suffix, o.large, e, small_dir, "");
-      student("fromsmall" + suffix, o.large, e, "", small_dir);
+      student("random" + suffix, o.large, e, "", "", o.lr);
+      student("grown" + suffix, o.large, e, small_dir, "", o.lr);
+      if (o.grown_lr > 0) student("grownlr" + suffix, o.large, e, small_dir, "", o.grown_lr);
+      student("fromsmall" + suffix, o.large, e, "", small_dir, o.lr);
     }
   }
 
@@ -179,7 +185,7 @@ json run_antidistill(const AntidistillOptions& o, const Runtime& rt) {
   json rows = json::array();
   std::map<std::string, std::map<std::string, double>> means;
   std::vector<std::string> order = {"small"};
-  for (const auto& s : starts()) {
+  for (const auto& s : starts(o.grown_lr > 0)) {
     for (const auto e : o.epochs) order.push_back(s + "_e" + std::to_string(e));
   }
   for (const auto& key : order) {
@@ -200,7 +206,7 @@ json run_antidistill(const AntidistillOptions& o, const Runtime& rt) {
   // after the most epochs (quality figures only; seconds are how long it took).
   json reach = json::object();
   const std::string reference = "random_e" + std::to_string(last);
-  for (const auto& s : starts()) {
+  for (const auto& s : starts(o.grown_lr > 0)) {
     for (const auto& f : figure_names()) {
       if (f == "seconds") continue;
       json hit = nullptr;
@@ -241,10 +247,14 @@ json run_antidistill(const AntidistillOptions& o, const Runtime& rt) {
 std::string antidistill_markdown(const json& result) {
   const auto& c = result.at("config");
   const auto small = c.at("small").get<std::string>(), large = c.at("large").get<std::string>();
+  const double grown_lr = c.value("grown_lr", 0.0);
+  std::ostringstream lr_text;
+  lr_text << grown_lr;
   const std::map<std::string, std::string> names = {
       {"small", "small " + small + ", from the teacher"},
       {"random", large + " random init"},
       {"grown", large + " grown from the small"},
+      {"grownlr", large + " grown from the small, lr " + lr_text.str()},
       {"fromsmall", large + " distilled from the small"}};
   std::ostringstream md;
   md << std::fixed;
@@ -283,7 +293,7 @@ std::string antidistill_markdown(const json& result) {
     }
   }
   md << "\n| --- | ---: | ---: | ---: |\n";
-  for (const auto& s : starts()) {
+  for (const auto& s : starts(grown_lr > 0)) {
     md << "| " << names.at(s) << " |";
     for (const auto& f : figure_names()) {
       if (f == "seconds") continue;
@@ -307,7 +317,7 @@ std::string antidistill_markdown(const json& result) {
     md << "\n| --- |";
     for (std::size_t i = 0; i < n; ++i) md << " ---: |";
     md << "\n";
-    for (const auto& s : starts()) {
+    for (const auto& s : starts(grown_lr > 0)) {
       if (!loss.contains(s)) continue;
       md << "| " << names.at(s) << " |";
       for (const auto& v : loss.at(s)) md << " " << std::setprecision(2) << v.get<double>() << " |";

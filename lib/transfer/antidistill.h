@@ -11,6 +11,7 @@
 //     grown       the small student grown by Net2Net (Chen, Goodfellow, Shlens 2016;
 //                 distill/net2net.h): function-preserving, at epoch 0 it computes exactly what
 //                 the small one computes;
+//     grown lr    (when grown_lr > 0) the same, trained at grown_lr;
 //     from small  random initialisation, learning from the small student instead of the
 //                 teacher.
 // Each student is evaluated like any `mmkt distill` student (retrieval against the teacher's
@@ -43,6 +44,9 @@ struct AntidistillOptions {
   std::int64_t max_items = 0;  // transfer-set items (0 = the teacher's whole training split)
   std::int64_t batch_size = 128;
   double lr = 1e-3;
+  // > 0: a fourth start, the grown student trained with this learning rate instead of lr
+  // (Net2Net continues training a grown network at a lower rate than the original's).
+  double grown_lr = 0;
   std::string out_dir;
 };
 
@@ -51,7 +55,7 @@ AntidistillOptions antidistill_options_from_json(const nlohmann::json& user,
                                                  const std::string& source);
 
 // Trains (or reuses) every student under out_dir/s<seed>/{small, random_e<E>, grown_e<E>,
-// fromsmall_e<E>}/ and writes out_dir/{config.json, result.json, result.md}.
+// [grownlr_e<E>,] fromsmall_e<E>}/ and writes out_dir/{config.json, result.json, result.md}.
 nlohmann::json run_antidistill(const AntidistillOptions& options, const Runtime& runtime);
 
 // result.md's tables from result.json's content.
