@@ -8,7 +8,7 @@
 # reaches the random start's final quality, and the training-loss curves.
 #   Fashion-MNIST (~20 minutes alone, after the teacher):
 #     TEACHER=runs/fashion_strong_conv_s0 bash experiments/antidistill.sh
-#   shapes level 2, conv students (~25 minutes alone, after the teacher):
+#   shapes level 2, conv students (~13 minutes alone, after the teacher):
 #     TEACHER=runs/shapes_l2_jmvae_s1 CONFIG=experiments/antidistill_shapes.json NAME=antidistill_shapes \
 #       bash experiments/antidistill.sh
 # A teacher: `mmkt train --config experiments/fashion_strong_conv.json --run runs/fashion_strong_conv_s0`,
