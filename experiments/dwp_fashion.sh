@@ -11,8 +11,10 @@
 # The VI baseline under a standard-normal prior (the same q(w) and beta grid, KL to N(0, I)),
 # beside random init on the same splits (~13 min alone):
 #   CONFIG=experiments/dwp_fashion_vi_normal.json NAME=dwp_fashion_vi_normal bash experiments/dwp_fashion.sh
-# Usage: [THREADS=2] [CONFIG=...] [NAME=...] [EXTRA="--set seeds=[0]"] bash experiments/dwp_fashion.sh
-#        (~25 min alone)
+# Shapes (the shape as a 5-class label; prior from level-1 networks, students on level 4, 32 px):
+#   CONFIG=experiments/dwp_shapes.json NAME=dwp_shapes TITLE='Shapes level 4' bash experiments/dwp_fashion.sh
+# Usage: [THREADS=2] [CONFIG=...] [NAME=...] [TITLE=...] [YRANGE=0.4:0.95] [EXTRA="--set seeds=[0]"]
+#        bash experiments/dwp_fashion.sh   (~25 min alone)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mmkt=${MMKT:-build/release/bin/mmkt}
@@ -20,6 +22,8 @@ threads=${THREADS:-2}
 extra=${EXTRA:-}
 config=${CONFIG:-experiments/dwp_fashion.json}
 name=${NAME:-dwp_fashion}
+title=${TITLE:-Fashion-MNIST}
+yrange=${YRANGE:-0.4:0.95}
 out=experiments/results/$name
 work=${WORK:-runs/$name}
 mkdir -p "$out" "$work"
@@ -40,12 +44,12 @@ sizes=$(awk '!/^#/ {print $1}' "$tsv" | sort -n | uniq)
 methods=$(awk -F'\t' '!/^#/ {print $2}' "$tsv" | awk '!seen[$0]++')
 script="set terminal pngcairo size 1200,900 font ',10'
 set output '$out/curves.png'
-set multiplot layout 2,2 title 'Fashion-MNIST conv students: test accuracy (2000 items) while training, mean over seeds'
+set multiplot layout 2,2 title '$title conv students: test accuracy while training (curve items), mean over seeds'
 set grid
 set key bottom right
 set xlabel 'step'
 set ylabel 'accuracy'
-set yrange [0.4:0.95]"
+set yrange [$yrange]"
 for n in $sizes; do
   plots=()
   for m in $methods; do

@@ -169,6 +169,71 @@ TEST(Dwp, ConfigErrors) {
   EXPECT_THROW(dwp_options_from_json({{"methods", {"dwp-magic"}}}, "x.json"), InputError);
   EXPECT_THROW(dwp_options_from_json({{"teacher_channels", {32}}}, "x.json"), InputError);
   EXPECT_THROW(dwp_options_from_json({{"curve_items", 20000}}, "x.json"), InputError);
+  EXPECT_THROW(dwp_options_from_json({{"dataset", "shapes:6"}}, "x.json"), InputError);
+  EXPECT_THROW(dwp_options_from_json({{"dataset", "shapes:3"}}, "x.json"), InputError);  // mnist source
+  EXPECT_NO_THROW(
+      dwp_options_from_json({{"dataset", "shapes:3"}, {"source_dataset", "shapes:1"}}, "x.json"));
+  EXPECT_EQ(dwp_shapes_level("shapes:5"), 5);
+  EXPECT_EQ(dwp_shapes_level("shapes:0"), 0);
+  EXPECT_EQ(dwp_shapes_level("shapes:12"), 0);
+  EXPECT_EQ(dwp_shapes_level("fashion-mnist"), 0);
+}
+
+// The smallest experiment that exercises every stage: one source network, a few steps each.
+static DwpOptions tiny_dwp_options(const std::filesystem::path& dir) {
+  DwpOptions o;
+  o.channels = {4, 8};
+  o.teacher_channels = {8, 8};
+  o.source_networks = 1;
+  o.source_steps = 5;
+  o.teacher_steps = 5;
+  o.vae_steps = 20;
+  o.validation_per_class = 3;
+  o.seeds = {0};
+  o.out_dir = dir.string();
+  o.progress_seconds = 1e9;
+  return o;
+}
+
+static nlohmann::json run_tiny_dwp(const DwpOptions& o) {
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.log_level = "warn";
+  return run_dwp(o, init_runtime(ro));
+}
+
+// Shapes as the DWP task: 5 shape classes on 3-channel images, the prior from level-1 networks.
+// Needs no installed data (shapes are generated).
+TEST(Dwp, TinyShapesExperiment) {
+  const auto dir = std::filesystem::temp_directory_path() / "mmkt_test_dwp_shapes";
+  std::filesystem::remove_all(dir);
+  auto o = tiny_dwp_options(dir);
+  o.source_dataset = "shapes:1";
+  o.dataset = "shapes:3";
+  o.shapes_image_size = 16;
+  o.shapes_train_items = 200;
+  o.per_class = {4};
+  o.test_items = 60;
+  o.curve_items = 60;
+  o.steps = 6;
+  o.eval_every = 3;
+  o.batch_size = 8;
+  o.kl_weights = {0.1};
+  o.methods = {"random", "dwp-init", "dwp-prior", "dwp-distill"};
+  const auto result = run_tiny_dwp(o);
+  ASSERT_EQ(result["rows"].size(), 4u);
+  // 5 classes: the student's test accuracy is a multiple of 1/60 in [0, 1], and the priors
+  // were fitted to 3-channel first-layer kernels: 4 x 3 slices of 5x5 per network.
+  for (const auto& r : result["rows"]) {
+    const double t = r["test"].get<double>();
+    EXPECT_GE(t, 0.0);
+    EXPECT_LE(t, 1.0);
+    EXPECT_NEAR(t * 60, std::round(t * 60), 1e-6) << r.dump();
+  }
+  ASSERT_EQ(result["priors"].size(), 4u);
+  EXPECT_EQ(result["priors"][0]["kernels"].get<std::int64_t>(), 4 * 3);
+  EXPECT_EQ(result["config"]["dataset"], "shapes:3");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Dwp, TinyExperimentEndToEnd) {
@@ -180,27 +245,14 @@ TEST(Dwp, TinyExperimentEndToEnd) {
   if (!have) GTEST_SKIP() << "MNIST or Fashion-MNIST not installed";
   const auto dir = std::filesystem::temp_directory_path() / "mmkt_test_dwp";
   std::filesystem::remove_all(dir);
-  DwpOptions o;
-  o.channels = {4, 8};
-  o.teacher_channels = {8, 8};
-  o.source_networks = 1;
-  o.source_steps = 5;
-  o.teacher_steps = 5;
-  o.vae_steps = 20;
+  auto o = tiny_dwp_options(dir);
   o.per_class = {3};
-  o.validation_per_class = 3;
   o.test_items = 100;
   o.curve_items = 50;
-  o.seeds = {0};
   o.steps = 10;
   o.eval_every = 5;
   o.batch_size = 16;
-  o.out_dir = dir.string();
-  o.progress_seconds = 1e9;
-  RuntimeOptions ro;
-  ro.threads = 1;
-  ro.log_level = "warn";
-  const auto result = run_dwp(o, init_runtime(ro));
+  const auto result = run_tiny_dwp(o);
   ASSERT_EQ(result["rows"].size(), 6u);
   EXPECT_EQ(result["curves"].size(), 18u);  // steps 0, 5, 10 for each method
   EXPECT_EQ(result["priors"].size(), 4u);   // two layers x (source, teacher)

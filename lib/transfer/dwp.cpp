@@ -13,6 +13,7 @@
 #include "mmkt/core/progress.h"
 #include "mmkt/core/random.h"
 #include "mmkt/data/labelled_images.h"
+#include "mmkt/data/shapes.h"
 #include "mmkt/distill/losses.h"
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
@@ -70,6 +71,15 @@ torch::Tensor normal_kl(const torch::Tensor& mean, const torch::Tensor& log_sigm
   return (0.5 * ((2 * log_sigma).exp() + mean.square() - 1) - log_sigma).sum();
 }
 
+int dwp_shapes_level(const std::string& dataset) {
+  const std::string prefix = "shapes:";
+  if (dataset.size() != prefix.size() + 1 || dataset.compare(0, prefix.size(), prefix) != 0) {
+    return 0;
+  }
+  const char c = dataset.back();
+  return c >= '1' && c <= '5' ? c - '0' : 0;
+}
+
 json dwp_options_to_json(const DwpOptions& o) {
   return {{"source_dataset", o.source_dataset},
           {"dataset", o.dataset},
@@ -94,7 +104,9 @@ json dwp_options_to_json(const DwpOptions& o) {
           {"kd_temperature", o.kd_temperature},
           {"kd_weight", o.kd_weight},
           {"kl_weights", o.kl_weights},
-          {"methods", o.methods}};
+          {"methods", o.methods},
+          {"shapes_image_size", o.shapes_image_size},
+          {"shapes_train_items", o.shapes_train_items}};
 }
 
 namespace {
@@ -134,14 +146,22 @@ DwpOptions dwp_options_from_json(const json& user, const std::string& source) {
   o.kd_weight = read_option<double>(j, "kd_weight", source);
   o.methods = read_option<std::vector<std::string>>(j, "methods", source);
   o.kl_weights = read_option<std::vector<double>>(j, "kl_weights", source);
+  o.shapes_image_size = read_option<std::int64_t>(j, "shapes_image_size", source);
+  o.shapes_train_items = read_option<std::int64_t>(j, "shapes_train_items", source);
   MMKT_CHECK_INPUT(!o.kl_weights.empty(), source, ": kl_weights: at least one beta");
   for (double b : o.kl_weights) {
     MMKT_CHECK_INPUT(std::isfinite(b) && b > 0, source, ": kl_weights must be positive, got ", b);
   }
   for (const auto& d : {o.source_dataset, o.dataset}) {
-    MMKT_CHECK_INPUT(d == "mnist" || d == "fashion-mnist", source, ": dataset '", d,
-                     "' (expected mnist or fashion-mnist)");
+    MMKT_CHECK_INPUT(d == "mnist" || d == "fashion-mnist" || dwp_shapes_level(d) > 0, source,
+                     ": dataset '", d, "' (expected mnist, fashion-mnist or shapes:1 .. shapes:5)");
   }
+  MMKT_CHECK_INPUT(o.shapes_image_size >= 16 && o.shapes_train_items > 0, source,
+                   ": shapes_image_size must be >= 16 and shapes_train_items > 0");
+  MMKT_CHECK_INPUT((dwp_shapes_level(o.source_dataset) > 0) == (dwp_shapes_level(o.dataset) > 0),
+                   source, ": source_dataset '", o.source_dataset, "' and dataset '", o.dataset,
+                   "' must both be shapes levels or both 28x28 grey IDX datasets (the prior's "
+                   "networks share the students' input shape)");
   MMKT_CHECK_INPUT(o.channels.size() == o.teacher_channels.size() && !o.channels.empty(), source,
                    ": channels and teacher_channels need the same number of layers");
   for (const auto v : {o.kernel, o.source_networks, o.source_steps, o.teacher_steps, o.vae_latent,
@@ -176,7 +196,31 @@ struct Images {
   }
 };
 
-Images load_split(const std::string& dataset, const std::string& split) {
+// Shapes as a classification task: the label is the shape factor (5 classes, square .. star)
+// whatever else the level varies, so every level is the same task on harder images. The
+// training and test splits are disjoint draws (seeds 0 and 1) of all combinations.
+Images load_shapes(int level, const std::string& split, std::int64_t items, std::int64_t size) {
+  data::ShapesOptions so;
+  so.level = level;
+  so.size = items;
+  so.seed = split == "train" ? 0 : 1;
+  so.image_size = static_cast<int>(size);
+  const data::ShapesDataset d(so);
+  auto x = torch::empty({items, 3, size, size});
+  auto y = torch::empty({items}, torch::kInt64);
+  for (std::int64_t i = 0; i < items; ++i) {
+    const auto s = d.get(i);
+    x[i].copy_(s.image);
+    y[i] = static_cast<std::int64_t>(d.factors(i).shape);
+  }
+  return {x, y};
+}
+
+Images load_split(const std::string& dataset, const std::string& split, const DwpOptions& o) {
+  if (const int level = dwp_shapes_level(dataset); level > 0) {
+    return load_shapes(level, split, split == "train" ? o.shapes_train_items : o.test_items,
+                       o.shapes_image_size);
+  }
   data::LabelledImagesOptions lo;
   lo.dataset = dataset;
   lo.split = split;
@@ -284,7 +328,7 @@ Outcome train_student(const StudentPlan& plan, const Images& train, const Images
   spec.channels = o.channels;
   spec.kernel = o.kernel;
   spec.image_shape = {train.x.size(1), train.x.size(2), train.x.size(3)};
-  spec.classes = 10;
+  spec.classes = train.y.max().item<std::int64_t>() + 1;
   torch::manual_seed(derive_seed(seed, "dwp-student-init"));
   ConvNet net(spec);
   std::vector<torch::Tensor> log_sigma;
@@ -379,9 +423,10 @@ json run_dwp(const DwpOptions& o, const Runtime& rt) {
   std::filesystem::create_directories(o.out_dir);
   io::write_json_file(o.out_dir + "/config.json", dwp_options_to_json(o));
   const auto started = std::chrono::steady_clock::now();
-  const Images source = load_split(o.source_dataset, "train");
-  const Images train_all = load_split(o.dataset, "train");
-  const Images test_all = load_split(o.dataset, "test");
+  const Images source = load_split(o.source_dataset, "train", o);
+  const Images train_all = load_split(o.dataset, "train", o);
+  const Images test_all = load_split(o.dataset, "test", o);
+  const std::int64_t classes = train_all.y.max().item<std::int64_t>() + 1;
   MMKT_CHECK_INPUT(o.test_items <= test_all.size(), "dwp: test_items ", o.test_items, " > ",
                    test_all.size());
   std::vector<std::int64_t> test_rows(static_cast<std::size_t>(o.test_items));
@@ -391,6 +436,7 @@ json run_dwp(const DwpOptions& o, const Runtime& rt) {
   spec.channels = o.channels;
   spec.kernel = o.kernel;
   spec.image_shape = {train_all.x.size(1), train_all.x.size(2), train_all.x.size(3)};
+  spec.classes = classes;
   json priors = json::array(), networks = json::array();
   const std::uint64_t prior_seed = o.seeds.front();
 
@@ -432,7 +478,7 @@ json run_dwp(const DwpOptions& o, const Runtime& rt) {
   }
 
   // Per class: the seed's shuffle of the class's training items, [validation | train].
-  std::vector<std::vector<std::int64_t>> by_class(10);
+  std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(classes));
   const auto* labels = train_all.y.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < train_all.size(); ++i) {
     by_class[static_cast<std::size_t>(labels[i])].push_back(i);

@@ -68,7 +68,7 @@ TORCH_MODULE(ConvNet);
 
 struct DwpOptions {
   std::string source_dataset = "mnist";   // where the prior's kernels come from
-  std::string dataset = "fashion-mnist";  // the target task
+  std::string dataset = "fashion-mnist";  // the target task: mnist | fashion-mnist | shapes:L
   std::vector<std::int64_t> channels = {16, 32};
   std::vector<std::int64_t> teacher_channels = {32, 64};
   std::int64_t kernel = 5;
@@ -92,9 +92,15 @@ struct DwpOptions {
   std::vector<double> kl_weights = {1.0, 0.1, 0.01};  // beta grid of the DWP-prior methods
   std::vector<std::string> methods = {"random",  "dwp-init",    "dwp-prior",
                                       "distill", "dwp-distill", "vi-normal"};
+  // For a "shapes:L" dataset (the shape factor as a 5-class label at level L, 3-channel images):
+  std::int64_t shapes_image_size = 32;    // rendered at S x S
+  std::int64_t shapes_train_items = 6000; // training split size; the test split has test_items
   std::string out_dir;
   double progress_seconds = 10;
 };
+
+// L for a dataset named "shapes:L" (L in 1..5), else 0.
+int dwp_shapes_level(const std::string& dataset);
 
 nlohmann::json dwp_options_to_json(const DwpOptions& options);
 DwpOptions dwp_options_from_json(const nlohmann::json& user, const std::string& source);
