@@ -173,10 +173,10 @@ TEST(Dwp, ConfigErrors) {
   EXPECT_THROW(dwp_options_from_json({{"dataset", "shapes:3"}}, "x.json"), InputError);  // mnist source
   EXPECT_NO_THROW(
       dwp_options_from_json({{"dataset", "shapes:3"}, {"source_dataset", "shapes:1"}}, "x.json"));
-  EXPECT_EQ(dwp_shapes_level("shapes:5"), 5);
-  EXPECT_EQ(dwp_shapes_level("shapes:0"), 0);
-  EXPECT_EQ(dwp_shapes_level("shapes:12"), 0);
-  EXPECT_EQ(dwp_shapes_level("fashion-mnist"), 0);
+  EXPECT_EQ(shapes_dataset_level("shapes:5"), 5);
+  EXPECT_EQ(shapes_dataset_level("shapes:0"), 0);
+  EXPECT_EQ(shapes_dataset_level("shapes:12"), 0);
+  EXPECT_EQ(shapes_dataset_level("fashion-mnist"), 0);
 }
 
 // The smallest experiment that exercises every stage: one source network, a few steps each.

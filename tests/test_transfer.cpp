@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "mmkt/core/error.h"
@@ -202,6 +203,12 @@ TEST(Hbda, ConfigErrorsNameTheKey) {
   expect_error({{"domain_precision", {10, -1}}}, "domain_precision");
   expect_error({{"dataset", "cifar"}}, "cifar");
   expect_error({{"target_per_class", {"ten"}}}, "target_per_class");
+  expect_error({{"dataset", "shapes:6"}}, "shapes:6");
+  // A shapes source takes shapes levels as targets, and only those.
+  expect_error({{"dataset", "shapes:2"}}, "rotation:3");
+  expect_error({{"targets", {"shapes:4"}}}, "shapes:4");
+  EXPECT_NO_THROW(
+      hbda_options_from_json({{"dataset", "shapes:2"}, {"targets", {"shapes:4"}}}, "x.json"));
 }
 
 namespace {
@@ -310,5 +317,44 @@ TEST(Hbda, TinyExperimentEndToEndAndDeterministic) {
   EXPECT_NE(md.find("| 5 | hbda |"), std::string::npos) << md;
   EXPECT_NE(md.find("rotation:3"), std::string::npos);
   EXPECT_TRUE(io::file_exists((root / "a" / "log.jsonl").string()));
+  std::filesystem::remove_all(root);
+}
+
+// Shapes levels as domains: the shape is the label at every level, each level its own draw.
+// Needs no installed data.
+TEST(Hbda, TinyShapesLevelsAsDomains) {
+  const auto root = std::filesystem::temp_directory_path() / "mmkt_test_hbda_shapes";
+  std::filesystem::remove_all(root);
+  auto o = tiny(root.string());
+  o.dataset = "shapes:1";
+  o.targets = {"shapes:3", "shapes:4"};
+  o.shapes_image_size = 16;
+  o.shapes_train_items = 300;
+  o.source_per_class = 20;
+  o.validation_per_class = 3;
+  o.test_items = 50;
+  o.steps = 10;
+  o.eval_every = 5;
+  o.batch_size = 16;
+  RuntimeOptions ro;
+  ro.threads = 1;
+  ro.log_level = "warn";
+  const auto result = run_hbda(o, init_runtime(ro));
+  ASSERT_EQ(result["rows"].size(), 12u);  // 6 methods x 2 targets
+  std::set<std::string> domains;
+  for (const auto& r : result["rows"]) {
+    domains.insert(r["domain"].get<std::string>());
+    const double t = r["test"].get<double>();
+    EXPECT_NEAR(t * 50, std::round(t * 50), 1e-6) << r.dump();
+  }
+  EXPECT_EQ(domains, (std::set<std::string>{"shapes:3", "shapes:4"}));
+  // Asking for more items per class than a level's draw holds is refused, naming the level.
+  o.source_per_class = 200;
+  try {
+    run_hbda(o, init_runtime(ro));
+    ADD_FAILURE() << "accepted 200 source items per class out of 300 items";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("shapes:1"), std::string::npos) << e.what();
+  }
   std::filesystem::remove_all(root);
 }

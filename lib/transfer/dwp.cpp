@@ -71,15 +71,6 @@ torch::Tensor normal_kl(const torch::Tensor& mean, const torch::Tensor& log_sigm
   return (0.5 * ((2 * log_sigma).exp() + mean.square() - 1) - log_sigma).sum();
 }
 
-int dwp_shapes_level(const std::string& dataset) {
-  const std::string prefix = "shapes:";
-  if (dataset.size() != prefix.size() + 1 || dataset.compare(0, prefix.size(), prefix) != 0) {
-    return 0;
-  }
-  const char c = dataset.back();
-  return c >= '1' && c <= '5' ? c - '0' : 0;
-}
-
 json dwp_options_to_json(const DwpOptions& o) {
   return {{"source_dataset", o.source_dataset},
           {"dataset", o.dataset},
@@ -153,12 +144,12 @@ DwpOptions dwp_options_from_json(const json& user, const std::string& source) {
     MMKT_CHECK_INPUT(std::isfinite(b) && b > 0, source, ": kl_weights must be positive, got ", b);
   }
   for (const auto& d : {o.source_dataset, o.dataset}) {
-    MMKT_CHECK_INPUT(d == "mnist" || d == "fashion-mnist" || dwp_shapes_level(d) > 0, source,
+    MMKT_CHECK_INPUT(d == "mnist" || d == "fashion-mnist" || shapes_dataset_level(d) > 0, source,
                      ": dataset '", d, "' (expected mnist, fashion-mnist or shapes:1 .. shapes:5)");
   }
   MMKT_CHECK_INPUT(o.shapes_image_size >= 16 && o.shapes_train_items > 0, source,
                    ": shapes_image_size must be >= 16 and shapes_train_items > 0");
-  MMKT_CHECK_INPUT((dwp_shapes_level(o.source_dataset) > 0) == (dwp_shapes_level(o.dataset) > 0),
+  MMKT_CHECK_INPUT((shapes_dataset_level(o.source_dataset) > 0) == (shapes_dataset_level(o.dataset) > 0),
                    source, ": source_dataset '", o.source_dataset, "' and dataset '", o.dataset,
                    "' must both be shapes levels or both 28x28 grey IDX datasets (the prior's "
                    "networks share the students' input shape)");
@@ -196,9 +187,7 @@ struct Images {
   }
 };
 
-// Shapes as a classification task: the label is the shape factor (5 classes, square .. star)
-// whatever else the level varies, so every level is the same task on harder images. The
-// training and test splits are disjoint draws (seeds 0 and 1) of all combinations.
+// Shapes as a classification task (labels: shapes_shape_labels). The training and test splits are disjoint draws (seeds 0 and 1) of all combinations.
 Images load_shapes(int level, const std::string& split, std::int64_t items, std::int64_t size) {
   data::ShapesOptions so;
   so.level = level;
@@ -207,17 +196,12 @@ Images load_shapes(int level, const std::string& split, std::int64_t items, std:
   so.image_size = static_cast<int>(size);
   const data::ShapesDataset d(so);
   auto x = torch::empty({items, 3, size, size});
-  auto y = torch::empty({items}, torch::kInt64);
-  for (std::int64_t i = 0; i < items; ++i) {
-    const auto s = d.get(i);
-    x[i].copy_(s.image);
-    y[i] = static_cast<std::int64_t>(d.factors(i).shape);
-  }
-  return {x, y};
+  for (std::int64_t i = 0; i < items; ++i) x[i].copy_(d.get(i).image);
+  return {x, shapes_shape_labels(d)};
 }
 
 Images load_split(const std::string& dataset, const std::string& split, const DwpOptions& o) {
-  if (const int level = dwp_shapes_level(dataset); level > 0) {
+  if (const int level = shapes_dataset_level(dataset); level > 0) {
     return load_shapes(level, split, split == "train" ? o.shapes_train_items : o.test_items,
                        o.shapes_image_size);
   }

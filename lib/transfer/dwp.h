@@ -99,9 +99,6 @@ struct DwpOptions {
   double progress_seconds = 10;
 };
 
-// L for a dataset named "shapes:L" (L in 1..5), else 0.
-int dwp_shapes_level(const std::string& dataset);
-
 nlohmann::json dwp_options_to_json(const DwpOptions& options);
 DwpOptions dwp_options_from_json(const nlohmann::json& user, const std::string& source);
 

@@ -21,4 +21,22 @@ std::string mean_std(const std::vector<double>& v) {
   return s.str();
 }
 
+int shapes_dataset_level(const std::string& dataset) {
+  const std::string prefix = "shapes:";
+  if (dataset.size() != prefix.size() + 1 || dataset.compare(0, prefix.size(), prefix) != 0) {
+    return 0;
+  }
+  const char c = dataset.back();
+  return c >= '1' && c <= '5' ? c - '0' : 0;
+}
+
+torch::Tensor shapes_shape_labels(const data::ShapesDataset& dataset) {
+  auto y = torch::empty({dataset.size()}, torch::kInt64);
+  auto* out = y.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < dataset.size(); ++i) {
+    out[i] = static_cast<std::int64_t>(dataset.factors(i).shape);
+  }
+  return y;
+}
+
 }  // namespace mmkt::transfer

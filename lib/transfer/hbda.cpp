@@ -13,6 +13,7 @@
 #include "mmkt/core/progress.h"
 #include "mmkt/core/random.h"
 #include "mmkt/data/labelled_images.h"
+#include "mmkt/data/shapes.h"
 #include "mmkt/distill/student.h"
 #include "mmkt/eval/report.h"
 #include "mmkt/eval/shift.h"
@@ -41,7 +42,9 @@ nlohmann::json hbda_options_to_json(const HbdaOptions& o) {
           {"lr", o.lr},
           {"top_precision", o.top_precision},
           {"domain_precision", o.domain_precision},
-          {"methods", o.methods}};
+          {"methods", o.methods},
+          {"shapes_image_size", o.shapes_image_size},
+          {"shapes_train_items", o.shapes_train_items}};
 }
 
 namespace {
@@ -73,9 +76,15 @@ HbdaOptions hbda_options_from_json(const nlohmann::json& user, const std::string
   o.top_precision = read_option<double>(j, "top_precision", source);
   o.domain_precision = read_option<std::vector<double>>(j, "domain_precision", source);
   o.methods = read_option<std::vector<std::string>>(j, "methods", source);
+  o.shapes_image_size = read_option<std::int64_t>(j, "shapes_image_size", source);
+  o.shapes_train_items = read_option<std::int64_t>(j, "shapes_train_items", source);
 
-  MMKT_CHECK_INPUT(o.dataset == "mnist" || o.dataset == "fashion-mnist", source, ": dataset '",
-                   o.dataset, "' (expected mnist or fashion-mnist)");
+  const bool shapes = shapes_dataset_level(o.dataset) > 0;
+  MMKT_CHECK_INPUT(o.dataset == "mnist" || o.dataset == "fashion-mnist" || shapes, source,
+                   ": dataset '", o.dataset,
+                   "' (expected mnist, fashion-mnist or shapes:1 .. shapes:5)");
+  MMKT_CHECK_INPUT(o.shapes_image_size >= 16 && o.shapes_train_items > 0, source,
+                   ": shapes_image_size must be >= 16 and shapes_train_items > 0");
   MMKT_CHECK_INPUT(o.latent_dim > 0 && o.source_per_class > 0 && o.validation_per_class > 0 &&
                        o.test_items > 0 && o.steps > 0 && o.batch_size > 0 && o.eval_every > 0,
                    source,
@@ -83,6 +92,11 @@ HbdaOptions hbda_options_from_json(const nlohmann::json& user, const std::string
                    "batch_size and eval_every must be positive");
   MMKT_CHECK_INPUT(!o.targets.empty(), source, ": targets: at least one target domain");
   for (const auto& t : o.targets) {
+    if (shapes) {
+      MMKT_CHECK_INPUT(shapes_dataset_level(t) > 0, source, ": target '", t,
+                       "' (a shapes source takes shapes levels as targets, e.g. shapes:4)");
+      continue;
+    }
     const auto spec = eval::parse_shift_spec(t);
     const auto kinds = eval::covariate_shift_kinds();
     MMKT_CHECK_INPUT(std::find(kinds.begin(), kinds.end(), spec.kind) != kinds.end() &&
@@ -127,89 +141,138 @@ struct Domain {
   Split train, validation, test;
 };
 
-// The training and test images of one domain (the source unshifted), before any split.
+// The training and test images of one domain (the source unshifted), before any split, with
+// their labels and the training items of each class. Covariate shifts share the source's
+// labels; every shapes level is its own draw.
 struct DomainSource {
   std::string name;
   data::DatasetPtr train, test;
+  torch::Tensor train_labels, test_labels;          // [N] int64
+  std::vector<std::vector<std::int64_t>> by_class;  // training indices of each class
 };
 
 struct Data {
-  std::shared_ptr<const data::LabelledImageDataset> train, test;
-  std::vector<DomainSource> sources;                // 0 = source, 1.. = targets
-  std::vector<std::vector<std::int64_t>> by_class;  // training indices of each class
+  std::vector<DomainSource> sources;  // 0 = source, 1.. = targets
   std::int64_t classes = 0;
   std::vector<std::int64_t> image_shape;
 };
 
-Data load_data(const HbdaOptions& o) {
+std::vector<std::vector<std::int64_t>> indices_by_class(const torch::Tensor& labels,
+                                                        std::int64_t classes) {
+  std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(classes));
+  const auto* l = labels.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < labels.size(0); ++i) {
+    by_class[static_cast<std::size_t>(l[i])].push_back(i);
+  }
+  return by_class;
+}
+
+// Source and targets as covariate shifts of one IDX dataset.
+Data load_shifted_domains(const HbdaOptions& o) {
   Data d;
   data::LabelledImagesOptions lo;
   lo.dataset = o.dataset;
   lo.attributes_file = "none";
   lo.split = "train";
-  d.train = std::make_shared<data::LabelledImageDataset>(lo);
+  const auto train = std::make_shared<data::LabelledImageDataset>(lo);
   lo.split = "test";
-  d.test = std::make_shared<data::LabelledImageDataset>(lo);
-  d.image_shape = d.train->info().image_shape;
-  const auto labels = d.train->all_labels();
-  d.classes = labels.max().item<std::int64_t>() + 1;
-  d.by_class.resize(static_cast<std::size_t>(d.classes));
-  const auto* l = labels.data_ptr<std::int64_t>();
-  for (std::int64_t i = 0; i < labels.size(0); ++i) {
-    d.by_class[static_cast<std::size_t>(l[i])].push_back(i);
-  }
-  std::int64_t smallest = std::numeric_limits<std::int64_t>::max();
-  for (const auto& c : d.by_class) smallest = std::min<std::int64_t>(smallest, c.size());
-  const std::int64_t largest_target =
-      *std::max_element(o.target_per_class.begin(), o.target_per_class.end());
-  const std::int64_t needed = o.source_per_class + static_cast<std::int64_t>(o.targets.size()) *
-                                                       (o.validation_per_class + largest_target);
-  MMKT_CHECK_INPUT(needed <= smallest, "hbda: the domains need ", needed,
-                   " disjoint training items per class, the smallest class of ", o.dataset, " has ",
-                   smallest);
-  MMKT_CHECK_INPUT(o.test_items <= d.test->size(), "hbda: test_items ", o.test_items, " > the ",
-                   d.test->size(), " test items");
-  d.sources.push_back({"clean", d.train, d.test});
+  const auto test = std::make_shared<data::LabelledImageDataset>(lo);
+  d.image_shape = train->info().image_shape;
+  const auto train_labels = train->all_labels();
+  const auto test_labels = test->all_labels();
+  d.classes = train_labels.max().item<std::int64_t>() + 1;
+  const auto by_class = indices_by_class(train_labels, d.classes);
+  d.sources.push_back({"clean", train, test, train_labels, test_labels, by_class});
   for (const auto& t : o.targets) {
     const auto spec = eval::parse_shift_spec(t);
     const double severity = spec.severities.front();
     // The shift's own randomness (noise) is a fixed function of the domain, not of the seed.
     const std::uint64_t shift_seed = derive_seed(0, "hbda-shift-" + t);
-    d.sources.push_back({t, eval::covariate_shift(d.train, spec.kind, severity, shift_seed),
-                         eval::covariate_shift(d.test, spec.kind, severity, shift_seed)});
+    d.sources.push_back({t, eval::covariate_shift(train, spec.kind, severity, shift_seed),
+                         eval::covariate_shift(test, spec.kind, severity, shift_seed),
+                         train_labels, test_labels, by_class});
   }
   return d;
 }
 
-Split take(const data::DatasetPtr& images, const data::LabelledImageDataset& labelled,
+// Source and targets as shapes levels, the shape as the label.
+Data load_shapes_domains(const HbdaOptions& o) {
+  Data d;
+  d.classes = 5;
+  d.image_shape = {3, o.shapes_image_size, o.shapes_image_size};
+  auto level_split = [&](int level, std::uint64_t seed, std::int64_t items) {
+    data::ShapesOptions so;
+    so.level = level;
+    so.size = items;
+    so.seed = seed;
+    so.image_size = static_cast<int>(o.shapes_image_size);
+    return std::make_shared<const data::ShapesDataset>(so);
+  };
+  std::vector<std::string> names = {o.dataset};
+  names.insert(names.end(), o.targets.begin(), o.targets.end());
+  for (const auto& name : names) {
+    const int level = shapes_dataset_level(name);
+    const auto train = level_split(level, 0, o.shapes_train_items);
+    const auto test = level_split(level, 1, o.test_items);
+    const auto train_labels = shapes_shape_labels(*train);
+    d.sources.push_back({name, train, test, train_labels, shapes_shape_labels(*test),
+                         indices_by_class(train_labels, d.classes)});
+  }
+  return d;
+}
+
+Data load_data(const HbdaOptions& o) {
+  Data d = shapes_dataset_level(o.dataset) > 0 ? load_shapes_domains(o) : load_shifted_domains(o);
+  const std::int64_t largest_target =
+      *std::max_element(o.target_per_class.begin(), o.target_per_class.end());
+  const std::int64_t needed = o.source_per_class + static_cast<std::int64_t>(o.targets.size()) *
+                                                       (o.validation_per_class + largest_target);
+  for (const auto& source : d.sources) {
+    std::int64_t smallest = std::numeric_limits<std::int64_t>::max();
+    for (const auto& c : source.by_class) smallest = std::min<std::int64_t>(smallest, c.size());
+    MMKT_CHECK_INPUT(needed <= smallest, "hbda: the domains need ", needed,
+                     " disjoint training items per class, the smallest class of ", source.name,
+                     " has ", smallest);
+    MMKT_CHECK_INPUT(o.test_items <= source.test->size(), "hbda: test_items ", o.test_items,
+                     " > the ", source.test->size(), " test items of ", source.name);
+  }
+  return d;
+}
+
+Split take(const data::DatasetPtr& images, const torch::Tensor& labels,
            const std::vector<std::int64_t>& indices) {
   Split s;
   s.x = images->images(indices).contiguous();
-  s.y = labelled.all_labels().index_select(0, torch::tensor(indices, torch::kInt64)).contiguous();
+  s.y = labels.index_select(0, torch::tensor(indices, torch::kInt64)).contiguous();
   return s;
 }
 
 // The domains of one seed and target size: per class, the seed's shuffle of the class's
 // training items is cut into [source | target 1 validation | target 1 train (largest size) |
 // target 2 ...], so the target items of a smaller size are a subset of a larger size's and
-// the validation items do not depend on the size.
+// the validation items do not depend on the size. Each domain cuts its own class lists
+// (identical for covariate shifts, which makes their items disjoint across domains).
 std::vector<Domain> make_domains(const Data& d, const HbdaOptions& o, std::uint64_t seed,
                                  std::int64_t per_class) {
   const std::int64_t largest =
       *std::max_element(o.target_per_class.begin(), o.target_per_class.end());
   std::vector<std::vector<std::int64_t>> train(d.sources.size()), validation(d.sources.size());
-  for (std::size_t c = 0; c < d.by_class.size(); ++c) {
-    auto items = d.by_class[c];
-    SplitMix rng(derive_seed(seed, "hbda-items-" + std::to_string(c)));
-    rng.shuffle(items);
-    auto at = items.begin();
-    train[0].insert(train[0].end(), at, at + o.source_per_class);
-    at += o.source_per_class;
-    for (std::size_t t = 1; t < d.sources.size(); ++t) {
+  for (std::size_t t = 0; t < d.sources.size(); ++t) {
+    const auto& by_class = d.sources[t].by_class;
+    for (std::size_t c = 0; c < by_class.size(); ++c) {
+      auto items = by_class[c];
+      SplitMix rng(derive_seed(seed, "hbda-items-" + std::to_string(c)));
+      rng.shuffle(items);
+      auto at = items.begin();
+      if (t == 0) {
+        train[0].insert(train[0].end(), at, at + o.source_per_class);
+        continue;
+      }
+      at += o.source_per_class + static_cast<std::int64_t>(t - 1) *
+                                     (o.validation_per_class + largest);
       validation[t].insert(validation[t].end(), at, at + o.validation_per_class);
       at += o.validation_per_class;
       train[t].insert(train[t].end(), at, at + per_class);
-      at += largest;
     }
   }
   std::vector<std::int64_t> test_rows(static_cast<std::size_t>(o.test_items));
@@ -218,9 +281,10 @@ std::vector<Domain> make_domains(const Data& d, const HbdaOptions& o, std::uint6
   for (std::size_t t = 0; t < d.sources.size(); ++t) {
     Domain dom;
     dom.name = d.sources[t].name;
-    dom.train = take(d.sources[t].train, *d.train, train[t]);
-    if (t > 0) dom.validation = take(d.sources[t].train, *d.train, validation[t]);
-    dom.test = take(d.sources[t].test, *d.test, test_rows);
+    const auto& source = d.sources[t];
+    dom.train = take(source.train, source.train_labels, train[t]);
+    if (t > 0) dom.validation = take(source.train, source.train_labels, validation[t]);
+    dom.test = take(source.test, source.test_labels, test_rows);
     out.push_back(std::move(dom));
   }
   return out;

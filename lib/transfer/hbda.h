@@ -39,11 +39,14 @@
 namespace mmkt::transfer {
 
 struct HbdaOptions {
-  std::string dataset = "fashion-mnist";  // mnist | fashion-mnist
+  // The source domain: mnist | fashion-mnist (targets are covariate shifts of it), or shapes:L
+  // (targets are other shapes levels; the shape is the 5-class label at every level).
+  std::string dataset = "fashion-mnist";
   std::string student = "mlp:256";        // image student spec (mlp:W1,... | conv:C:W)
   std::int64_t latent_dim = 64;
   std::int64_t source_per_class = 1000;
-  // Target domains as covariate shifts "kind:severity" of the source (rotation:3 = 45 deg).
+  // Target domains as covariate shifts "kind:severity" of the source (rotation:3 = 45 deg), or
+  // "shapes:L" levels when the source is a shapes level.
   std::vector<std::string> targets = {"rotation:3", "noise:4", "blur:3"};
   std::vector<std::int64_t> target_per_class = {10, 100, 1000};
   std::int64_t validation_per_class = 20;
@@ -57,6 +60,10 @@ struct HbdaOptions {
   std::vector<double> domain_precision = {10, 100, 1000};  // lambda_d grid (chosen on validation)
   std::vector<std::string> methods = {"source only", "separate", "pooled",
                                       "finetune",    "hbda",     "hbda-domain"};
+  // For shapes domains: images rendered at S x S; per level, shapes_train_items training
+  // images (seed 0) and test_items test images (seed 1), the same draws for every domain.
+  std::int64_t shapes_image_size = 32;
+  std::int64_t shapes_train_items = 4000;
   std::string out_dir;
   double progress_seconds = 10;
 };
