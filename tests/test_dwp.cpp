@@ -13,6 +13,7 @@
 #include "mmkt/data/labelled_images.h"
 #include "mmkt/io/files.h"
 #include "mmkt/transfer/dwp.h"
+#include "mmkt/transfer/experiment.h"
 #include "mmkt/transfer/kernel_vae.h"
 
 using namespace mmkt;
