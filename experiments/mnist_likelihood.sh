@@ -10,8 +10,9 @@
 # Usage: NAME=mnist_jmvae_paper CONFIG=experiments/mnist_jmvae_paper.json THREADS=2 \
 #          [STAGE=all|train|eval] [KEEP=50,100,200] [FINAL_ESTIMATES=joint] \
 #          bash experiments/mnist_likelihood.sh [--set k=v ...]
-# FINAL_ESTIMATES limits the final model's evaluation (default: every estimate, ~13 min on 2
-# cores; joint alone ~3 min), e.g. for extra seeds of a recipe.
+# FINAL_ESTIMATES limits the final model's evaluation (default: every estimate, 873 s on 2
+# threads for the fast recipe's seed 0, its eval/report.md; the joint alone 192-323 s a model there),
+# e.g. for extra seeds of a recipe.
 # Re-running after an interruption resumes training (exactly: same losses as without the stop)
 # and skips evaluations whose reports already exist.
 set -euo pipefail

@@ -52,7 +52,7 @@ for e in common:
     rows.append({"epoch": e, "nats": mean_std(nats), "minutes_per_run": minutes,
                  "per_run": nats})
 
-fmt = lambda ms, p=2: ("%.*f +- %.*f" % (p, ms[0], p, ms[1])) if not math.isnan(ms[1]) else "%.*f" % (p, ms[0])
+fmt = lambda ms: "%.2f" % ms[0] if math.isnan(ms[1]) else "%.2f +- %.2f" % ms
 lines = ["K = 1000 joint log p(image,label) on the 10,000 MNIST test items, fast recipe, %d seeds"
          % len(runs), "",
          "| epoch | training minutes, each run | nats, mean +- std over seeds | %s |"
