@@ -1,6 +1,7 @@
 // `mmkt eval --run DIR`: every evaluation of a trained run (lib/eval/report.h), written to
 // DIR/eval/ as report.json, report.md (also printed) and pictures/*.png.
 // `mmkt embed --run DIR --out DIR2`: posterior means, log-variances and labels as .npy files.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -111,8 +112,21 @@ void register_eval(CLI::App& root, CommonOptions& common) {
       MMKT_CHECK_INPUT(run.data.validation, args->run,
                        ": the run has no validation split (data.validation = 0)");
       run.data.test = run.data.validation;
-      if (o.metrics.erase("zeroshot"))
-        log::warn("--split validation: no zero-shot (the split holds seen classes only)");
+      if (run.data.validation_unseen_classes.empty()) {
+        if (o.metrics.erase("zeroshot"))
+          log::warn("--split validation: no zero-shot (the split holds seen classes only; "
+                    "data.validation_unseen holds classes out for it)");
+      } else {
+        // The validation classes play the unseen ones; the test's unseen classes are absent.
+        run.data.absent_classes.clear();
+        for (auto c : run.data.unseen_classes) {
+          if (std::find(run.data.validation_unseen_classes.begin(),
+                        run.data.validation_unseen_classes.end(),
+                        c) == run.data.validation_unseen_classes.end())
+            run.data.absent_classes.push_back(c);
+        }
+        run.data.unseen_classes = run.data.validation_unseen_classes;
+      }
     }
     const std::string dir = args->out.empty()
                                 ? args->run + (args->split == "test" ? "/eval" : "/eval_validation")

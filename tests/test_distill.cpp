@@ -161,8 +161,14 @@ TEST(Distill, StudentSpecsBuildTheNamedNetworks) {
   EXPECT_EQ(s->parameter_count(), 784 * 64 + 64 + 64 * 64 + 64 + 32 * 10 + 10);
   const auto q = s->encode(models::ModalityInput{torch::rand({3, 1, 28, 28}), {}});
   EXPECT_EQ(q.mu.sizes(), (std::vector<std::int64_t>{3, 32}));
-  EXPECT_THROW(distill::parse_student_spec("conv:4:16", image, 32, 10),
-               InputError);  // 28 % 16 != 0
+  // 28x28 conv students halve twice (to 7x7); sides that do not divide by 4 are refused.
+  const auto conv28 = distill::parse_student_spec("conv:4:16", image, 32, 10);
+  distill::Student c28(conv28);
+  EXPECT_EQ(c28->encode(models::ModalityInput{torch::rand({2, 1, 28, 28}), {}}).mu.sizes(),
+            (std::vector<std::int64_t>{2, 32}));
+  image.shape = {1, 30, 30};
+  EXPECT_THROW(distill::parse_student_spec("conv:4:16", image, 32, 10), InputError);
+  image.shape = {1, 28, 28};
   EXPECT_THROW(distill::parse_student_spec("mlp:0", image, 32, 10), InputError);
   EXPECT_THROW(distill::parse_student_spec("gru:4:8:8", image, 32, 10), InputError);
   EXPECT_THROW(distill::parse_student_spec("resnet:3", image, 32, 10), InputError);

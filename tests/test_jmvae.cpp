@@ -186,6 +186,31 @@ TEST(Jmvae, AlphaZeroLeavesUnimodalEncodersOutOfTheLoss) {
   }
 }
 
+TEST(Jmvae, WordDropoutReplacesOrdinaryTokensOnly) {
+  // [bos, 7, 8, 9, eos, pad] rows: special ids (pad 0, unk 1, bos 2, eos 3) always stay.
+  const auto row = torch::tensor({2, 7, 8, 9, 3, 0}, torch::kInt64);
+  const auto ids = row.unsqueeze(0).repeat({4000, 1});
+  EXPECT_TRUE(torch::equal(models::drop_tokens(ids, 0.0), ids));
+  torch::manual_seed(5);
+  const auto dropped = models::drop_tokens(ids, 0.25);
+  for (std::int64_t col : {0, 4, 5})
+    EXPECT_TRUE(torch::equal(dropped.select(1, col), ids.select(1, col))) << col;
+  const auto ordinary = dropped.narrow(1, 1, 3);
+  const auto unk = ordinary.eq(1);
+  // Every changed token became unk; the share is p within 5 standard errors (n = 12000).
+  EXPECT_TRUE(torch::equal(ordinary.masked_select(unk.logical_not()),
+                           ids.narrow(1, 1, 3).masked_select(unk.logical_not())));
+  const double share = unk.to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(share, 0.25, 5 * std::sqrt(0.25 * 0.75 / 12000));
+  EXPECT_THROW(models::drop_tokens(ids, 1.0), InputError);
+
+  // Only JMVAE's objective takes it (its encoders and decoders are apart).
+  models::MultimodalVae mvae(tiny_model("mvae"));
+  models::ObjectiveOptions o;
+  o.token_dropout = 0.1;
+  EXPECT_THROW(mvae->objective(tiny_inputs(), o), InputError);
+}
+
 TEST(Mvae, UnimodalPosteriorIsTheExpertTimesThePrior) {
   // MVAE trains q(z|m) = expert x N(0,I). With the image head pinned to the expert N(2, 3 I)
   // (zero weights, bias [mu | logvar]), the posterior is precision-weighted with the prior:

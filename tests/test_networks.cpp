@@ -195,6 +195,27 @@ TEST(NetworksShapes, ImageConv) {
   EXPECT_EQ(enc->forward({torch::rand({2, 3, 32, 48}), {}}).sizes(),
             (std::vector<std::int64_t>{2, 6}));
   EXPECT_EQ(dec->mean(torch::randn({2, 5})).sizes(), (std::vector<std::int64_t>{2, 3, 32, 48}));
+
+  // 28x28 (MNIST, Fashion-MNIST) halves twice, to 7x7: conv 1->c->2c, the classic conv VAE.
+  EXPECT_EQ(conv_stride2_layers(28, 28), 2);
+  EXPECT_EQ(conv_stride2_layers(64, 64), 4);
+  EXPECT_EQ(conv_stride2_layers(32, 48), 4);
+  EXPECT_EQ(conv_stride2_layers(12, 20), 2);
+  auto small = image_config({1, 28, 28}, "conv", "conv");
+  small.channels = 8;
+  small.hidden = {16};
+  auto enc28 = make_feature_encoder(small);
+  auto dec28 = make_decoder(small, 5);
+  // conv1 1*8*16+8, conv2 8*16*16+16, fc 16*7*7*16+16.
+  std::int64_t enc_params = 0;
+  for (const auto& p : enc28->parameters()) enc_params += p.numel();
+  EXPECT_EQ(enc_params, (1 * 8 * 16 + 8) + (8 * 16 * 16 + 16) + (16 * 49 * 16 + 16));
+  EXPECT_EQ(enc28->forward({torch::rand({3, 1, 28, 28}), {}}).sizes(),
+            (std::vector<std::int64_t>{3, 16}));
+  EXPECT_EQ(dec28->mean(torch::randn({3, 5})).sizes(), (std::vector<std::int64_t>{3, 1, 28, 28}));
+  EXPECT_EQ(dec28->log_likelihood(torch::randn({3, 5}), {torch::rand({3, 1, 28, 28}).round(), {}})
+                .sizes(),
+            (std::vector<std::int64_t>{3}));
 }
 
 TEST(NetworksShapes, Text) {
@@ -711,8 +732,8 @@ TEST(NetworksFactory, ErrorsNameTheModality) {
             std::string::npos);
   EXPECT_NE(input_error_message([&] { make_decoder(cfg, 4); }).find("shape"), std::string::npos);
 
-  cfg = image_config({1, 28, 28}, "conv", "conv");
-  EXPECT_NE(input_error_message([&] { make_feature_encoder(cfg); }).find("divisible by 16"),
+  cfg = image_config({1, 30, 30}, "conv", "conv");
+  EXPECT_NE(input_error_message([&] { make_feature_encoder(cfg); }).find("divisible by 4"),
             std::string::npos);
   EXPECT_NE(input_error_message([&] { make_decoder(cfg, 4); }).find("modality 'image'"),
             std::string::npos);

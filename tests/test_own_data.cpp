@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
+#include "mmkt/core/error.h"
 #include "mmkt/core/runtime.h"
 #include "mmkt/data/manifest.h"
 #include "mmkt/io/files.h"
@@ -229,4 +230,75 @@ TEST(OwnData, ManifestWithoutTestFileCarvesTestItemsOfUnseenClasses) {
   EXPECT_EQ(train_labels.eq(1).sum().item<std::int64_t>(), 0);
   // Training keeps the boots outside the test set: 30 boots of 60 items, minus the test's.
   EXPECT_EQ(data.train->size(), 30 - test_labels.eq(0).sum().item<std::int64_t>());
+}
+
+TEST(OwnData, ValidationClassesLeaveTrainingAndJoinTheValidationSplit) {
+  // data.validation_unseen (the GZSL protocol's validation classes): 'hat' is held out of
+  // training like the unseen 'bag', and as many hats as seen items join the validation split.
+  const auto dir = fresh_dir("validation_unseen");
+  const std::vector<std::string> classes = {"boot", "bag", "hat"};
+  {
+    std::ofstream manifest(dir / "manifest.jsonl");
+    for (int i = 0; i < 90; ++i) {
+      const auto& cls = classes[static_cast<std::size_t>(i % 3)];
+      cv::Mat grey(12, 12, CV_8U, cv::Scalar(40 * (i % 3) + 30));
+      const std::string relative = "images/" + std::to_string(i) + ".png";
+      ASSERT_TRUE(cv::imwrite((dir / relative).string(), grey));
+      manifest << nlohmann::json{{"image", relative}, {"text", "a " + cls}, {"class", cls}}.dump()
+               << "\n";
+    }
+  }
+  const auto attributes = (dir / "attributes.json").string();
+  std::ofstream(attributes) << R"({
+    "dataset": "toy", "generic_names": ["item"],
+    "attributes": [{"name": "is_bright", "phrases": ["that is bright"]},
+                   {"name": "has_corners", "phrases": ["with corners"]}],
+    "classes": [{"name": "boot", "names": ["boot"], "attributes": ["is_bright", "has_corners"]},
+                {"name": "bag", "names": ["bag"], "attributes": ["is_bright"]},
+                {"name": "hat", "names": ["hat"], "attributes": ["has_corners"]}],
+    "zero_shot": {"unseen": ["bag"]}})";
+  const auto manifest = (dir / "manifest.jsonl").string();
+  auto config_with = [&](const std::string& validation_unseen) {
+    return resolve_data_choices(
+        manifest_config(manifest, {"data.attributes_file=" + attributes, "data.validation=10",
+                                   "data.validation_unseen=" + validation_unseen}));
+  };
+  const auto data = load_run_data(config_with(R"(["hat"])"), "");
+  EXPECT_EQ(data.unseen_classes, (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(data.validation_unseen_classes, (std::vector<std::int64_t>{2}));
+  const auto count = [](const data::DatasetPtr& d, std::int64_t c) {
+    return d->labels(data::index_range(d->size())).eq(c).sum().item<std::int64_t>();
+  };
+  const auto boots = 30 - count(data.test, 0);  // the test carve takes 10% of all items first
+  // Validation: min(10, boots / 5) boots, and as many hats (one seen class trains).
+  const auto validation_boots = std::min<std::int64_t>(10, boots / 5);
+  EXPECT_EQ(count(data.validation, 0), validation_boots);
+  EXPECT_EQ(count(data.validation, 2), validation_boots);
+  EXPECT_EQ(count(data.validation, 1), 0);
+  EXPECT_EQ(data.train->size(), boots - validation_boots);
+  EXPECT_EQ(count(data.train, 0), data.train->size());  // neither bags nor hats train
+
+  // Without validation classes the split is the one it always was.
+  const auto plain = load_run_data(config_with("[]"), "");
+  EXPECT_EQ(plain.unseen_classes, (std::vector<std::int64_t>{1}));
+  EXPECT_TRUE(plain.validation_unseen_classes.empty());
+  EXPECT_EQ(count(plain.validation, 2) + count(plain.validation, 0), plain.validation->size());
+
+  // Errors name the key and what is wrong.
+  auto message = [&](const std::string& value) {
+    try {
+      load_run_data(config_with(value), "");
+    } catch (const mmkt::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(R"(["bag"])").find("'bag' is already an unseen (test) class"),
+            std::string::npos);
+  EXPECT_NE(message(R"(["boot"])").find("attribute 'is_bright' of 'boot' is had by no class"),
+            std::string::npos)
+      << message(R"(["boot"])");
+  EXPECT_NE(message(R"(["shoe"])").find("data.validation_unseen[0]"), std::string::npos)
+      << message(R"(["shoe"])");
+  EXPECT_NE(message(R"(["hat", "hat"])").find("named twice"), std::string::npos);
 }

@@ -50,8 +50,8 @@ StudentSpec parse_student_spec(const std::string& spec, const models::ModalityCo
                      "student spec '", spec,
                      "': conv students are conv:CHANNELS:WIDTH on an image modality");
     MMKT_CHECK_INPUT(
-        teacher.shape.size() == 3 && teacher.shape[1] % 16 == 0 && teacher.shape[2] % 16 == 0,
-        "student spec '", spec, "': conv students need images whose sides divide by 16");
+        teacher.shape.size() == 3 && teacher.shape[1] % 4 == 0 && teacher.shape[2] % 4 == 0,
+        "student spec '", spec, "': conv students need images whose sides divide by 4");
     s.modality.encoder = "conv";
     s.modality.channels = positive(parts[1], spec);
     s.modality.hidden = {positive(parts[2], spec)};

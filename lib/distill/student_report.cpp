@@ -68,6 +68,10 @@ EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
   EvaluationData d;
   d.teacher_test = eval::embed_dataset(run, run.data.test, device);
   d.test = collect_inputs(run, run.data.test, modality, 0, false);
+  if (o.validation && o.retrieval && run.data.validation && run.data.validation->size() > 0) {
+    d.teacher_validation = eval::embed_dataset(run, run.data.validation, device);
+    d.validation = collect_inputs(run, run.data.validation, modality, 0, false);
+  }
   if (o.zeroshot) d.task = eval::zero_shot_task(run);
   if (o.zeroshot && d.task && modality == "image") {
     d.train_seen = collect_inputs(run, run.data.train, modality, o.zero_shot.max_train, false);
@@ -137,6 +141,15 @@ nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder, const
     const std::string image = m == "image" ? m : other, text = m == "image" ? other : m;
     r["retrieval"] = eval::retrieval_report(test, image, text, run.data.unseen_classes);
     if (m != "image") r["retrieval"].erase(image + "->" + image);  // the teacher's alone
+    if (!d.validation.batches.empty()) {
+      eval::Embeddings val;
+      val.labels = d.validation.labels;
+      val.mu[m] = embed_means(embedder, d.validation, device);
+      val.mu[other] = d.teacher_validation.mu.at(other);
+      auto& v = r["validation"]["retrieval"];
+      v = eval::retrieval_report(val, image, text, run.data.unseen_classes);
+      if (m != "image") v.erase(image + "->" + image);
+    }
   }
   if (o.probe && m == "image" && !d.probe_train.batches.empty()) {
     eval::Embeddings train;

@@ -42,13 +42,16 @@ struct StudentEvalOptions {
   std::int64_t throughput_batch = 500;
   int throughput_repeats = 5;
   bool retrieval = true, zeroshot = true, probe = true;
+  // Retrieval on the teacher's validation split too (seen classes, carved from training and
+  // never distilled on): what methods and weights are chosen on, never the test set.
+  bool validation = true;
 };
 
 // What every embedder is compared with: the teacher's test-set embeddings of every modality,
 // and the inputs (test, seen-class training, probe training) embedded once per process.
 struct EvaluationData {
-  eval::Embeddings teacher_test;
-  InputBatches test, train_seen, probe_train;
+  eval::Embeddings teacher_test, teacher_validation;
+  InputBatches test, validation, train_seen, probe_train;
   std::optional<eval::ZeroShotTask> task;
 };
 EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
@@ -62,7 +65,8 @@ double throughput(const Embedder& embedder, const InputBatches& inputs,
                   const StudentEvalOptions& options, const torch::Device& device);
 
 // {"name", "modality", "parameters", "images_per_second", "retrieval": {...}, "zeroshot",
-//  "probe", "seconds"}.
+//  "probe", "validation": {"retrieval": {...}}, "seconds"}. Every figure outside "validation"
+//  is on the test set.
 nlohmann::json evaluate_embedder(LoadedRun& run, const Embedder& embedder,
                                  const EvaluationData& data, const StudentEvalOptions& options,
                                  const torch::Device& device);

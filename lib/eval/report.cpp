@@ -9,6 +9,7 @@
 #include "mmkt/core/log.h"
 #include "mmkt/core/runtime.h"
 #include "mmkt/data/batcher.h"
+#include "mmkt/data/labelled_images.h"
 #include "mmkt/eval/linear.h"
 #include "mmkt/eval/pictures.h"
 #include "mmkt/eval/retrieval.h"
@@ -284,7 +285,16 @@ nlohmann::json evaluate_run(LoadedRun& run, const EvalOptions& o, const std::str
     zs_train = embed_dataset(run, run.data.train, device, zo);
     // Seen-class validation items calibrate the "+cs" rows (calibrated stacking).
     std::optional<Embeddings> validation;
-    if (run.data.validation) validation = embed_dataset(run, run.data.validation, device, zo);
+    // (Validation classes of data.validation_unseen are held-out items, not calibration data.)
+    if (run.data.validation) {
+      auto seen_validation =
+          run.data.validation_unseen_classes.empty()
+              ? run.data.validation
+              : data::subset(run.data.validation,
+                             data::indices_by_class(*run.data.validation,
+                                                    run.data.validation_unseen_classes, false));
+      validation = embed_dataset(run, seen_validation, device, zo);
+    }
     report["zeroshot"] = zero_shot_report(run, *task, zs_train, test, o.zero_shot, &confusions,
                                           validation ? &*validation : nullptr);
     report["seconds"]["zeroshot"] = since(t);

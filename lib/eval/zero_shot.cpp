@@ -123,8 +123,10 @@ std::optional<ZeroShotTask> zero_shot_task(const LoadedRun& run) {
   task.attribute_names = ca.attribute_names;
   task.class_attributes = ca.matrix.to(torch::kFloat32);
   task.unseen = run.data.unseen_classes;
+  const auto& absent = run.data.absent_classes;
   for (std::int64_t c = 0; c < ca.num_classes(); ++c) {
-    if (std::find(task.unseen.begin(), task.unseen.end(), c) == task.unseen.end())
+    if (std::find(task.unseen.begin(), task.unseen.end(), c) == task.unseen.end() &&
+        std::find(absent.begin(), absent.end(), c) == absent.end())
       task.seen.push_back(c);
   }
   const data::CaptionGrammar grammar(ca);

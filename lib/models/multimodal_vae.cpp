@@ -116,6 +116,14 @@ torch::Tensor directed_contrastive(const Gaussian& a, const Gaussian& b,
 
 }  // namespace
 
+torch::Tensor drop_tokens(const torch::Tensor& ids, double p) {
+  MMKT_CHECK_INPUT(p >= 0.0 && p < 1.0, "token dropout must be in [0, 1), got ", p);
+  constexpr std::int64_t kUnk = 1, kFirstOrdinary = 4;  // text/tokenizer.h's fixed special ids
+  const auto drop = (ids >= kFirstOrdinary) & (torch::rand(ids.sizes(), torch::kFloat32) < p)
+                                                  .to(ids.device());
+  return ids.masked_fill(drop, kUnk);
+}
+
 torch::Tensor triplet_loss(const Gaussian& a, const Gaussian& b, const torch::Tensor& labels,
                            const models::TripletConfig& config) {
   if (config.kind == "contrastive") {
@@ -244,7 +252,19 @@ Output MultimodalVaeImpl::objective(const Inputs& inputs, const ObjectiveOptions
   for (const auto& name : names_) {
     MMKT_CHECK_INPUT(inputs.count(name) > 0, "objective: batch lacks modality '", name, "'");
   }
-  if (config_.type == "jmvae") return objective_jmvae(inputs, options);
+  if (options.token_dropout > 0) {
+    MMKT_CHECK_INPUT(config_.type == "jmvae", "train.token_dropout: supported for model.type "
+                     "jmvae only, got '", config_.type, "'");
+    Inputs encoder_inputs = inputs;
+    for (const auto& m : config_.modalities) {
+      if (m.kind == ModalityKind::kText) {
+        auto& text = encoder_inputs.at(m.name);
+        text.data = drop_tokens(text.data, options.token_dropout);
+      }
+    }
+    return objective_jmvae(inputs, encoder_inputs, options);
+  }
+  if (config_.type == "jmvae") return objective_jmvae(inputs, inputs, options);
   if (config_.type == "mvae") return objective_mvae(inputs, options);
   return objective_mmvae(inputs, options);
 }
@@ -271,16 +291,18 @@ torch::Tensor prior_kl_term(const Gaussian& q, double free_bits) {
 }
 }  // namespace
 
-Output MultimodalVaeImpl::objective_jmvae(const Inputs& inputs, const ObjectiveOptions& options) {
+Output MultimodalVaeImpl::objective_jmvae(const Inputs& inputs, const Inputs& encoder_inputs,
+                                          const ObjectiveOptions& options) {
   Output out;
-  const auto q = joint_jmvae(inputs);
+  const auto q = joint_jmvae(encoder_inputs);
   const auto z = q.rsample();
   const auto rec = weighted_reconstruction(z, inputs, out, "");
   const auto kl = kl_standard_normal(q);
   auto bound = rec - options.kl_weight * prior_kl_term(q, options.free_bits);
   std::map<std::string, Gaussian> unimodal;
   if (config_.alpha > 0 || options.triplet_weight > 0) {
-    for (const auto& name : names_) unimodal.emplace(name, encode(name, inputs.at(name)));
+    for (const auto& name : names_)
+      unimodal.emplace(name, encode(name, encoder_inputs.at(name)));
   }
   if (config_.alpha > 0) {
     for (const auto& name : names_) {

@@ -28,7 +28,17 @@ struct ObjectiveOptions {
   double triplet_weight = 0.0;  // 0 = no triplet term
   models::TripletConfig triplet;
   torch::Tensor labels;  // [B] int64 for negatives from another class (-1 = unknown)
+  // Word dropout on the encoders' text (Bowman et al. 2016, sec. 3.2, there on the decoder's
+  // input): each caption token the encoders read becomes <unk> with this probability; the
+  // decoders still score the whole caption. Captions of never-seen classes name them with
+  // tokens the encoder never met (<unk> with a word tokenizer), so the encoder learns to read a
+  // caption from the words it knows. jmvae only; training steps only.
+  double token_dropout = 0.0;
 };
+
+// `ids` [B,L] with every ordinary token (id >= 4: not pad, unk, bos or eos) replaced by unk
+// (id 1) with probability p, from torch's default generator.
+torch::Tensor drop_tokens(const torch::Tensor& ids, double p);
 
 // What every objective returns: the loss to minimise and named scalar terms (detached).
 struct Output {
@@ -88,7 +98,9 @@ class MultimodalVaeImpl : public torch::nn::Module {
   // sum_m weight_m log p(m | z), [B]; records each unweighted mean as rec_<m><suffix>.
   torch::Tensor weighted_reconstruction(const torch::Tensor& z, const Inputs& inputs, Output& out,
                                         const std::string& suffix);
-  Output objective_jmvae(const Inputs& inputs, const ObjectiveOptions& options);
+  // `encoder_inputs`: what the encoders read (inputs, or inputs with word dropout).
+  Output objective_jmvae(const Inputs& inputs, const Inputs& encoder_inputs,
+                         const ObjectiveOptions& options);
   Output objective_mvae(const Inputs& inputs, const ObjectiveOptions& options);
   Output objective_mmvae(const Inputs& inputs, const ObjectiveOptions& options);
   void add_triplet(Output& out, const Inputs& inputs, const ObjectiveOptions& options,

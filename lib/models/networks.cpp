@@ -36,12 +36,26 @@ void check_image_shape(const ModalityConfig& config) {
 
 void check_conv_shape(const ModalityConfig& config) {
   check_image_shape(config);
-  MMKT_CHECK_INPUT(config.shape[1] % 16 == 0 && config.shape[2] % 16 == 0, where(config.name),
-                   ": conv networks need H and W divisible by 16 (4 stride-2 layers), got ",
+  MMKT_CHECK_INPUT(config.shape[1] % 4 == 0 && config.shape[2] % 4 == 0, where(config.name),
+                   ": conv networks need H and W divisible by 4 (at least 2 stride-2 layers), got ",
                    config.shape[1], "x", config.shape[2], "; use the mlp encoder/decoder");
   MMKT_CHECK_INPUT(config.channels > 0, where(config.name), ": 'channels' must be positive, got ",
                    config.channels);
 }
+
+}  // namespace
+
+int conv_stride2_layers(std::int64_t height, std::int64_t width) {
+  int layers = 0;
+  while (layers < 4 && height % 2 == 0 && width % 2 == 0) {
+    height /= 2;
+    width /= 2;
+    ++layers;
+  }
+  return layers;
+}
+
+namespace {
 
 void check_latent(const ModalityConfig& config, std::int64_t latent_dim) {
   MMKT_CHECK_INPUT(latent_dim > 0, where(config.name), ": latent dimension must be positive, got ",
@@ -167,16 +181,19 @@ ImageConvEncoderImpl::ImageConvEncoderImpl(const ModalityConfig& config)
   check_hidden(config);
   out_features_ = config.hidden.back();
   const auto c = config.channels;
+  const auto layers = conv_stride2_layers(shape_[1], shape_[2]);
   torch::nn::Sequential conv;
   std::int64_t in = shape_[0];
-  for (auto out : {c, 2 * c, 4 * c, 8 * c}) {
+  for (int i = 0; i < layers; ++i) {
+    const std::int64_t out = c << i;  // c, 2c, 4c, 8c
     conv->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 4).stride(2).padding(1)));
     conv->push_back(torch::nn::ReLU());
     in = out;
   }
   conv_ = register_module("conv", conv);
+  const std::int64_t reduce = std::int64_t{1} << layers;
   fc_ = register_module(
-      "fc", torch::nn::Linear(8 * c * (shape_[1] / 16) * (shape_[2] / 16), out_features_));
+      "fc", torch::nn::Linear(in * (shape_[1] / reduce) * (shape_[2] / reduce), out_features_));
 }
 
 torch::Tensor ImageConvEncoderImpl::forward(const ModalityInput& input) {
@@ -230,9 +247,11 @@ ImageConvDecoderImpl::ImageConvDecoderImpl(const ModalityConfig& config, std::in
   check_conv_shape(config);
   check_latent(config, latent_dim);
   const auto c = config.channels;
-  base_channels_ = 8 * c;
-  base_h_ = shape_[1] / 16;
-  base_w_ = shape_[2] / 16;
+  const auto layers = conv_stride2_layers(shape_[1], shape_[2]);
+  const std::int64_t reduce = std::int64_t{1} << layers;
+  base_channels_ = c << (layers - 1);
+  base_h_ = shape_[1] / reduce;
+  base_w_ = shape_[2] / reduce;
   torch::nn::Sequential fc;
   fc->push_back(torch::nn::Linear(latent_dim, config.hidden.back()));
   fc->push_back(torch::nn::ReLU());
@@ -241,7 +260,9 @@ ImageConvDecoderImpl::ImageConvDecoderImpl(const ModalityConfig& config, std::in
   fc_ = register_module("fc", fc);
   torch::nn::Sequential deconv;
   std::int64_t in = base_channels_;
-  const std::vector<std::int64_t> outs = {4 * c, 2 * c, c, shape_[0]};
+  std::vector<std::int64_t> outs;  // 4c, 2c, c (as many as the encoder has above c), then C
+  for (int i = layers - 2; i >= 0; --i) outs.push_back(c << i);
+  outs.push_back(shape_[0]);
   for (std::size_t i = 0; i < outs.size(); ++i) {
     deconv->push_back(torch::nn::ConvTranspose2d(
         torch::nn::ConvTranspose2dOptions(in, outs[i], 4).stride(2).padding(1)));

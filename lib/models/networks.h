@@ -64,8 +64,13 @@ class ImageMlpEncoderImpl : public FeatureEncoderImpl {
   torch::nn::Sequential layers_{nullptr};
 };
 
-// [B,C,H,W] -> 4 x (Conv2d k4 s2 p1 + ReLU), channels c,2c,4c,8c -> flatten -> Linear+ReLU to
-// hidden.back(). H and W must be divisible by 16.
+// The number of stride-2 conv layers for an H x W image: how often both halve evenly, at most 4
+// (64x64 and 32x32: 4; 28x28: 2, down to 7x7, the usual MNIST conv VAE). H and W must be
+// divisible by 4.
+int conv_stride2_layers(std::int64_t height, std::int64_t width);
+
+// [B,C,H,W] -> n x (Conv2d k4 s2 p1 + ReLU), channels c,2c,..,(2^(n-1))c with n =
+// conv_stride2_layers(H, W) -> flatten -> Linear+ReLU to hidden.back().
 class ImageConvEncoderImpl : public FeatureEncoderImpl {
  public:
   explicit ImageConvEncoderImpl(const ModalityConfig& config);
@@ -112,8 +117,9 @@ class ImageMlpDecoderImpl : public ImageDecoderImpl {
   torch::nn::Linear out_{nullptr};
 };
 
-// Mirror of ImageConvEncoder: z -> Linear+ReLU to hidden.back() -> Linear+ReLU to 8c*(H/16)*(W/16)
-// -> 3 x (ConvTranspose2d k4 s2 p1 + ReLU) with 4c,2c,c channels -> ConvTranspose2d to C.
+// Mirror of ImageConvEncoder (n layers): z -> Linear+ReLU to hidden.back() -> Linear+ReLU to
+// (2^(n-1))c x (H/2^n) x (W/2^n) -> n-1 x (ConvTranspose2d k4 s2 p1 + ReLU) halving the channels
+// down to c -> ConvTranspose2d to C.
 class ImageConvDecoderImpl : public ImageDecoderImpl {
  public:
   ImageConvDecoderImpl(const ModalityConfig& config, std::int64_t latent_dim,
@@ -121,7 +127,7 @@ class ImageConvDecoderImpl : public ImageDecoderImpl {
   torch::Tensor output(const torch::Tensor& z) override;
 
  private:
-  std::int64_t base_channels_ = 0;  // 8c
+  std::int64_t base_channels_ = 0;  // (2^(n-1))c
   std::int64_t base_h_ = 0, base_w_ = 0;
   torch::nn::Sequential fc_{nullptr};
   torch::nn::Sequential deconv_{nullptr};

@@ -24,6 +24,7 @@ json default_config_json() {
         {"validation", 5000},
         {"binarize", "auto"},
         {"zero_shot_split", true},
+        {"validation_unseen", json::array()},
         {"shapes_level", 3},
         {"shapes_train", 50000},
         {"shapes_test", 5000},
@@ -54,6 +55,7 @@ json default_config_json() {
         {"beta2", 0.999},
         {"warmup_epochs", 0.0},
         {"free_bits", -1.0},
+        {"token_dropout", 0.0},
         {"grad_clip", 0.0},
         {"early_stopping", 0},
         {"max_steps_per_epoch", 0},
@@ -76,7 +78,8 @@ double learning_rate_at(const TrainConfig& train, double epoch) {
 
 namespace {
 const std::vector<std::string> kOpenPaths = {"model.modalities", "triplet.pairs",
-                                             "model.joint_hidden", "train.keep_checkpoints"};
+                                             "model.joint_hidden", "train.keep_checkpoints",
+                                             "data.validation_unseen"};
 
 void check_one_of(const std::string& value, const std::set<std::string>& allowed,
                   const std::string& key) {
@@ -171,6 +174,16 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     c.data.binarize = d["binarize"];
     check_one_of(c.data.binarize, {"auto", "dynamic", "none"}, "data.binarize");
     c.data.zero_shot_split = d["zero_shot_split"];
+    MMKT_CHECK_INPUT(d["validation_unseen"].is_array(),
+                     "data.validation_unseen: expected an array of class names");
+    for (std::size_t i = 0; i < d["validation_unseen"].size(); ++i) {
+      const auto& v = d["validation_unseen"][i];
+      MMKT_CHECK_INPUT(v.is_string() && !v.get<std::string>().empty(), "data.validation_unseen[",
+                       i, "]: expected a class name, got ", v.dump());
+      c.data.validation_unseen.push_back(v.get<std::string>());
+    }
+    MMKT_CHECK_INPUT(c.data.validation_unseen.empty() || c.data.validation > 0,
+                     "data.validation_unseen needs a validation split (data.validation > 0)");
     c.data.shapes_level = d["shapes_level"];
     MMKT_CHECK_INPUT(c.data.shapes_level >= 1 && c.data.shapes_level <= 5,
                      "data.shapes_level must be 1..5");
@@ -245,6 +258,9 @@ RunConfig config_from_json(const json& j, const std::string& source) {
         "train.beta1 and train.beta2 must be in [0, 1)");
     c.train.warmup_epochs = tr["warmup_epochs"];
     MMKT_CHECK_INPUT(c.train.warmup_epochs >= 0, "train.warmup_epochs must be >= 0");
+    c.train.token_dropout = tr["token_dropout"];
+    MMKT_CHECK_INPUT(c.train.token_dropout >= 0 && c.train.token_dropout < 1,
+                     "train.token_dropout must be in [0, 1), got ", c.train.token_dropout);
     c.train.free_bits = tr["free_bits"];
     MMKT_CHECK_INPUT(c.train.free_bits == -1.0 || c.train.free_bits >= 0,
                      "train.free_bits must be -1 (auto) or >= 0, got ", c.train.free_bits);

@@ -26,6 +26,12 @@ struct DataConfig {
   // manifest dynamic only when its images are binary.
   std::string binarize = "auto";
   bool zero_shot_split = true;  // hold the unseen classes out of training entirely
+  // Validation classes (the GZSL protocol of Xian et al. 2017): seen classes named here are held
+  // out of training like unseen ones and join the validation split (as many items as each seen
+  // class has there), where they play the unseen classes: `eval --split validation` then reports
+  // unseen-class retrieval and zero-shot without touching the test set. For tuning runs; the
+  // final model trains on every seen class.
+  std::vector<std::string> validation_unseen;
   int shapes_level = 3;         // shapes: difficulty 1..5
   std::int64_t shapes_train = 50000, shapes_test = 5000;
   // Manifest images: square side and 1 (grey) or 3 (RGB) channels; 0 = auto, chosen from the
@@ -51,6 +57,8 @@ struct TrainConfig {
   // kManifestFreeBits for manifests (resolve_data_choices). jmvae and mvae; mmvae's sampled KL
   // has no per-dimension form and ignores it.
   double free_bits = -1.0;
+  // Word dropout on the encoders' captions (models/multimodal_vae.h ObjectiveOptions); jmvae.
+  double token_dropout = 0.0;
   double grad_clip = 0.0;                // max global gradient norm (0 = off)
   std::int64_t early_stopping = 0;       // patience in epochs on validation loss (0 = off)
   std::int64_t max_steps_per_epoch = 0;  // 0 = the whole epoch (for quick runs)

@@ -80,6 +80,52 @@ void store_data_choices(const RunConfig& config, nlohmann::json& resolved) {
   resolved["train"]["free_bits"] = config.train.free_bits;
 }
 
+namespace {
+// data.validation_unseen as class indices, checked: known classes, not already unseen, at least
+// one class left for training, and every attribute of a validation class still had by a class
+// that trains (otherwise attribute zero-shot on the validation split has nothing to learn from).
+std::vector<std::int64_t> resolve_validation_unseen(const RunConfig& config, const RunData& data) {
+  const auto& names = config.data.validation_unseen;
+  MMKT_CHECK_INPUT(data.class_attributes.has_value(),
+                   "data.validation_unseen: the dataset '", config.data.dataset,
+                   "' has no class-attribute file to name classes from");
+  const auto& ca = *data.class_attributes;
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const auto c = with_context("data.validation_unseen[" + std::to_string(i) + "]",
+                                [&] { return ca.class_index(names[i]); });
+    MMKT_CHECK_INPUT(std::find(data.unseen_classes.begin(), data.unseen_classes.end(), c) ==
+                         data.unseen_classes.end(),
+                     "data.validation_unseen[", i, "]: '", names[i],
+                     "' is already an unseen (test) class");
+    MMKT_CHECK_INPUT(std::find(out.begin(), out.end(), c) == out.end(),
+                     "data.validation_unseen[", i, "]: '", names[i], "' is named twice");
+    out.push_back(c);
+  }
+  std::sort(out.begin(), out.end());
+  auto held_out = [&](std::int64_t c) {
+    return std::find(out.begin(), out.end(), c) != out.end() ||
+           std::find(data.unseen_classes.begin(), data.unseen_classes.end(), c) !=
+               data.unseen_classes.end();
+  };
+  std::int64_t training_classes = 0;
+  for (std::int64_t c = 0; c < ca.num_classes(); ++c) training_classes += held_out(c) ? 0 : 1;
+  MMKT_CHECK_INPUT(training_classes > 0, "data.validation_unseen: no class is left for training");
+  for (auto c : out) {
+    for (auto a : ca.present(c)) {
+      bool had = false;
+      for (std::int64_t k = 0; k < ca.num_classes() && !had; ++k)
+        had = !held_out(k) && ca.matrix[k][a].item<float>() > 0.5f;
+      MMKT_CHECK_INPUT(had, "data.validation_unseen: attribute '",
+                       ca.attribute_names[static_cast<std::size_t>(a)], "' of '",
+                       ca.class_names[static_cast<std::size_t>(c)],
+                       "' is had by no class left for training; choose another validation class");
+    }
+  }
+  return out;
+}
+}  // namespace
+
 RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path) {
   const auto& d = config.data;
   MMKT_CHECK(
@@ -109,12 +155,38 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
         data::subset(train_full, data::indices_by_class(*train_full, out.unseen_classes, false),
                      train_full->info().name + "-seen");
   }
-  const auto n = train_full->size();
+  // Validation classes (data.validation_unseen) leave training too: the split below is carved
+  // from the other items, and the validation classes' items join the validation split only.
+  std::vector<std::int64_t> seen_idx = data::index_range(train_full->size()), held_idx;
+  if (!d.validation_unseen.empty()) {
+    out.validation_unseen_classes = resolve_validation_unseen(config, out);
+    seen_idx = data::indices_by_class(*train_full, out.validation_unseen_classes, false);
+    held_idx = data::indices_by_class(*train_full, out.validation_unseen_classes, true);
+    for (auto c : out.validation_unseen_classes) out.unseen_classes.push_back(c);
+    std::sort(out.unseen_classes.begin(), out.unseen_classes.end());
+  }
+  const auto n = static_cast<std::int64_t>(seen_idx.size());
   MMKT_CHECK_INPUT(n > 0, train_full->info().name, ": no training items");
   std::int64_t validation = std::min<std::int64_t>(d.validation, n / 5);
   if (validation > 0) {
-    auto [train_idx, val_idx] =
-        data::split_train_validation(train_full->size(), validation, config.seed);
+    auto [train_pos, val_pos] = data::split_train_validation(n, validation, config.seed);
+    std::vector<std::int64_t> train_idx, val_idx;
+    for (auto i : train_pos) train_idx.push_back(seen_idx[static_cast<std::size_t>(i)]);
+    for (auto i : val_pos) val_idx.push_back(seen_idx[static_cast<std::size_t>(i)]);
+    if (!held_idx.empty()) {
+      // As many items of each validation class as a seen class has in the split on average
+      // (the test set's balance), drawn by a seed stream of their own.
+      const auto seen_classes = std::max<std::int64_t>(
+          1, out.class_attributes->num_classes() - static_cast<std::int64_t>(out.unseen_classes.size()));
+      const auto want = std::min<std::int64_t>(
+          static_cast<std::int64_t>(held_idx.size()),
+          std::max<std::int64_t>(1, validation / seen_classes) *
+              static_cast<std::int64_t>(out.validation_unseen_classes.size()));
+      auto picked = data::split_train_validation(static_cast<std::int64_t>(held_idx.size()), want,
+                                                 derive_seed(config.seed, "validation-unseen"))
+                        .second;
+      for (auto i : picked) val_idx.push_back(held_idx[static_cast<std::size_t>(i)]);
+    }
     out.validation = data::subset(train_full, val_idx, train_full->info().name + "-validation");
     out.train = data::subset(train_full, train_idx, train_full->info().name + "-train");
   } else {
@@ -151,7 +223,11 @@ RunData load_run_data(const RunConfig& config, const std::string& tokenizer_path
             out.validation ? out.validation->size() : 0, ", test ", out.test->size(),
             out.unseen_classes.empty() ? ""
                                        : ", unseen classes held out of training: " +
-                                             std::to_string(out.unseen_classes.size()));
+                                             std::to_string(out.unseen_classes.size()),
+            out.validation_unseen_classes.empty()
+                ? ""
+                : " (" + std::to_string(out.validation_unseen_classes.size()) +
+                      " of them validation classes, in the validation split)");
   return out;
 }
 

@@ -25,7 +25,14 @@ struct RunData {
   std::shared_ptr<const text::Tokenizer> tokenizer;  // null when no modality is text
   std::optional<data::ClassAttributes> class_attributes;
   std::vector<std::int64_t> unseen_classes;  // held out of training (the attribute file's unseen
-                                             // classes, or the shapes' held-out combinations)
+                                             // classes, or the shapes' held-out combinations,
+                                             // and the validation classes)
+  // data.validation_unseen as class indices: held out of training, in the validation split
+  // only; they are the validation split's unseen classes (eval --split validation).
+  std::vector<std::int64_t> validation_unseen_classes;
+  // Classes with no items in training or in the split under evaluation (the test's unseen
+  // classes while the validation split plays the test set): zero-shot leaves them out.
+  std::vector<std::int64_t> absent_classes;
 };
 
 // Free bits (nats per latent dimension and item) of a manifest run whose train.free_bits is

@@ -270,6 +270,7 @@ void apply_gradients(Session& s, std::int64_t rows, std::int64_t global_rows) {
 void train_step(Session& s, const data::Batch& batch, double progress, std::int64_t epoch,
                 std::int64_t k, std::map<std::string, double>& sums) {
   auto options = objective_options_at(s.config, progress);
+  options.token_dropout = s.config.train.token_dropout;  // training steps only
   const double lr = learning_rate_at(s.config.train, progress);
   for (auto& group : s.optimizer->param_groups()) {
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
