@@ -3,6 +3,9 @@
 // `mmkt distill-table DIR...`: the comparison table of several distillation outputs.
 #include <iostream>
 
+#include <memory>
+#include <sstream>
+
 #include "commands.h"
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
@@ -62,8 +65,26 @@ void register_distill(CLI::App& root, CommonOptions& common) {
          "--teacher-metrics", o->teacher_metrics,
          "evaluate the teacher's retrieval/zero-shot/probe too (false: its size and speed only)")
       ->capture_default_str();
-  cmd->callback([&common, o] {
+  auto metrics = std::make_shared<std::string>("retrieval,zeroshot,probe");
+  cmd->add_option("--metrics", *metrics,
+                  "what the student (and teacher) are evaluated on, from retrieval, zeroshot, probe "
+                  "(retrieval alone is quick: for choosing methods on validation)")
+      ->capture_default_str();
+  cmd->callback([&common, o, metrics] {
     const Runtime rt = init_runtime(common.runtime);
+    o->eval.retrieval = o->eval.zeroshot = o->eval.probe = false;
+    std::stringstream list(*metrics);
+    for (std::string m; std::getline(list, m, ',');) {
+      if (m == "retrieval") {
+        o->eval.retrieval = true;
+      } else if (m == "zeroshot") {
+        o->eval.zeroshot = true;
+      } else if (m == "probe") {
+        o->eval.probe = true;
+      } else {
+        fail_input("--metrics: unknown metric '", m, "' (expected retrieval, zeroshot or probe)");
+      }
+    }
     const auto result = distill::run_distillation(*o, rt);
     const std::string dir = result["dir"].get<std::string>();
     std::cout << io::read_file(dir + "/result.md");

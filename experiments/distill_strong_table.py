@@ -159,8 +159,11 @@ def table(out, results, chosen, student, seeds, singles, sizes):
     md.append("| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in cols) +
               " | ---: | ---: |")
     for net in sizes.split():
-        add_row(f"{net} {chosen}", rows_for("size_" + row_name(net)), "sizes")
-        add_row(f"{net} baseline", rows_for("size_" + row_name(net) + "_baseline"), "sizes")
+        own = net == student  # the comparison's rows are this size's
+        add_row(f"{net} {chosen}", rows_for(row_name(chosen) if own else "size_" + row_name(net)),
+                "sizes")
+        add_row(f"{net} baseline", rows_for("baseline" if own else "size_" + row_name(net) +
+                                            "_baseline"), "sizes")
     text = "\n".join(md) + "\n"
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(text)

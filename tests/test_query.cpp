@@ -330,7 +330,7 @@ TEST(Demo, ShortDemoWritesItsReport) {
   ASSERT_EQ(rc, 0) << out;
   const auto md = io::read_file(dir + "/demo.md");
   for (const std::string s : {"| text->image |", "| ZSL accuracy |", "| teacher (image encoder) |",
-                              "ce=1,bayes=0.1 mlp:32", "Pictures:"}) {
+                              "kd=1,mse=1 conv:8:128", "Pictures:"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
   }
   for (const std::string f :
@@ -342,7 +342,9 @@ TEST(Demo, ShortDemoWritesItsReport) {
   const double map = figures["retrieval_text_to_image_map"];
   EXPECT_GT(map, 0.0);
   EXPECT_LE(map, 1.0);
-  EXPECT_LT(figures["student"]["parameters"].get<double>(), 30000);
+  // conv:8:128 on 28x28: conv 1->8 (136), 8->16 (2064), 16*7*7 -> 128 (100480), head 128 -> 2*32
+  // (8256), class head 32 -> 10 (330).
+  EXPECT_EQ(figures["student"]["parameters"].get<std::int64_t>(), 136 + 2064 + 100480 + 8256 + 330);
   // A second demo into a folder that is not a run is refused, and the folder is left alone.
   const auto other = (fs::path(::testing::TempDir()) / "mmkt_not_a_run").string();
   fs::create_directories(other);

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "mmkt/eval/embed.h"
 #include "mmkt/eval/retrieval.h"
 
 using namespace mmkt;
@@ -142,4 +143,26 @@ TEST(Retrieval, SeenAndUnseenQueryGroupsAgainstTheWholeDatabase) {
   EXPECT_ANY_THROW(eval::retrieve(col({0.0f, 0.0f, 0.0f}), labels,
                                   col({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}),
                                   torch::tensor({0, 1, 0, 2, 2}, torch::kInt64), o));
+}
+
+TEST(Retrieval, SeenQueriesOverTheSeenDatabaseShowWhatUnseenItemsCost) {
+  // Items 0..3 with labels 0 0 1 2, class 2 unseen; 1-D means, Euclidean scores.
+  // Images 0, 1, 5, 0.5 (the unseen image lands between the two class-0 images); texts 0, 1, 5, 9.
+  //   text 0 (class 0): images by distance 0 (rel), 0.5 (unseen), 1 (rel), 5 -> AP (1 + 2/3) / 2
+  //   text 1 (class 0): images 1 (rel), 0.5 (unseen), 0 (rel), 5       -> AP 5/6
+  //   text 5 (class 1): image 5 first                                   -> AP 1
+  // seen-class mAP = (5/6 + 5/6 + 1) / 3 = 8/9; without the unseen image every AP is 1.
+  eval::Embeddings e;
+  e.labels = torch::tensor({0, 0, 1, 2}, torch::kInt64);
+  e.mu["image"] = col({0.0f, 1.0f, 5.0f, 0.5f});
+  e.mu["text"] = col({0.0f, 1.0f, 5.0f, 9.0f});
+  const auto report = eval::retrieval_report(e, "image", "text", {2});
+  const auto& t2i = report["text->image"]["euclidean"];
+  EXPECT_NEAR(t2i["groups"]["seen"]["mAP"].get<double>(), 8.0 / 9.0, 1e-9);
+  EXPECT_NEAR(t2i["seen_database"]["mAP"].get<double>(), 1.0, 1e-9);
+  EXPECT_EQ(t2i["seen_database"]["queries"].get<std::int64_t>(), 3);
+  EXPECT_EQ(t2i["seen_database"]["database"].get<std::int64_t>(), 3);
+  // Without unseen classes there is no such figure.
+  EXPECT_FALSE(eval::retrieval_report(e, "image", "text")["text->image"]["euclidean"].contains(
+      "seen_database"));
 }

@@ -32,7 +32,9 @@ Embeddings embed_dataset(LoadedRun& run, const data::DatasetPtr& dataset,
 // Text->image, image->text (class-level relevance; instance-level R@K and median rank for the
 // paired item) and image->image (class-level, query removed), by Euclidean and cosine scores.
 // With `unseen` classes (a zero-shot split) each figure is also given for the queries of seen
-// and of unseen classes ("groups": {"seen": ..., "unseen": ...}), against the whole database.
+// and of unseen classes ("groups": {"seen": ..., "unseen": ...}), against the whole database,
+// and for seen-class queries over the seen-class items alone ("seen_database": {"mAP", ...}):
+// the difference from groups.seen is what never-seen items in the database cost.
 // Returns {"<query>-><database>": {"euclidean": {...}, "cosine": {...}}, ...}.
 nlohmann::json retrieval_report(const Embeddings& e, const std::string& image,
                                 const std::string& text,
