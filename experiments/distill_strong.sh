@@ -103,4 +103,4 @@ for t in "${!teachers[@]}"; do
 done
 "${mmkt% --threads*}" info > "$results/machine.json"
 echo "TEACHERS=\"${teachers[*]}\" STUDENT=$student SIZES=\"${sizes[*]}\" EPOCHS=$epochs bash experiments/distill_strong.sh" > "$results/command.txt"
-echo "$(( $(date +%s) - start )) s wall (students reused from earlier runs are not counted), ${THREADS:-2} threads" > "$results/wall_time.txt"
+echo "$(( $(date +%s) - start )) s wall (students reused from earlier runs are not counted), ${THREADS:-2} threads per student, $parallel students at once" > "$results/wall_time.txt"
