@@ -2,13 +2,12 @@
 // trained multimodal teacher and evaluates it beside the teacher (lib/distill/pipeline.h).
 // `mmkt distill-table DIR...`: the comparison table of several distillation outputs.
 #include <iostream>
-
 #include <memory>
-#include <sstream>
 
 #include "commands.h"
 #include "mmkt/core/error.h"
 #include "mmkt/core/log.h"
+#include "mmkt/core/strings.h"
 #include "mmkt/distill/pipeline.h"
 #include "mmkt/io/files.h"
 
@@ -73,8 +72,7 @@ void register_distill(CLI::App& root, CommonOptions& common) {
   cmd->callback([&common, o, metrics] {
     const Runtime rt = init_runtime(common.runtime);
     o->eval.retrieval = o->eval.zeroshot = o->eval.probe = false;
-    std::stringstream list(*metrics);
-    for (std::string m; std::getline(list, m, ',');) {
+    for (const auto& m : split(*metrics, ',')) {
       if (m == "retrieval") {
         o->eval.retrieval = true;
       } else if (m == "zeroshot") {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include "commands.h"
@@ -118,13 +119,12 @@ void register_eval(CLI::App& root, CommonOptions& common) {
                     "data.validation_unseen holds classes out for it)");
       } else {
         // The validation classes play the unseen ones; the test's unseen classes are absent.
+        // (Both lists are sorted: run_data.h.)
         run.data.absent_classes.clear();
-        for (auto c : run.data.unseen_classes) {
-          if (std::find(run.data.validation_unseen_classes.begin(),
-                        run.data.validation_unseen_classes.end(),
-                        c) == run.data.validation_unseen_classes.end())
-            run.data.absent_classes.push_back(c);
-        }
+        std::set_difference(run.data.unseen_classes.begin(), run.data.unseen_classes.end(),
+                            run.data.validation_unseen_classes.begin(),
+                            run.data.validation_unseen_classes.end(),
+                            std::back_inserter(run.data.absent_classes));
         run.data.unseen_classes = run.data.validation_unseen_classes;
       }
     }

@@ -37,13 +37,14 @@ mkdir -p "$out" "$results"
 start=$(date +%s)
 
 running=0
-distil() {  # distil TEACHER_INDEX ROW NET METHOD [teacher-metrics] [metrics]: queued, PARALLEL at once
-  local t=$1 row=$2 net=$3 method=$4 tm=${5:-false} metrics=${6:-retrieval,zeroshot,probe}
-  local dir="$out/s$t/$row"
+# distil TEACHER_INDEX FOLDER NET METHOD [teacher-metrics] [metrics]: one student into
+# $out/FOLDER, queued (PARALLEL at once); skipped when its result.json exists.
+distil() {
+  local t=$1 dir="$out/$2" net=$3 method=$4 tm=${5:-false} metrics=${6:-retrieval,zeroshot,probe}
   if [ -f "$dir/result.json" ]; then return; fi
   # A teacher still training (started beside this script) has a checkpoint but no summary yet.
   while [ ! -f "${teachers[$t]}/summary.json" ]; do sleep 30; done
-  echo "== seed $t: $row ($net, $method)" >&2
+  echo "== seed $t: $2 ($net, $method)" >&2
   nice $mmkt --seed "$t" --log-level warn distill --teacher "${teachers[$t]}" --student "$net" \
     --method "$method" --epochs "$epochs" --teacher-metrics "$tm" --metrics "$metrics" \
     --out "$dir" > /dev/null &
@@ -56,11 +57,7 @@ row_name() { local r=${1//[=,+]/_}; echo "${r//:/-}"; }
 # 1. Selection on teacher seed 0 (validation figures only): retrieval alone, in a folder of its
 #    own (the comparison below trains every row again with the full evaluation).
 sel="$out/select"
-mkdir -p "$out/s0"
-for m in "${candidates[@]}"; do
-  mkdir -p "$sel"
-  distil 0 "../select/$(row_name "$m")" "$student" "$m" false retrieval
-done
+for m in "${candidates[@]}"; do distil 0 "select/$(row_name "$m")" "$student" "$m" false retrieval; done
 drain
 chosen=$(python3 experiments/distill_strong_table.py choose "$sel" "${candidates[@]}")
 echo "chosen on validation: $chosen" >&2
@@ -68,22 +65,22 @@ echo "$chosen" > "$results/chosen.txt"
 
 # 2. The comparison at every teacher seed.
 for t in "${!teachers[@]}"; do
-  distil "$t" baseline "$student" baseline true
+  distil "$t" "s$t/baseline" "$student" baseline true
   # Single methods: retrieval (the figures the goals are about); the chosen combination: every
   # figure, like the baseline.
   for m in "${singles[@]:1}"; do
     [ "$m" = "$chosen" ] && continue
-    distil "$t" "$(row_name "$m")" "$student" "$m" false retrieval
+    distil "$t" "s$t/$(row_name "$m")" "$student" "$m" false retrieval
   done
-  distil "$t" "$(row_name "$chosen")" "$student" "$chosen"
+  distil "$t" "s$t/$(row_name "$chosen")" "$student" "$chosen"
 done
 
 # 3. Student sizes with the chosen method (and the label-only baseline at each size).
 for t in "${!teachers[@]}"; do
   for net in "${sizes[@]}"; do
     [ "$net" = "$student" ] && continue  # the comparison's own rows
-    distil "$t" "size_$(row_name "$net")" "$net" "$chosen" false retrieval
-    distil "$t" "size_$(row_name "$net")_baseline" "$net" baseline false retrieval
+    distil "$t" "s$t/size_$(row_name "$net")" "$net" "$chosen" false retrieval
+    distil "$t" "s$t/size_$(row_name "$net")_baseline" "$net" baseline false retrieval
   done
 done
 drain

@@ -79,6 +79,24 @@ std::string write_folder(const fs::path& dir, int count, bool colour, bool binar
   return (dir / "manifest.jsonl").string();
 }
 
+// A class-attribute file for the toy classes: boot (bright, corners), bag (bright; unseen) and,
+// `with_hat`, hat (corners). Returns its path.
+std::string write_toy_attributes(const fs::path& dir, bool with_hat) {
+  const auto path = (dir / "attributes.json").string();
+  std::ofstream(path) << R"({
+    "dataset": "toy", "generic_names": ["item"],
+    "attributes": [{"name": "is_bright", "phrases": ["that is bright"]},
+                   {"name": "has_corners", "phrases": ["with corners"]}],
+    "classes": [{"name": "boot", "names": ["boot"], "attributes": ["is_bright", "has_corners"]},
+                {"name": "bag", "names": ["bag"], "attributes": ["is_bright"]})"
+                      << (with_hat ? R"(,
+                {"name": "hat", "names": ["hat"], "attributes": ["has_corners"]})"
+                                   : "")
+                      << R"(],
+    "zero_shot": {"unseen": ["bag"]}})";
+  return path;
+}
+
 RunConfig manifest_config(const std::string& manifest, std::vector<std::string> sets = {}) {
   sets.push_back("data.dataset=manifest");
   sets.push_back("data.manifest=" + manifest);
@@ -211,14 +229,7 @@ TEST(OwnData, ManifestWithoutTestFileCarvesTestItemsOfUnseenClasses) {
   // held none of them and zero-shot accuracy read 0.0 without a word.
   const auto dir = fresh_dir("zero_shot_carve");
   const auto manifest = write_folder(dir, 60, false, false);
-  const auto attributes = (dir / "attributes.json").string();
-  std::ofstream(attributes) << R"({
-    "dataset": "toy", "generic_names": ["item"],
-    "attributes": [{"name": "is_bright", "phrases": ["that is bright"]},
-                   {"name": "has_corners", "phrases": ["with corners"]}],
-    "classes": [{"name": "boot", "names": ["boot"], "attributes": ["is_bright", "has_corners"]},
-                {"name": "bag", "names": ["bag"], "attributes": ["is_bright"]}],
-    "zero_shot": {"unseen": ["bag"]}})";
+  const auto attributes = write_toy_attributes(dir, false);
   const auto config = resolve_data_choices(
       manifest_config(manifest, {"data.attributes_file=" + attributes, "data.validation=0"}));
   const auto data = load_run_data(config, "");
@@ -248,15 +259,7 @@ TEST(OwnData, ValidationClassesLeaveTrainingAndJoinTheValidationSplit) {
                << "\n";
     }
   }
-  const auto attributes = (dir / "attributes.json").string();
-  std::ofstream(attributes) << R"({
-    "dataset": "toy", "generic_names": ["item"],
-    "attributes": [{"name": "is_bright", "phrases": ["that is bright"]},
-                   {"name": "has_corners", "phrases": ["with corners"]}],
-    "classes": [{"name": "boot", "names": ["boot"], "attributes": ["is_bright", "has_corners"]},
-                {"name": "bag", "names": ["bag"], "attributes": ["is_bright"]},
-                {"name": "hat", "names": ["hat"], "attributes": ["has_corners"]}],
-    "zero_shot": {"unseen": ["bag"]}})";
+  const auto attributes = write_toy_attributes(dir, true);
   const auto manifest = (dir / "manifest.jsonl").string();
   auto config_with = [&](const std::string& validation_unseen) {
     return resolve_data_choices(

@@ -68,7 +68,7 @@ EvaluationData evaluation_data(LoadedRun& run, const std::string& modality,
   EvaluationData d;
   d.teacher_test = eval::embed_dataset(run, run.data.test, device);
   d.test = collect_inputs(run, run.data.test, modality, 0, false);
-  if (o.validation && o.retrieval && run.data.validation && run.data.validation->size() > 0) {
+  if (o.retrieval && run.data.validation && run.data.validation->size() > 0) {
     d.teacher_validation = eval::embed_dataset(run, run.data.validation, device);
     d.validation = collect_inputs(run, run.data.validation, modality, 0, false);
   }

@@ -41,10 +41,9 @@ struct StudentEvalOptions {
   std::int64_t throughput_items = 5000;
   std::int64_t throughput_batch = 500;
   int throughput_repeats = 5;
+  // Retrieval also runs on the teacher's validation split when it has one (carved from
+  // training, never distilled on): what methods and weights are chosen on, never the test set.
   bool retrieval = true, zeroshot = true, probe = true;
-  // Retrieval on the teacher's validation split too (seen classes, carved from training and
-  // never distilled on): what methods and weights are chosen on, never the test set.
-  bool validation = true;
 };
 
 // What every embedder is compared with: the teacher's test-set embeddings of every modality,

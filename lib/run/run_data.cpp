@@ -108,15 +108,19 @@ std::vector<std::int64_t> resolve_validation_unseen(const RunConfig& config, con
            std::find(data.unseen_classes.begin(), data.unseen_classes.end(), c) !=
                data.unseen_classes.end();
   };
-  std::int64_t training_classes = 0;
-  for (std::int64_t c = 0; c < ca.num_classes(); ++c) training_classes += held_out(c) ? 0 : 1;
-  MMKT_CHECK_INPUT(training_classes > 0, "data.validation_unseen: no class is left for training");
+  // The attributes some training class has (the attribute file's own rule for unseen classes,
+  // class_attributes.h, applied to what is left after the validation classes go too).
+  std::vector<bool> trained(static_cast<std::size_t>(ca.num_attributes()), false);
+  bool any_training_class = false;
+  for (std::int64_t k = 0; k < ca.num_classes(); ++k) {
+    if (held_out(k)) continue;
+    any_training_class = true;
+    for (auto a : ca.present(k)) trained[static_cast<std::size_t>(a)] = true;
+  }
+  MMKT_CHECK_INPUT(any_training_class, "data.validation_unseen: no class is left for training");
   for (auto c : out) {
     for (auto a : ca.present(c)) {
-      bool had = false;
-      for (std::int64_t k = 0; k < ca.num_classes() && !had; ++k)
-        had = !held_out(k) && ca.matrix[k][a].item<float>() > 0.5f;
-      MMKT_CHECK_INPUT(had, "data.validation_unseen: attribute '",
+      MMKT_CHECK_INPUT(trained[static_cast<std::size_t>(a)], "data.validation_unseen: attribute '",
                        ca.attribute_names[static_cast<std::size_t>(a)], "' of '",
                        ca.class_names[static_cast<std::size_t>(c)],
                        "' is had by no class left for training; choose another validation class");
