@@ -15,6 +15,7 @@
 #include "mmkt/data/batcher.h"
 #include "mmkt/eval/embed.h"
 #include "mmkt/eval/likelihood.h"
+#include "mmkt/models/conv_transpose.h"
 #include "mmkt/models/fused_gru.h"
 #include "mmkt/optim/fused_adam.h"
 #include "mmkt/query/answer.h"
@@ -237,6 +238,16 @@ std::vector<double> with_libtorch_gru(Timing timing) {
     ~Restore() { models::set_fused_gru_enabled(true); }
   } restore;
   models::set_fused_gru_enabled(false);
+  return timing();
+}
+
+// The same with libtorch's CPU ConvTranspose2d instead of models/conv_transpose.h.
+template <typename Timing>
+std::vector<double> with_libtorch_conv_transpose(Timing timing) {
+  struct Restore {
+    ~Restore() { models::set_fast_conv_transpose_enabled(true); }
+  } restore;
+  models::set_fast_conv_transpose_enabled(false);
   return timing();
 }
 
@@ -579,32 +590,35 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
   }
 
   if (wants(options, "train")) {
-    log::info("bench: shapes 64x64 conv + text training step");
-    auto shapes = in_memory_run(
-        shapes_config, {"data.validation=0", "data.shapes_train=2000", "data.shapes_test=100"},
-        device);
+    // Each shapes figure: 8 pre-built batches of 100, steps/4 steps per timing.
     const int steps = std::max(1, options.steps / 4);
-    report["train_shapes"] = figure(
-        time_training(shapes, 8, std::min(options.warmup_steps, 2), steps, options.repeats, device)
-            .mmkt,
-        "samples/s");
-    report["train_shapes_libtorch_gru"] =
-        figure(with_libtorch_gru([&] {
-                 return time_training(shapes, 8, 1, steps, options.repeats, device).mmkt;
-               }),
-               "samples/s");
-    log::info("bench: shapes 64x64 conv + conv text training step");
-    auto shapes_conv_text =
-        in_memory_run(shapes_config,
-                      plus({"data.validation=0", "data.shapes_train=2000", "data.shapes_test=100"},
-                           kWordTokenizer),
-                      device);
-    use_conv_text(shapes_conv_text, device);
-    report["train_shapes_conv_text"] =
-        figure(time_training(shapes_conv_text, 8, std::min(options.warmup_steps, 2), steps,
-                             options.repeats, device)
-                   .mmkt,
-               "samples/s");
+    const std::vector<std::string> small = {"data.validation=0", "data.shapes_train=2000",
+                                            "data.shapes_test=100"};
+    auto rate = [&](LoadedRun& run, int warmup) {
+      return figure(time_training(run, 8, warmup, steps, options.repeats, device).mmkt,
+                    "samples/s");
+    };
+    const int warmup = std::min(options.warmup_steps, 2);
+    // A config's step, its ablations, and the same with conv text and a word tokenizer.
+    auto shapes_rows = [&](const std::string& config, const std::string& key) {
+      auto run = in_memory_run(config, small, device);
+      report[key] = rate(run, warmup);
+      auto timing = [&] { return time_training(run, 8, 1, steps, options.repeats, device).mmkt; };
+      report[key + "_libtorch_deconv"] =
+          figure(with_libtorch_conv_transpose(timing), "samples/s");
+      if (key == "train_shapes") {
+        report[key + "_libtorch_gru"] = figure(with_libtorch_gru(timing), "samples/s");
+      }
+      auto conv_text = in_memory_run(config, plus(small, kWordTokenizer), device);
+      use_conv_text(conv_text, device);
+      report[key + "_conv_text"] = rate(conv_text, warmup);
+    };
+    log::info("bench: shapes 64x64 conv (32 channels) + text training steps");
+    shapes_rows(shapes_config, "train_shapes");
+    // The shapes-levels recipe (experiments/shapes_levels_long_a1.json: 16 channels, GRU text,
+    // contrastive term).
+    log::info("bench: shapes-levels recipe (16-channel convs) + text training steps");
+    shapes_rows(config_path(options, "shapes_levels_long_a1.json"), "train_shapes_recipe");
   }
 
   if (wants(options, "train") || wants(options, "pipeline") || wants(options, "query")) {
@@ -734,6 +748,14 @@ std::string bench_markdown(const nlohmann::json& r) {
   row("train_shapes_libtorch_gru",
       "the same step with libtorch's GRU instead of the fused one (ablation)", 0);
   row("train_shapes_conv_text",
+      "the same step with a word tokenizer and conv text networks (width 64)", 0);
+  row("train_shapes_libtorch_deconv",
+      "the GRU-text step with libtorch's ConvTranspose2d instead of conv kernels (ablation)", 0);
+  row("train_shapes_recipe",
+      "JMVAE-kl + contrastive, shapes-levels recipe (16-channel convs + GRU text), batch 100", 0);
+  row("train_shapes_recipe_libtorch_deconv",
+      "the same step with libtorch's ConvTranspose2d (ablation)", 0);
+  row("train_shapes_recipe_conv_text",
       "the same step with a word tokenizer and conv text networks (width 64)", 0);
   row("train_fashion", "JMVAE-kl + triplet training, Fashion-MNIST MLP + GRU text, batch 100", 0);
   row("train_fashion_libtorch_gru",

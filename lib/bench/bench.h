@@ -5,8 +5,11 @@
 //   train      JMVAE-kl training samples/s: the MNIST paper architecture at batch 100 (with its
 //              achieved GFLOP/s = 6 x batch x sum(in x out of every Linear) / step seconds, the
 //              usual forward + backward count, and that as a share of the matmul peak); the
-//              64x64 conv + GRU text setting of experiments/shapes_l3.json; the Fashion-MNIST +
-//              captions step of experiments/fashion_captions_short.json
+//              64x64 conv + GRU text setting of experiments/shapes_l3.json (32 channels) and
+//              of the shapes-levels recipe (experiments/shapes_levels_long_a1.json, 16
+//              channels), each also with conv text and a word tokenizer; the Fashion-MNIST +
+//              captions step of experiments/fashion_captions_short.json. Ablation rows switch
+//              the fused GRU and the conv-kernel transposed convolution off
 //   eval       posterior means of every modality, items/s (MNIST test set, batch 1000), and the
 //              K = 1000 importance-weighted log p(image,label): seconds per 100 items
 //   query      a text -> image query over a 70,000-item index (tokenize, encode, score, top-10)

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "mmkt/core/error.h"
+#include "mmkt/models/conv_transpose.h"
 #include "mmkt/models/fused_gru.h"
 #include "mmkt/models/gru_inference.h"
 #include "mmkt/text/tokenizer.h"
@@ -273,8 +274,18 @@ ImageConvDecoderImpl::ImageConvDecoderImpl(const ModalityConfig& config, std::in
 }
 
 torch::Tensor ImageConvDecoderImpl::output(const torch::Tensor& z) {
-  const auto h = fc_->forward(z).view({z.size(0), base_channels_, base_h_, base_w_});
-  return deconv_->forward(h);
+  auto h = fc_->forward(z).view({z.size(0), base_channels_, base_h_, base_w_});
+  // Layer by layer instead of deconv_->forward: the transposed convolutions run on the
+  // ordinary convolution's kernels (models/conv_transpose.h), 2-7x faster on the CPU.
+  for (auto& layer : *deconv_) {
+    if (auto deconv = std::dynamic_pointer_cast<torch::nn::ConvTranspose2dImpl>(layer.ptr())) {
+      torch::nn::ConvTranspose2d module(deconv);
+      h = conv_transpose2d(module, h);
+    } else {
+      h = layer.forward(h);
+    }
+  }
+  return h;
 }
 
 // ---- Text -------------------------------------------------------------------------------
