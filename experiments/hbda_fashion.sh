@@ -15,8 +15,8 @@
 #   CONFIG=experiments/hbda_fashion_photo.json NAME=hbda_fashion_photo bash experiments/hbda_fashion.sh
 # Shapes levels as domains (the shape as a 5-class label at every level, 24 px): source
 # shapes:3 (shape, size, colour vary), targets shapes:4 (+ position) and shapes:5 (+ background
-# texture), with OPENBLAS_CORETYPE unset on this machine (see the README):
-#   CONFIG=experiments/hbda_shapes.json NAME=hbda_shapes env -u OPENBLAS_CORETYPE bash experiments/hbda_fashion.sh
+# texture):
+#   CONFIG=experiments/hbda_shapes.json NAME=hbda_shapes bash experiments/hbda_fashion.sh   (THREADS=1: 515 s beside two other jobs)
 # Usage: [THREADS=2] [CONFIG=...] [NAME=...] [EXTRA="--set seeds=[0]"] bash experiments/hbda_fashion.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
