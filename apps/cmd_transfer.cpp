@@ -11,6 +11,7 @@
 #include "mmkt/transfer/antidistill.h"
 #include "mmkt/transfer/dwp.h"
 #include "mmkt/transfer/hbda.h"
+#include "mmkt/transfer/table.h"
 
 namespace mmkt::app {
 
@@ -70,6 +71,43 @@ void register_transfer(CLI::App& root, CommonOptions& common) {
     }
     std::cout << io::read_file(args->out + "/result.md");
     log::info("results and log written to ", args->out);
+  });
+}
+
+void register_transfer_table(CLI::App& root, CommonOptions& common) {
+  struct Args {
+    std::vector<std::string> dirs;
+    std::string out, json;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = root.add_subcommand(
+      "transfer-table", "one comparison table from several mmkt transfer outputs of one method");
+  cmd->add_option("dirs", args->dirs, "transfer output folders (each with result.json)")
+      ->required();
+  cmd->add_option("--out", args->out, "also write the table to this Markdown file");
+  cmd->add_option("--json", args->json, "also write the table as JSON to this file");
+  cmd->callback([&common, args] {
+    init_runtime(common.runtime);
+    std::vector<std::pair<std::string, nlohmann::json>> results;
+    for (const auto& dir : args->dirs) {
+      const std::string path = dir + "/result.json";
+      MMKT_CHECK_INPUT(io::file_exists(path), path, ": no transfer result here");
+      nlohmann::json result;
+      try {
+        result = nlohmann::json::parse(io::read_file(path));
+      } catch (const nlohmann::json::parse_error& e) {
+        fail_input(path, ": malformed JSON: ", e.what());
+      }
+      // The column's name: the folder's own name.
+      auto name = dir;
+      while (name.size() > 1 && name.back() == '/') name.pop_back();
+      name = name.substr(name.find_last_of('/') + 1);
+      results.emplace_back(name, std::move(result));
+    }
+    const auto table = transfer::transfer_table(results);
+    std::cout << table.markdown;
+    if (!args->out.empty()) io::write_file_atomic(args->out, table.markdown);
+    if (!args->json.empty()) io::write_file_atomic(args->json, table.json.dump(2) + "\n");
   });
 }
 

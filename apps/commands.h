@@ -27,6 +27,7 @@ void register_eval(CLI::App& root, CommonOptions& common);
 void register_embed(CLI::App& root, CommonOptions& common);
 void register_distill(CLI::App& root, CommonOptions& common);
 void register_distill_table(CLI::App& root, CommonOptions& common);
+void register_transfer_table(CLI::App& root, CommonOptions& common);
 void register_query(CLI::App& root, CommonOptions& common);
 void register_zeroshot(CLI::App& root, CommonOptions& common);
 void register_generate(CLI::App& root, CommonOptions& common);

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   app::register_bench(root, common);
   app::register_serve(root, common);
   app::register_transfer(root, common);
+  app::register_transfer_table(root, common);
 
   try {
     root.parse(argc, argv);
