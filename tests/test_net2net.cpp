@@ -11,19 +11,14 @@
 #include "mmkt/distill/net2net.h"
 #include "mmkt/distill/student.h"
 #include "mmkt/text/tokenizer.h"
+#include "tiny_runs.h"
 
 using namespace mmkt;
 using namespace mmkt::distill;
 
 namespace {
 
-data::ShapesDataset shapes(std::int64_t n) {
-  data::ShapesOptions o;
-  o.level = 3;
-  o.size = n;
-  o.seed = 5;
-  return data::ShapesDataset(o);
-}
+data::ShapesDataset shapes(std::int64_t n) { return testing_support::shapes_items(n, 5); }
 
 models::ModalityConfig image_modality() {
   models::ModalityConfig m;

@@ -7,11 +7,24 @@
 #include <nlohmann/json.hpp>
 
 #include "mmkt/core/runtime.h"
+#include "mmkt/data/shapes.h"
 #include "mmkt/models/modality.h"
 #include "mmkt/run/config.h"
 #include "mmkt/train/trainer.h"
 
 namespace mmkt::testing_support {
+
+// `n` shapes items of `level` at image_size x image_size, drawn from `seed` (real images, captions
+// and labels for tests that need realistic inputs).
+inline data::ShapesDataset shapes_items(std::int64_t n, std::uint64_t seed, int image_size = 64,
+                                        int level = 3) {
+  data::ShapesOptions o;
+  o.level = level;
+  o.size = n;
+  o.seed = seed;
+  o.image_size = image_size;
+  return data::ShapesDataset(o);
+}
 
 // A 6x6-image (MLP, Bernoulli) + 3-class label model of the given type (jmvae | mvae | mmvae).
 inline models::ModelConfig tiny_image_label_model(const std::string& type) {

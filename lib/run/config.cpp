@@ -64,7 +64,8 @@ json default_config_json() {
         {"lr_schedule", "constant"},
         {"lr_min", 0.0},
         {"lr_decay_start", 0.0},
-        {"keep_checkpoints", json::array()}}},
+        {"keep_checkpoints", json::array()},
+        {"init_from", ""}}},
   };
 }
 
@@ -280,6 +281,7 @@ RunConfig config_from_json(const json& j, const std::string& source) {
     if (tr.contains("keep_checkpoints")) {
       c.train.keep_checkpoints = int_list(tr["keep_checkpoints"], "train.keep_checkpoints");
     }
+    c.train.init_from = tr["init_from"];
     return c;
   });
 }

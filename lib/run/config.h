@@ -74,6 +74,9 @@ struct TrainConfig {
   // Epochs after which the model is also kept as checkpoint_epoch<N>.pt (for evaluations along
   // the learning curve, e.g. the K = 1000 likelihood at epochs 50, 100, 200 of a 500-epoch run).
   std::vector<std::int64_t> keep_checkpoints;
+  // A trained run whose model starts this one (not on --resume): the same architecture is a
+  // warm start; wider MLPs grow from it by Net2Net, function-preserving (distill/grow_vae.h).
+  std::string init_from;
 };
 
 // The learning rate at fractional epoch `epoch` (see TrainConfig::lr_schedule).

@@ -16,6 +16,7 @@
 #include "mmkt/core/progress.h"
 #include "mmkt/data/batcher.h"
 #include "mmkt/dist/communicator.h"
+#include "mmkt/distill/grow_vae.h"
 #include "mmkt/io/checkpoint.h"
 #include "mmkt/io/files.h"
 #include "mmkt/io/json_config.h"
@@ -224,6 +225,32 @@ void build_model(Session& s) {
             parameters, " parameters, modalities:", modalities);
 }
 
+// train.init_from: the model starts as a trained run's (a fresh run only). The same
+// architecture is a warm start; wider MLPs grow from it, computing the same function
+// (antidistillation, distill/grow_vae.h). Text networks carry over only with the same
+// tokenizer, so the two runs' tokenizer files must be identical.
+void init_from_run(Session& s) {
+  const auto& dir = s.config.train.init_from;
+  auto source = load_run(dir, torch::kCPU);
+  const RunPaths source_paths{dir};
+  const bool source_text = io::file_exists(source_paths.tokenizer());
+  const bool own_text = io::file_exists(s.paths.tokenizer());
+  MMKT_CHECK_INPUT(source_text == own_text &&
+                       (!own_text || io::read_file(source_paths.tokenizer()) ==
+                                         io::read_file(s.paths.tokenizer())),
+                   "train.init_from ", dir,
+                   ": its tokenizer differs from this run's, so its text networks would read other "
+                   "token ids (train this run on the same captions and tokenizer settings)");
+  auto grown = distill::grow_multimodal_vae(source.model, s.model->config(), s.config.seed);
+  const auto from = grown->named_parameters();
+  torch::NoGradGuard no_grad;
+  for (auto& p : s.model->named_parameters()) p.value().copy_(from[p.key()]);
+  std::int64_t before = 0;
+  for (const auto& p : source.model->parameters()) before += p.numel();
+  log::info("model: starts from ", dir, " (", before,
+            " parameters; MLPs wider than its own grown by Net2Net)");
+}
+
 // Resume: the latest checkpoint (model, optimizer, counters, RNG) on every rank, then
 // config.json. Data parallelism: every replica starts from rank 0's weights.
 void restore(Session& s, bool resume, const nlohmann::json& resolved) {
@@ -429,6 +456,7 @@ nlohmann::json train_run(const RunConfig& config_in, const nlohmann::json& resol
   if (s.leader) lock.emplace(claim_run_dir(s.paths, resolved, start));
   s.data = load_data(s);
   build_model(s);
+  if (!resume && !config.train.init_from.empty()) init_from_run(s);
   restore(s, resume, resolved);
 
   auto batches = batcher_options(config, s.data, BatchPurpose::kTraining);
