@@ -9,7 +9,8 @@
 #   2. `mmkt eval --metrics coherence` on all 5000 test items. One image evaluator per level
 #      (3 epochs over 30000 fresh real images of every combination; its test accuracy is in each
 #      report) judges every model and seed of that level: trained by the level's first run, then
-#      copied, as the toolkit uses one pretrained classifier per level;
+#      copied with its recipe file, as the toolkit uses one pretrained classifier per level
+#      (until this script copied the recipe file too, every evaluation trained its own);
 #   3. copies the evidence to experiments/results/shapes/l<L>_<MODEL>_s<SEED>/ and writes
 #      experiments/results/shapes/table.{json,md}: mean +- std over the seeds present.
 # Usage: [LEVELS="1 2 3 4 5"] [MODELS="jmvae mvae mmvae"] [SEEDS="0 1 2"] [THREADS=2]
@@ -56,14 +57,22 @@ if [ -z "${TABLE_ONLY:-}" ]; then
         if [ ! -f "$run/eval/report.json" ]; then
           evaluator=runs/shapes_evaluators/level$level.pt
           mkdir -p "$run/eval"
-          [ -f "$evaluator" ] && cp "$evaluator" "$run/eval/evaluator_image.pt"
+          # The checkpoint and its recipe file: the evaluation reuses a checkpoint only beside
+          # a recipe equal to its own (lib/eval/coherence.cpp).
+          if [ -f "$evaluator" ] && [ -f "$evaluator.json" ]; then
+            cp "$evaluator" "$run/eval/evaluator_image.pt"
+            cp "$evaluator.json" "$run/eval/evaluator_image.pt.json"
+          fi
           eval_cmd=("$mmkt" --threads "$threads" eval --run "$run" --metrics coherence --coherence-items 5000
                     --evaluator-epochs 3 --evaluator-items 30000)
           echo "${eval_cmd[*]}" >> "$dest/command.txt"
           start=$(date +%s)
           "${eval_cmd[@]}" > "$dest/eval.log" 2>&1
           echo "evaluation: $(( $(date +%s) - start )) s wall, $threads threads" >> "$dest/wall_time.txt"
-          [ -f "$evaluator" ] || cp "$run/eval/evaluator_image.pt" "$evaluator"
+          if [ ! -f "$evaluator.json" ]; then
+            cp "$run/eval/evaluator_image.pt" "$evaluator"
+            cp "$run/eval/evaluator_image.pt.json" "$evaluator.json"
+          fi
         fi
         cp "$run/config.json" "$run/log.jsonl" "$run/summary.json" "$dest/"
         mkdir -p "$dest/eval"
