@@ -231,6 +231,8 @@ void build_model(Session& s) {
 // tokenizer, so the two runs' tokenizer files must be identical.
 void init_from_run(Session& s) {
   const auto& dir = s.config.train.init_from;
+  MMKT_CHECK_INPUT(std::filesystem::is_directory(dir), "train.init_from ", dir,
+                   ": no such run directory");
   auto source = load_run(dir, torch::kCPU);
   const RunPaths source_paths{dir};
   const bool source_text = io::file_exists(source_paths.tokenizer());
