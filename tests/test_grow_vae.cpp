@@ -123,11 +123,34 @@ TEST(GrowVae, GrownJmvaeMvaeMmvaeComputeTheSame) {
     auto large = grow_multimodal_vae(
         small, model(type, {40, 21}, {13}, {30}, batch.classes), /*seed=*/7);
     expect_same_function(small, large, batch.inputs);
-    // The copies learn apart: one step of the large model's own objective moves copies of
-    // one unit differently (their outgoing shares differ).
-    torch::optim::Adam adam(large->parameters(), torch::optim::AdamOptions(1e-2));
+    // The copies learn apart: the image encoder's first layer grows from 16 to 40 units, so 24
+    // of its rows repeat one of the first 16 exactly. One SGD step of the large model's own
+    // objective moves copies of one unit differently, because their outgoing shares differ and
+    // so do their gradients (Adam's first step would not show it: it moves every weight by
+    // +-lr whatever the gradient's size). Only a unit dead on the whole batch (zero gradient)
+    // may keep its copies equal.
+    const auto w = large->named_parameters()["enc_image.layers.0.weight"];  // shares storage
+    auto repeats = [&w] {
+      std::vector<std::int64_t> rows;
+      for (std::int64_t j = 16; j < w.size(0); ++j) {
+        for (std::int64_t i = 0; i < 16; ++i) {
+          if (torch::equal(w[j], w[i])) {
+            rows.push_back(j);
+            break;
+          }
+        }
+      }
+      return rows;
+    };
+    EXPECT_EQ(repeats().size(), 24U);
+    torch::optim::SGD sgd(large->parameters(), torch::optim::SGDOptions(1e-2));
     large->objective(batch.inputs, {}).loss.backward();
-    adam.step();
+    sgd.step();
+    const auto still = repeats();
+    EXPECT_LT(still.size(), 24U);
+    for (const auto j : still) {
+      EXPECT_EQ(w.grad()[j].abs().max().item<float>(), 0.0F) << "row " << j << " kept its copy";
+    }
   }
 }
 
@@ -195,18 +218,24 @@ TEST(GrowVae, TrainInitFromStartsAtTheSmallRun) {
   train::train_run(config_from_json(j, "test"), j, large_dir, train::RunStart::kFresh, rt);
   auto small = load_run(small_dir, torch::kCPU);
   auto large = load_run(large_dir, torch::kCPU);
-  torch::NoGradGuard no_grad;
-  torch::manual_seed(3);
-  const auto images = torch::rand({6, 3, 64, 64});
-  const auto a = small.model->encode("image", {images, {}});
-  const auto b = large.model->encode("image", {images, {}});
-  expect_close(a.mu, b.mu, "q(z|image) of the grown run");
+  {
+    torch::NoGradGuard no_grad;  // for the comparison only: the runs below train
+    torch::manual_seed(3);
+    const auto images = torch::rand({6, 3, 64, 64});
+    const auto a = small.model->encode("image", {images, {}});
+    const auto b = large.model->encode("image", {images, {}});
+    expect_close(a.mu, b.mu, "q(z|image) of the grown run");
+  }
   std::int64_t small_count = 0, large_count = 0;
   for (const auto& p : small.model->parameters()) small_count += p.numel();
   for (const auto& p : large.model->parameters()) large_count += p.numel();
   EXPECT_GT(large_count, small_count);
-  // A resumed run never re-initialises from init_from, and a missing run is a clear error.
+  // A resumed run never re-initialises from init_from: resuming the large run for a second
+  // epoch with init_from pointing nowhere trains on; a fresh run from there is an error.
   j["train"]["init_from"] = (root / "missing").string();
+  j["train"]["epochs"] = 2;
+  EXPECT_NO_THROW(train::train_run(config_from_json(j, "test"), j, large_dir,
+                                   train::RunStart::kResume, rt));
   EXPECT_THROW(train::train_run(config_from_json(j, "test"), j, (root / "bad").string(),
                                 train::RunStart::kFresh, rt),
                InputError);

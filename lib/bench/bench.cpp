@@ -230,24 +230,16 @@ TrainingRates time_training(LoadedRun& run, int prebuilt, int warmup, int steps,
   return time_training(timer, warmup, steps, repeats, ablation);
 }
 
-// Runs `timing` with the text networks on libtorch's GRU instead of the fused one (the
-// ablation rows), restoring the fused path afterwards.
+// Runs `timing` with one of mmkt's fast paths switched off, restoring it afterwards (the
+// ablation rows): `set` is models::set_fused_gru_enabled (libtorch's GRU instead of the fused
+// one) or models::set_fast_conv_transpose_enabled (libtorch's ConvTranspose2d).
 template <typename Timing>
-std::vector<double> with_libtorch_gru(Timing timing) {
+std::vector<double> with_fast_path_off(void (*set)(bool), Timing timing) {
   struct Restore {
-    ~Restore() { models::set_fused_gru_enabled(true); }
-  } restore;
-  models::set_fused_gru_enabled(false);
-  return timing();
-}
-
-// The same with libtorch's CPU ConvTranspose2d instead of models/conv_transpose.h.
-template <typename Timing>
-std::vector<double> with_libtorch_conv_transpose(Timing timing) {
-  struct Restore {
-    ~Restore() { models::set_fast_conv_transpose_enabled(true); }
-  } restore;
-  models::set_fast_conv_transpose_enabled(false);
+    void (*set)(bool);
+    ~Restore() { set(true); }
+  } restore{set};
+  set(false);
   return timing();
 }
 
@@ -594,31 +586,35 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
     const int steps = std::max(1, options.steps / 4);
     const std::vector<std::string> small = {"data.validation=0", "data.shapes_train=2000",
                                             "data.shapes_test=100"};
-    auto rate = [&](LoadedRun& run, int warmup) {
+    const int warmup = std::min(options.warmup_steps, 2);
+    auto rate = [&](LoadedRun& run) {
       return figure(time_training(run, 8, warmup, steps, options.repeats, device).mmkt,
                     "samples/s");
     };
-    const int warmup = std::min(options.warmup_steps, 2);
     // A config's step, its ablations, and the same with conv text and a word tokenizer.
-    auto shapes_rows = [&](const std::string& config, const std::string& key) {
+    auto shapes_rows = [&](const std::string& config, const std::string& key,
+                           bool gru_ablation) {
       auto run = in_memory_run(config, small, device);
-      report[key] = rate(run, warmup);
+      report[key] = rate(run);
       auto timing = [&] { return time_training(run, 8, 1, steps, options.repeats, device).mmkt; };
       report[key + "_libtorch_deconv"] =
-          figure(with_libtorch_conv_transpose(timing), "samples/s");
-      if (key == "train_shapes") {
-        report[key + "_libtorch_gru"] = figure(with_libtorch_gru(timing), "samples/s");
+          figure(with_fast_path_off(models::set_fast_conv_transpose_enabled, timing),
+                 "samples/s");
+      if (gru_ablation) {
+        report[key + "_libtorch_gru"] =
+            figure(with_fast_path_off(models::set_fused_gru_enabled, timing), "samples/s");
       }
       auto conv_text = in_memory_run(config, plus(small, kWordTokenizer), device);
       use_conv_text(conv_text, device);
-      report[key + "_conv_text"] = rate(conv_text, warmup);
+      report[key + "_conv_text"] = rate(conv_text);
     };
     log::info("bench: shapes 64x64 conv (32 channels) + text training steps");
-    shapes_rows(shapes_config, "train_shapes");
+    shapes_rows(shapes_config, "train_shapes", /*gru_ablation=*/true);
     // The shapes-levels recipe (experiments/shapes_levels_long_a1.json: 16 channels, GRU text,
     // contrastive term).
     log::info("bench: shapes-levels recipe (16-channel convs) + text training steps");
-    shapes_rows(config_path(options, "shapes_levels_long_a1.json"), "train_shapes_recipe");
+    shapes_rows(config_path(options, "shapes_levels_long_a1.json"), "train_shapes_recipe",
+                /*gru_ablation=*/false);
   }
 
   if (wants(options, "train") || wants(options, "pipeline") || wants(options, "query")) {
@@ -632,7 +628,7 @@ nlohmann::json run_benchmarks(const BenchOptions& options, const Runtime& runtim
       fashion_train = median(rates);
       report["train_fashion"] = figure(rates, "samples/s");
       report["train_fashion_libtorch_gru"] =
-          figure(with_libtorch_gru([&] {
+          figure(with_fast_path_off(models::set_fused_gru_enabled, [&] {
                    return time_training(fashion, 10, 1, steps, options.repeats, device).mmkt;
                  }),
                  "samples/s");

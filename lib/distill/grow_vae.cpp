@@ -13,13 +13,7 @@
 namespace mmkt::distill {
 namespace {
 
-using Params = std::map<std::string, torch::Tensor>;
-
-Params parameters_of(torch::nn::Module& m) {
-  Params out;
-  for (const auto& p : m.named_parameters()) out[p.key()] = p.value();
-  return out;
-}
+using Params = ParameterMap;
 
 // The Linear layers of a ReLU MLP registered as `prefix` (a Sequential: Linear at 0, 2, 4, ...).
 int linear_count(const Params& params, const std::string& prefix) {
@@ -110,11 +104,7 @@ class Grower {
   }
 
  private:
-  torch::Tensor small(const std::string& name) const {
-    const auto it = small_.find(name);
-    MMKT_CHECK(it != small_.end(), "grow_multimodal_vae: no parameter '", name, "'");
-    return it->second.detach().cpu();
-  }
+  torch::Tensor small(const std::string& name) const { return parameter_at(small_, name); }
 
   void set(const std::string& name, const torch::Tensor& value) {
     auto& target = large_.at(name);
@@ -141,20 +131,23 @@ models::MultimodalVae grow_multimodal_vae(models::MultimodalVae& small,
                    large_config.type);
   MMKT_CHECK_INPUT(s.latent_dim == large_config.latent_dim, "cannot grow: latent size ",
                    s.latent_dim, " -> ", large_config.latent_dim, " (growth keeps the latent)");
-  models::MultimodalVae large(large_config);
-  large->to(torch::kCPU);
+  models::MultimodalVae large(large_config);  // built on the CPU
   MMKT_CHECK_INPUT(small->modality_names() == large->modality_names(),
                    "cannot grow: the modalities differ");
-  const auto small_params = parameters_of(*small);
-  Grower grower(small_params, parameters_of(*large), seed);
+  const auto small_params = parameter_map(*small);
+  Grower grower(small_params, parameter_map(*large), seed);
   std::vector<Widening> joint_inputs;
   for (const auto& m : small->modality_names()) {
     // Unimodal encoder -> its Gaussian head.
     const auto enc = "enc_" + m + ".layers";
-    if (grower.has_mlp(enc)) grower.grow_consumer("enc_" + m + "_head", grower.grow_mlp(enc, nullptr));
+    if (grower.has_mlp(enc)) {
+      grower.grow_consumer("enc_" + m + "_head", grower.grow_mlp(enc, nullptr));
+    }
     // Decoder: latent -> hidden (reversed) -> out.
     const auto dec = "dec_" + m + ".layers";
-    if (grower.has_mlp(dec)) grower.grow_consumer("dec_" + m + ".out", grower.grow_mlp(dec, nullptr));
+    if (grower.has_mlp(dec)) {
+      grower.grow_consumer("dec_" + m + ".out", grower.grow_mlp(dec, nullptr));
+    }
     if (s.type != "jmvae") continue;
     const auto joint = "joint_" + m + ".layers";
     joint_inputs.push_back(grower.has_mlp(joint)

@@ -10,19 +10,6 @@
 namespace mmkt::distill {
 namespace {
 
-// The student's parameters by name, for reading (small) or writing (large).
-std::map<std::string, torch::Tensor> parameters_of(torch::nn::Module& m) {
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& p : m.named_parameters()) out[p.key()] = p.value();
-  return out;
-}
-
-torch::Tensor at(const std::map<std::string, torch::Tensor>& params, const std::string& name) {
-  const auto it = params.find(name);
-  MMKT_CHECK(it != params.end(), "grow_student: no parameter '", name, "'");
-  return it->second.detach().cpu();
-}
-
 void check_at_least(std::int64_t large, std::int64_t small, const std::string& what) {
   MMKT_CHECK_INPUT(large >= small, "cannot grow: the larger student's ", what, " (", large,
                    ") is smaller than the trained one's (", small, ")");
@@ -36,6 +23,18 @@ torch::Tensor widen_gates(const torch::Tensor& t, const Widening& hidden) {
 }
 
 }  // namespace
+
+ParameterMap parameter_map(torch::nn::Module& m) {
+  ParameterMap out;
+  for (const auto& p : m.named_parameters()) out[p.key()] = p.value();
+  return out;
+}
+
+torch::Tensor parameter_at(const ParameterMap& params, const std::string& name) {
+  const auto it = params.find(name);
+  MMKT_CHECK(it != params.end(), "growth: no parameter '", name, "'");
+  return it->second.detach().cpu();
+}
 
 Widening Widening::identity(std::int64_t n) {
   Widening w;
@@ -84,7 +83,8 @@ Student grow_student(Student& small, const StudentSpec& large_spec, std::uint64_
                    "cannot grow: latent size and class count must stay (", s.latent_dim, ", ",
                    s.classes, " vs ", l.latent_dim, ", ", l.classes, ")");
   auto generator = at::detail::createCPUGenerator(seed);
-  const auto from = parameters_of(*small);
+  const auto from = parameter_map(*small);
+  const auto small_at = [&from](const std::string& name) { return parameter_at(from, name); };
   Student large(large_spec);
   std::map<std::string, torch::Tensor> to;  // the large student's values, by name
   Widening top = Widening::identity(1);     // the layer the Gaussian head reads
@@ -98,8 +98,8 @@ Student grow_student(Student& small, const StudentSpec& large_spec, std::uint64_
     // Deepen: identity layers of the last width after the trained ones.
     std::vector<torch::Tensor> weights, biases;
     for (std::size_t i = 0; i < sw.size(); ++i) {
-      weights.push_back(at(from, "encoder.layers." + std::to_string(2 * i) + ".weight"));
-      biases.push_back(at(from, "encoder.layers." + std::to_string(2 * i) + ".bias"));
+      weights.push_back(small_at("encoder.layers." + std::to_string(2 * i) + ".weight"));
+      biases.push_back(small_at("encoder.layers." + std::to_string(2 * i) + ".bias"));
     }
     for (std::size_t i = sw.size(); i < lw.size(); ++i) {
       weights.push_back(torch::eye(sw.back()));
@@ -123,19 +123,19 @@ Student grow_student(Student& small, const StudentSpec& large_spec, std::uint64_
     for (int i = 0; i < 4; ++i) {
       const auto out = make_widening(c << i, lc << i, generator);
       const auto name = "encoder.conv." + std::to_string(2 * i);
-      to[name + ".weight"] = widen_inputs(widen_units(at(from, name + ".weight"), 0, out), 1, in);
-      to[name + ".bias"] = widen_units(at(from, name + ".bias"), 0, out);
+      to[name + ".weight"] = widen_inputs(widen_units(small_at(name + ".weight"), 0, out), 1, in);
+      to[name + ".bias"] = widen_units(small_at(name + ".bias"), 0, out);
       in = out;
     }
     // fc reads the flattened [8c, H/16, W/16] maps: its columns are (channel, position).
-    const auto fc = at(from, "encoder.fc.weight");
+    const auto fc = small_at("encoder.fc.weight");
     const auto width = fc.size(0);
     check_at_least(l.modality.hidden.back(), width, "top layer width");
     const auto fc_out = make_widening(width, l.modality.hidden.back(), generator);
     const auto maps = fc.view({width, in.from, -1});
     to["encoder.fc.weight"] =
         widen_inputs(widen_units(maps, 0, fc_out), 1, in).reshape({fc_out.to, -1});
-    to["encoder.fc.bias"] = widen_units(at(from, "encoder.fc.bias"), 0, fc_out);
+    to["encoder.fc.bias"] = widen_units(small_at("encoder.fc.bias"), 0, fc_out);
     top = fc_out;
   } else if (enc == "gru") {
     const auto e = s.modality.embedding_dim, h = s.modality.rnn_hidden;
@@ -143,31 +143,31 @@ Student grow_student(Student& small, const StudentSpec& large_spec, std::uint64_
     check_at_least(l.modality.rnn_hidden, h, "GRU width");
     const auto emb = make_widening(e, l.modality.embedding_dim, generator);
     const auto hid = make_widening(h, l.modality.rnn_hidden, generator);
-    to["encoder.embedding.weight"] = widen_units(at(from, "encoder.embedding.weight"), 1, emb);
+    to["encoder.embedding.weight"] = widen_units(small_at("encoder.embedding.weight"), 1, emb);
     for (const auto* gru : {"encoder.gru_forward.", "encoder.gru_backward."}) {
       const std::string g = gru;
-      to[g + "weight_ih_l0"] = widen_inputs(widen_gates(at(from, g + "weight_ih_l0"), hid), 1, emb);
-      to[g + "weight_hh_l0"] = widen_inputs(widen_gates(at(from, g + "weight_hh_l0"), hid), 1, hid);
-      to[g + "bias_ih_l0"] = widen_gates(at(from, g + "bias_ih_l0"), hid);
-      to[g + "bias_hh_l0"] = widen_gates(at(from, g + "bias_hh_l0"), hid);
+      to[g + "weight_ih_l0"] = widen_inputs(widen_gates(small_at(g + "weight_ih_l0"), hid), 1, emb);
+      to[g + "weight_hh_l0"] = widen_inputs(widen_gates(small_at(g + "weight_hh_l0"), hid), 1, hid);
+      to[g + "bias_ih_l0"] = widen_gates(small_at(g + "bias_ih_l0"), hid);
+      to[g + "bias_hh_l0"] = widen_gates(small_at(g + "bias_hh_l0"), hid);
     }
     // fc reads [h_forward, h_backward]: two copies of the hidden layer.
-    const auto fc = at(from, "encoder.fc.weight");
+    const auto fc = small_at("encoder.fc.weight");
     const auto width = fc.size(0);
     check_at_least(l.modality.hidden.back(), width, "top layer width");
     const auto fc_out = make_widening(width, l.modality.hidden.back(), generator);
     to["encoder.fc.weight"] = widen_inputs(widen_units(fc.view({width, 2, h}), 0, fc_out), 2, hid)
                                   .reshape({fc_out.to, -1});
-    to["encoder.fc.bias"] = widen_units(at(from, "encoder.fc.bias"), 0, fc_out);
+    to["encoder.fc.bias"] = widen_units(small_at("encoder.fc.bias"), 0, fc_out);
     top = fc_out;
   } else {
     fail_input("cannot grow a '", enc, "' student");
   }
-  to["gaussian.weight"] = widen_inputs(at(from, "gaussian.weight"), 1, top);
-  to["gaussian.bias"] = at(from, "gaussian.bias");
+  to["gaussian.weight"] = widen_inputs(small_at("gaussian.weight"), 1, top);
+  to["gaussian.bias"] = small_at("gaussian.bias");
   if (s.classes > 0) {
-    to["class_head.weight"] = at(from, "class_head.weight");
-    to["class_head.bias"] = at(from, "class_head.bias");
+    to["class_head.weight"] = small_at("class_head.weight");
+    to["class_head.bias"] = small_at("class_head.bias");
   }
 
   torch::NoGradGuard no_grad;

@@ -27,6 +27,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -34,6 +36,12 @@
 #include "mmkt/distill/student.h"
 
 namespace mmkt::distill {
+
+// A module's parameters by name (read from a trained model, written into a grown one), and one
+// of them detached on the CPU (an internal Error when absent).
+using ParameterMap = std::map<std::string, torch::Tensor>;
+ParameterMap parameter_map(torch::nn::Module& m);
+torch::Tensor parameter_at(const ParameterMap& params, const std::string& name);
 
 // How one layer of `from` units becomes `to` units.
 struct Widening {

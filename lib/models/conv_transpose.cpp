@@ -10,10 +10,6 @@ std::atomic<bool> g_enabled{true};
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-struct ConvolutionGeometry {
-  std::vector<std::int64_t> stride, padding;
-};
-
 // y = conv^T(x; W) as the input gradient of conv(.; W) (see the header).
 class ConvTransposeByConvKernels
     : public torch::autograd::Function<ConvTransposeByConvKernels> {
@@ -30,11 +26,12 @@ class ConvTransposeByConvKernels
     // allocates nothing.
     const auto shape_only = torch::zeros({1}, x.options()).expand(out_shape);
     const std::vector<std::int64_t> dilation = {1, 1}, output_padding = {0, 0};
-    auto y = std::get<0>(at::convolution_backward(x.contiguous(), shape_only, weight,
+    const auto xc = x.contiguous();  // saved as it is used: the backward needs no second copy
+    auto y = std::get<0>(at::convolution_backward(xc, shape_only, weight,
                                                   c10::nullopt, stride, padding, dilation,
                                                   /*transposed=*/false, output_padding,
                                                   /*groups=*/1, {true, false, false}));
-    ctx->save_for_backward({x, weight});
+    ctx->save_for_backward({xc, weight});
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     return y;
@@ -55,7 +52,7 @@ class ConvTransposeByConvKernels
     }
     if (ctx->needs_input_grad(1)) {
       // conv(grad_y; W) has output x's shape; its weight gradient for output gradient x.
-      grad_w = std::get<1>(at::convolution_backward(x.contiguous(), grad_y, weight, c10::nullopt,
+      grad_w = std::get<1>(at::convolution_backward(x, grad_y, weight, c10::nullopt,
                                                     stride, padding, dilation, false,
                                                     output_padding, 1, {false, true, false}));
     }

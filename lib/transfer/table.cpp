@@ -1,5 +1,6 @@
 #include "mmkt/transfer/table.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -66,7 +67,9 @@ TransferTable accuracy_table(const std::string& method,
                              const std::vector<std::pair<std::string, Json>>& results) {
   OrderedRows order;
   std::vector<SeedMeans> columns;
-  for (const auto& [name, result] : results) columns.push_back(accuracy_by_seed(result, name, order));
+  for (const auto& [name, result] : results) {
+    columns.push_back(accuracy_by_seed(result, name, order));
+  }
   TransferTable table{method, Json::object(), ""};
   std::ostringstream md;
   md << "Test accuracy, averaged over each experiment's target domains within a seed, then mean "
@@ -162,7 +165,8 @@ TransferTable antidistill_table(const std::vector<std::pair<std::string, Json>>&
     md << join_cells(line);
     rows.push_back({{"row", d}, {"values", cells}});
   }
-  table.json = {{"method", "antidistill"}, {"columns", names}, {"metrics", metrics}, {"rows", rows}};
+  table.json = {
+      {"method", "antidistill"}, {"columns", names}, {"metrics", metrics}, {"rows", rows}};
   table.markdown = md.str();
   return table;
 }
